@@ -1,0 +1,237 @@
+"""`candle-pipeline`: the command line of the project.
+
+candle-pipeline db up|down|url
+candle-pipeline tickers add|remove TICKER... | tickers list
+candle-pipeline materialize --tickers A,B --start YYYY-MM-DD --end YYYY-MM-DD [--select ...]
+candle-pipeline demo
+candle-pipeline ui [--port N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from candle_pipeline import local_env
+from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
+from candle_pipeline.local_postgres import LocalPostgresError
+from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
+from candle_pipeline.settings import (
+    PROJECT_DIR,
+    SAMPLE_SESSIONS,
+    SettingsError,
+    get_settings,
+    mask_url,
+    parse_date,
+)
+
+DEFAULT_UI_PORT = 3000
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """An error to print as one line and exit with EXIT_USAGE."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (
+        CliError,
+        SettingsError,
+        RunRequestError,
+        InvalidTickerError,
+        LocalPostgresError,
+    ) as error:
+        print(f"candle-pipeline: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="candle-pipeline", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the embedded PostgreSQL server")
+    db.add_argument("action", choices=["up", "down", "url"])
+    db.set_defaults(handler=_db)
+
+    tickers = commands.add_parser("tickers", help="the tickers partitions")
+    tickers.add_argument("action", choices=["add", "remove", "list"])
+    tickers.add_argument("tickers", nargs="*", metavar="TICKER")
+    tickers.set_defaults(handler=_tickers)
+
+    run = commands.add_parser("materialize", help="materialise assets for tickers x days")
+    run.add_argument("--tickers", default="", help="comma-separated tickers, e.g. SPY,IBM")
+    run.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    run.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    run.add_argument(
+        "--select",
+        default=",".join(ALL_ASSETS),
+        help=f"comma-separated assets (default: all of {', '.join(ALL_ASSETS)})",
+    )
+    run.set_defaults(handler=_materialize)
+
+    demo = commands.add_parser("demo", help="load the bundled sample and print a summary")
+    demo.set_defaults(handler=_demo)
+
+    ui = commands.add_parser("ui", help="the Dagster UI (dagster dev) on the same instance")
+    ui.add_argument("--port", type=int, default=DEFAULT_UI_PORT)
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def _db(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.action == "up":
+        env = local_env.prepare(settings)
+        print(f"warehouse: {mask_url(env.warehouse_url)}")
+        print(f"dagster instance: {mask_url(env.dagster_url)}")
+        return 0
+    if settings.database_url is not None and args.action == "down":
+        raise CliError("CANDLE_DATABASE_URL is set: there is no embedded server to stop")
+    if args.action == "down":
+        local_env.embedded_server(settings).stop()
+        print("embedded PostgreSQL stopped")
+        return 0
+    if settings.database_url is not None:
+        print(mask_url(settings.database_url))
+    else:
+        server = local_env.embedded_server(settings)
+        if not server.is_running():
+            raise CliError("the embedded PostgreSQL is not running; start it with `db up`")
+        print(server.url("candle"))
+    return 0
+
+
+def _instance():
+    import dagster as dg  # noqa: PLC0415 - after the environment is prepared
+
+    return dg.DagsterInstance.get()
+
+
+def _tickers(args: argparse.Namespace) -> int:
+    from candle_pipeline.partitions import TICKERS_PARTITION_NAME  # noqa: PLC0415
+
+    local_env.prepare(get_settings())
+    requested = normalize_tickers(args.tickers)
+    if args.action != "list" and not requested:
+        raise CliError(f"`tickers {args.action}` needs at least one ticker")
+    with _instance() as instance:
+        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
+        if args.action == "add":
+            new = [ticker for ticker in requested if ticker not in registered]
+            instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, new)
+            print(f"added {len(new)} ticker(s): {', '.join(new) or '-'}")
+        elif args.action == "remove":
+            gone = [ticker for ticker in requested if ticker in registered]
+            for ticker in gone:
+                instance.delete_dynamic_partition(TICKERS_PARTITION_NAME, ticker)
+            print(f"removed {len(gone)} ticker partition(s); their warehouse rows are kept")
+        else:
+            print("\n".join(registered) if registered else "(no tickers)")
+    return 0
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    local_env.prepare(get_settings())
+    tickers = normalize_tickers(t for t in args.tickers.split(",") if t.strip())
+    start = parse_date(args.start, "--start")
+    end = parse_date(args.end, "--end")
+    select = [name.strip() for name in args.select.split(",") if name.strip()]
+    from candle_pipeline import runs  # noqa: PLC0415 - loads the definitions
+    from candle_pipeline.definitions import defs  # noqa: PLC0415
+
+    with _instance() as instance:
+        outcomes = runs.materialize(defs, instance, tickers, start, end, select=select)
+    _print_outcomes(outcomes)
+    return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
+
+
+def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
+    for outcome in outcomes:
+        state = "ok" if outcome.success else "FAILED"
+        print(
+            f"run {outcome.run_id[:8]} {state}: {', '.join(outcome.assets)} "
+            f"[{outcome.first_key} .. {outcome.last_key}]"
+        )
+        if outcome.error:
+            print(f"  {outcome.error}")
+
+
+def _demo(_: argparse.Namespace) -> int:
+    started = time.monotonic()
+    env = local_env.prepare(get_settings())
+    print(f"warehouse: {mask_url(env.warehouse_url)}")
+    from candle_pipeline import runs  # noqa: PLC0415 - loads the definitions
+    from candle_pipeline.definitions import defs  # noqa: PLC0415
+    from candle_pipeline.partitions import TICKERS_PARTITION_NAME  # noqa: PLC0415
+    from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
+    from candle_pipeline.warehouse import summary  # noqa: PLC0415
+
+    outcomes: list[RunOutcome] = []
+    with _instance() as instance:
+        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
+        sample_tickers = [ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers]
+        new = [ticker for ticker in sample_tickers if ticker not in registered]
+        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, new)
+        for tickers, start, end in SAMPLE_SESSIONS:
+            outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
+    _print_outcomes(outcomes)
+
+    engine = engine_for(env.warehouse_url)
+    counts = summary.partition_counts(engine)
+    expected = pd.DataFrame(
+        [
+            (ticker, pd.Timestamp(day))
+            for tickers, start, end in SAMPLE_SESSIONS
+            for ticker in tickers
+            for day in runs.day_range(start, end)
+        ],
+        columns=["ticker", "trade_date"],
+    )
+    counts["trade_date"] = pd.to_datetime(counts["trade_date"])
+    table = expected.merge(counts, how="left", on=["ticker", "trade_date"]).fillna(0)
+    table["trade_date"] = table["trade_date"].dt.date
+    print("\nRows per partition (all zero: the market was closed that day)")
+    print(tabulate(table, headers="keys", tablefmt="github", showindex=False, intfmt=","))
+    print("\nRows per table")
+    print(
+        tabulate(
+            summary.table_totals(engine).items(),
+            headers=["table", "rows"],
+            tablefmt="github",
+            intfmt=",",
+        )
+    )
+    print(
+        f"\ndemo finished in {time.monotonic() - started:.1f} s; "
+        "see it in the Dagster UI with `make ui`"
+    )
+    return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
+
+
+def _ui(args: argparse.Namespace) -> int:
+    local_env.prepare(get_settings())
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which(
+        "dagster"
+    )
+    if dagster is None:
+        raise CliError("the `dagster` command was not found; install the project first")
+    workspace = PROJECT_DIR / "workspace.yaml"
+    os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(args.port)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Assembles the one `dagster.Definitions` of candle-pipeline: `defs`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from candle_pipeline.assets.candles import candles
+from candle_pipeline.assets.market_timings import market_timings
+from candle_pipeline.assets.quotes import raw_quotes, validated_quotes
+from candle_pipeline.resources.catalog import build_resources
+from candle_pipeline.settings import get_settings
+
+ASSETS = [market_timings, raw_quotes, validated_quotes, candles]
+
+defs = dg.Definitions(assets=ASSETS, resources=build_resources(get_settings()))

@@ -1,0 +1,1 @@
+"""Pure domain logic on DataFrames: no Dagster, no database."""

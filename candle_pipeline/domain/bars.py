@@ -1,0 +1,101 @@
+"""The canonical shape of a price bar, and the structural checks every provider's output passes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+KEY_COLUMNS = ("ticker", "trade_date", "interval", "ts")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
+BAR_COLUMNS = (*KEY_COLUMNS, *VALUE_COLUMNS)
+RAW_COLUMNS = (*BAR_COLUMNS, "source", "fetched_at")
+
+# Bar widths by interval name; a candle interval is built only from bars at most as wide.
+INTERVAL_SECONDS = {
+    "1m": 60,
+    "2m": 120,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "1d": 86400,
+}
+
+BAR_DTYPES = {
+    "ticker": object,
+    "trade_date": "datetime64[ns]",
+    "interval": object,
+    "ts": "datetime64[ns, UTC]",
+    "open": "float64",
+    "high": "float64",
+    "low": "float64",
+    "close": "float64",
+    "volume": "float64",
+    "source": object,
+    "fetched_at": "datetime64[ns, UTC]",
+}
+
+
+class BarsError(ValueError):
+    """Provider output that cannot be stored: the message names where it came from and why."""
+
+
+def empty_bars(columns: Sequence[str] = BAR_COLUMNS) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(dtype=BAR_DTYPES[column]) for column in columns})
+
+
+def check_bars(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """The bars in canonical columns and types, or a BarsError naming `origin` and the problem.
+
+    Missing columns, values that are not numbers, timestamps without a time zone, rows out of
+    time order and repeated timestamps are refused: storing them would lose or invent data.
+    """
+    missing = [column for column in BAR_COLUMNS if column not in frame.columns]
+    if missing:
+        raise BarsError(f"{origin}: missing column(s) {', '.join(missing)}")
+    bars = frame.loc[:, list(BAR_COLUMNS)].copy()
+    for column in VALUE_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(bars[column]):
+            converted = pd.to_numeric(bars[column], errors="coerce")
+            bad = converted.isna() & bars[column].notna()
+            if bad.any():
+                sample = bars.loc[bad, column].iloc[0]
+                raise BarsError(
+                    f"{origin}: column {column} holds {int(bad.sum())} value(s) that are not "
+                    f"numbers, e.g. {sample!r}"
+                )
+            bars[column] = converted
+        bars[column] = bars[column].astype("float64")
+    if not isinstance(bars["ts"].dtype, pd.DatetimeTZDtype):
+        raise BarsError(f"{origin}: timestamps must carry a time zone")
+    bars["ts"] = bars["ts"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    bars["trade_date"] = pd.to_datetime(bars["trade_date"]).astype("datetime64[ns]")
+    if bars["ts"].isna().any():
+        raise BarsError(f"{origin}: {int(bars['ts'].isna().sum())} row(s) have no timestamp")
+    keys = ["ticker", "interval", "ts"]
+    duplicated = bars.duplicated(subset=keys, keep=False)
+    if duplicated.any():
+        first = bars.loc[duplicated, "ts"].iloc[0]
+        raise BarsError(
+            f"{origin}: {int(duplicated.sum())} rows share a timestamp (first: {first.isoformat()})"
+        )
+    intervals_per_day = bars.groupby(["ticker", "trade_date"])["interval"].nunique()
+    if (intervals_per_day > 1).any():
+        ticker, day = intervals_per_day[intervals_per_day > 1].index[0]
+        raise BarsError(
+            f"{origin}: {ticker} on {day.date()} mixes bar intervals; one interval per ticker-day"
+        )
+    ordered = bars.groupby(["ticker", "interval"], sort=False)["ts"].diff().dropna()
+    if (ordered < pd.Timedelta(0)).any():
+        raise BarsError(f"{origin}: rows are not in time order")
+    return bars.reset_index(drop=True)
+
+
+def stamp(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
+    """Raw bars: the provider's bars with where and when they were fetched."""
+    return bars.assign(source=source, fetched_at=pd.Timestamp(fetched_at).tz_convert("UTC")).astype(
+        {"fetched_at": "datetime64[ns, UTC]"}
+    )

@@ -1,0 +1,237 @@
+"""Market timings: which days an exchange is open and when its regular session runs, in UTC.
+
+Everything that depends on a trading day asks these functions; the facts come from
+`exchange_calendars` (holidays, early closes, lunch breaks, daylight-saving switches), never from
+rules of our own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib.metadata import version
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+TIMING_COLUMNS = (
+    "mic",
+    "session_date",
+    "is_open",
+    "open_utc",
+    "close_utc",
+    "break_start_utc",
+    "break_end_utc",
+    "early_close",
+    "expected_minute_bars",
+)
+
+SESSION_REGULAR = "regular"
+SESSION_PRE = "pre"
+SESSION_POST = "post"
+SESSION_OUTSIDE = "outside"
+
+NANOS_PER_MINUTE = 60 * 1_000_000_000
+
+
+class UnknownExchangeError(ValueError):
+    """An exchange code that exchange_calendars does not know."""
+
+
+class MissingTimingsError(LookupError):
+    """Market timings were asked for a day that has not been materialised."""
+
+
+def calendar_version() -> str:
+    """The installed exchange_calendars release, recorded with every timings materialisation."""
+    return version("exchange_calendars")
+
+
+def market_timings(mics: Iterable[str], start: date, end: date) -> pd.DataFrame:
+    """One row per exchange and calendar day from `start` to `end` inclusive.
+
+    Closed days have `is_open` False and no times; open days carry their regular session in UTC,
+    the lunch break where the exchange has one, and the number of regular minute bars expected.
+    """
+    if end < start:
+        raise ValueError(f"market timings range is reversed: {start} > {end}")
+    frames = [_timings_for(mic, start, end) for mic in sorted(set(mics))]
+    if not frames:
+        return empty_timings()
+    return pd.concat(frames, ignore_index=True)
+
+
+def empty_timings() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype=object) for column in TIMING_COLUMNS})
+    return frame.astype(
+        {
+            "session_date": "datetime64[ns]",
+            "is_open": bool,
+            "open_utc": "datetime64[ns, UTC]",
+            "close_utc": "datetime64[ns, UTC]",
+            "break_start_utc": "datetime64[ns, UTC]",
+            "break_end_utc": "datetime64[ns, UTC]",
+            "early_close": bool,
+            "expected_minute_bars": "int64",
+        }
+    )
+
+
+def _calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
+    if mic not in xcals.get_calendar_names(include_aliases=True):
+        raise UnknownExchangeError(
+            f"exchange {mic!r} is not known to exchange_calendars (use a MIC such as XNYS)"
+        )
+    # exchange_calendars needs start < end: a one-day range still spans two dates.
+    return xcals.get_calendar(
+        mic, start=pd.Timestamp(start), end=pd.Timestamp(end) + pd.Timedelta(days=1)
+    )
+
+
+def _timings_for(mic: str, start: date, end: date) -> pd.DataFrame:
+    calendar = _calendar(mic, start, end)
+    days = pd.date_range(start, end, freq="D")
+    schedule = calendar.schedule.reindex(days)
+    is_open = schedule["open"].notna().to_numpy()
+    early = np.isin(days, calendar.early_closes)
+    breaks = (schedule["break_end"] - schedule["break_start"]).fillna(pd.Timedelta(0))
+    session_length = (schedule["close"] - schedule["open"]) - breaks
+    expected = (session_length.fillna(pd.Timedelta(0)) // pd.Timedelta(minutes=1)).astype("int64")
+
+    def utc(column: str) -> pd.Series:
+        return pd.to_datetime(schedule[column], utc=True).reset_index(drop=True)
+
+    return pd.DataFrame(
+        {
+            "mic": mic,
+            "session_date": days,
+            "is_open": is_open,
+            "open_utc": utc("open"),
+            "close_utc": utc("close"),
+            "break_start_utc": utc("break_start"),
+            "break_end_utc": utc("break_end"),
+            "early_close": early,
+            "expected_minute_bars": expected.to_numpy(),
+        }
+    ).astype(
+        {
+            "open_utc": "datetime64[ns, UTC]",
+            "close_utc": "datetime64[ns, UTC]",
+            "break_start_utc": "datetime64[ns, UTC]",
+            "break_end_utc": "datetime64[ns, UTC]",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ExchangeDirectory:
+    """Which exchange (MIC) each ticker trades on; tickers not listed trade on `default`."""
+
+    default: str
+    by_ticker: Mapping[str, str]
+
+    def mic_for(self, ticker: str) -> str:
+        return self.by_ticker.get(ticker, self.default)
+
+    def mics_for(self, tickers: Iterable[str]) -> set[str]:
+        return {self.mic_for(ticker) for ticker in tickers}
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """What to ask a provider for: open days per ticker, and why every other day was skipped."""
+
+    open_days: Mapping[str, Sequence[date]]
+    skipped: Mapping[tuple[date, str], str]
+
+
+def plan_fetches(
+    ticker_days: Iterable[tuple[date, str]],
+    timings: pd.DataFrame,
+    exchanges: ExchangeDirectory,
+) -> FetchPlan:
+    """Split ticker-days into days worth a provider call and closed days that must not cost one."""
+    pairs = sorted(set(ticker_days))
+    index = _timings_index(timings)
+    open_days: dict[str, list[date]] = {}
+    skipped: dict[tuple[date, str], str] = {}
+    for day, ticker in pairs:
+        mic = exchanges.mic_for(ticker)
+        row = index.get((mic, day))
+        if row is None:
+            raise MissingTimingsError(
+                f"no market timings for {mic} on {day}: materialise market_timings for that "
+                "day before fetching quotes"
+            )
+        if row:
+            open_days.setdefault(ticker, []).append(day)
+        else:
+            skipped[(day, ticker)] = f"market closed: {mic} has no session on {day.isoformat()}"
+    return FetchPlan(open_days=open_days, skipped=skipped)
+
+
+def _timings_index(timings: pd.DataFrame) -> dict[tuple[str, date], bool]:
+    session_days = pd.to_datetime(timings["session_date"]).dt.date
+    return dict(
+        zip(zip(timings["mic"], session_days, strict=True), timings["is_open"], strict=True)
+    )
+
+
+def attach_sessions(
+    bars: pd.DataFrame, timings: pd.DataFrame, exchanges: ExchangeDirectory
+) -> pd.DataFrame:
+    """Bars with their exchange's session for their trade date: mic, open_utc, close_utc, breaks."""
+    with_mic = bars.assign(mic=bars["ticker"].map(exchanges.mic_for))
+    session_cols = [
+        "mic",
+        "session_date",
+        "open_utc",
+        "close_utc",
+        "break_start_utc",
+        "break_end_utc",
+        "expected_minute_bars",
+    ]
+    merged = with_mic.merge(
+        timings[session_cols],
+        how="left",
+        left_on=["mic", "trade_date"],
+        right_on=["mic", "session_date"],
+        validate="many_to_one",
+        indicator=True,
+    )
+    missing = merged["_merge"] != "both"
+    if missing.any():
+        first = merged.loc[missing].iloc[0]
+        raise MissingTimingsError(
+            f"no market timings for {first['mic']} on {pd.Timestamp(first['trade_date']).date()}: "
+            "materialise market_timings for that day first"
+        )
+    merged.index = bars.index
+    return merged.drop(columns=["session_date", "_merge"])
+
+
+def session_tags(bars_with_sessions: pd.DataFrame) -> pd.Series:
+    """`regular`, `pre`, `post` or `outside` for each bar.
+
+    Daily bars summarise the regular session. Bars in a lunch break or on a day without a session
+    are `outside`: neither before the open nor after the close.
+    """
+    ts = bars_with_sessions["ts"]
+    opens = bars_with_sessions["open_utc"]
+    closes = bars_with_sessions["close_utc"]
+    in_break = (ts >= bars_with_sessions["break_start_utc"]) & (
+        ts < bars_with_sessions["break_end_utc"]
+    )
+    daily = bars_with_sessions["interval"] == "1d"
+    conditions = [
+        daily,
+        opens.isna(),
+        ts < opens,
+        ts >= closes,
+        in_break,
+    ]
+    choices = [SESSION_REGULAR, SESSION_OUTSIDE, SESSION_PRE, SESSION_POST, SESSION_OUTSIDE]
+    tags = np.select(conditions, choices, default=SESSION_REGULAR)
+    return pd.Series(tags, index=bars_with_sessions.index, name="session")

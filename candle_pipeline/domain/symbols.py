@@ -1,0 +1,42 @@
+"""Ticker spelling: the one place a symbol is validated and normalised.
+
+Nothing that fails here reaches SQL, a partition key or a provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MAX_TICKER_LENGTH = 20
+# Letters and digits, optionally joined by '.', '-' or '=' (BRK.B, BRK-B, BTC-USD, EURUSD=X,
+# GC=F), optionally led by '^' for an index (^GSPC).
+TICKER_PATTERN = re.compile(r"\^?[A-Z0-9]+(?:[.\-=][A-Z0-9]+)*(?:=[A-Z])?")
+
+
+class InvalidTickerError(ValueError):
+    """A ticker that is not a market symbol; the message quotes it safely."""
+
+
+def normalize_ticker(raw: str) -> str:
+    """The canonical (upper-case, trimmed) spelling of `raw`, or InvalidTickerError."""
+    if not isinstance(raw, str):
+        raise InvalidTickerError(f"a ticker must be text, got {type(raw).__name__}")
+    ticker = raw.strip().upper()
+    if not ticker:
+        raise InvalidTickerError("a ticker must not be empty")
+    if len(ticker) > MAX_TICKER_LENGTH:
+        raise InvalidTickerError(
+            f"ticker {ticker[:MAX_TICKER_LENGTH]!r}... is longer than "
+            f"{MAX_TICKER_LENGTH} characters"
+        )
+    if not ticker.isascii() or not TICKER_PATTERN.fullmatch(ticker):
+        raise InvalidTickerError(
+            f"{raw!r} is not a ticker: use letters and digits, joined by '.', '-' or '='"
+        )
+    return ticker
+
+
+def normalize_tickers(raw: Iterable[str]) -> list[str]:
+    """Each ticker normalised, duplicates dropped, first spelling order kept."""
+    return list(dict.fromkeys(normalize_ticker(item) for item in raw))

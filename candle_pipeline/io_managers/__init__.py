@@ -1,0 +1,1 @@
+"""IO managers: how assets are stored in and loaded from the warehouse."""

@@ -1,0 +1,56 @@
+"""The partitions: calendar days for market timings, and date x ticker for per-ticker assets.
+
+Keys of per-ticker assets look like `2013-10-07|SPY`; tickers are the dynamic partitions
+named `tickers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import NamedTuple
+
+import dagster as dg
+
+from candle_pipeline.settings import TIMINGS_DAYS_AHEAD, get_settings
+
+TICKERS_PARTITION_NAME = "tickers"
+DATE_DIMENSION = "date"
+TICKER_DIMENSION = "ticker"
+KEY_SEPARATOR = "|"
+
+_settings = get_settings()
+
+trading_date_partitions = dg.DailyPartitionsDefinition(
+    start_date=_settings.partition_start.isoformat()
+)
+timing_date_partitions = dg.DailyPartitionsDefinition(
+    start_date=_settings.timings_start.isoformat(), end_offset=TIMINGS_DAYS_AHEAD
+)
+ticker_partitions = dg.DynamicPartitionsDefinition(name=TICKERS_PARTITION_NAME)
+ticker_day_partitions = dg.MultiPartitionsDefinition(
+    {DATE_DIMENSION: trading_date_partitions, TICKER_DIMENSION: ticker_partitions}
+)
+
+
+class TickerDay(NamedTuple):
+    """One per-ticker partition."""
+
+    trade_date: date
+    ticker: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.trade_date.isoformat()}{KEY_SEPARATOR}{self.ticker}"
+
+
+def parse_ticker_day(key: str) -> TickerDay:
+    """`2013-10-07|SPY` -> TickerDay(date(2013, 10, 7), 'SPY')."""
+    day, separator, ticker = str(key).partition(KEY_SEPARATOR)
+    if not separator or not ticker:
+        raise ValueError(f"{key!r} is not a date|ticker partition key")
+    return TickerDay(date.fromisoformat(day), ticker)
+
+
+def parse_ticker_days(keys: Iterable[str]) -> list[TickerDay]:
+    return [parse_ticker_day(key) for key in keys]

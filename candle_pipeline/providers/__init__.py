@@ -1,0 +1,1 @@
+"""Market-data sources, each behind the MarketDataProvider protocol."""

@@ -1,0 +1,1 @@
+"""Dagster resources: the warehouse connection pool and the market-data client."""

@@ -1,0 +1,1 @@
+"""The Postgres warehouse: table definitions and partition-exact bulk reads and writes."""

@@ -1,0 +1,125 @@
+"""The warehouse tables in schema `market`, their keys, and how Dagster partitions map onto them.
+
+Tables are created by `create_tables` (idempotent), never by hand. Primary keys make duplicate
+bars impossible; each table names the columns that hold its Dagster partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from candle_pipeline.domain.quality import FLAG_COLUMNS
+from candle_pipeline.settings import WAREHOUSE_SCHEMA
+
+metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
+
+# A fixed key so that concurrent processes creating the tables take turns.
+DDL_LOCK_KEY = 7_310_001
+
+
+def _price_columns() -> list[sa.Column]:
+    return [
+        sa.Column("open", sa.Float(precision=53)),
+        sa.Column("high", sa.Float(precision=53)),
+        sa.Column("low", sa.Float(precision=53)),
+        sa.Column("close", sa.Float(precision=53)),
+        sa.Column("volume", sa.Float(precision=53)),
+    ]
+
+
+market_timings = sa.Table(
+    "market_timings",
+    metadata,
+    sa.Column("mic", sa.Text, primary_key=True),
+    sa.Column("session_date", sa.Date, primary_key=True),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Column("open_utc", sa.DateTime(timezone=True)),
+    sa.Column("close_utc", sa.DateTime(timezone=True)),
+    sa.Column("break_start_utc", sa.DateTime(timezone=True)),
+    sa.Column("break_end_utc", sa.DateTime(timezone=True)),
+    sa.Column("early_close", sa.Boolean, nullable=False),
+    sa.Column("expected_minute_bars", sa.Integer, nullable=False),
+    sa.Index("market_timings_by_date", "session_date"),
+)
+
+raw_quotes = sa.Table(
+    "raw_quotes",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("trade_date", sa.Date, nullable=False),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    *_price_columns(),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("raw_quotes_by_partition", "ticker", "trade_date"),
+)
+
+validated_quotes = sa.Table(
+    "validated_quotes",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("trade_date", sa.Date, nullable=False),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    *_price_columns(),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("session", sa.Text, nullable=False),
+    *[sa.Column(name, sa.Boolean, nullable=False) for name in FLAG_COLUMNS],
+    sa.Column("is_valid", sa.Boolean, nullable=False),
+    sa.Index("validated_quotes_by_partition", "ticker", "trade_date"),
+)
+
+candles = sa.Table(
+    "candles",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("trade_date", sa.Date, nullable=False),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    *_price_columns(),
+    sa.Column("bar_count", sa.Integer, nullable=False),
+    sa.Index("candles_by_partition", "ticker", "trade_date"),
+)
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    """A table and the columns that hold each Dagster partition dimension (`date`, `ticker`)."""
+
+    table: sa.Table
+    partition_columns: Mapping[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def columns(self) -> list[str]:
+        return [column.name for column in self.table.columns]
+
+    @property
+    def order_by(self) -> list[str]:
+        return [column.name for column in self.table.primary_key.columns]
+
+
+TICKER_DAY_COLUMNS = {"date": "trade_date", "ticker": "ticker"}
+
+# Warehouse tables by the name of the asset stored in them.
+TABLES: Mapping[str, PartitionedTable] = {
+    "market_timings": PartitionedTable(market_timings, {"date": "session_date"}),
+    "raw_quotes": PartitionedTable(raw_quotes, TICKER_DAY_COLUMNS),
+    "validated_quotes": PartitionedTable(validated_quotes, TICKER_DAY_COLUMNS),
+    "candles": PartitionedTable(candles, TICKER_DAY_COLUMNS),
+}
+
+
+def create_tables(connection: sa.Connection) -> None:
+    """Create schema `market` and every missing table and index; safe to run concurrently."""
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY})
+    connection.execute(sa.schema.CreateSchema(WAREHOUSE_SCHEMA, if_not_exists=True))
+    metadata.create_all(connection, checkfirst=True)

@@ -1,0 +1,70 @@
+"""Shared fixtures: a real PostgreSQL server per test worker, fresh databases, real Dagster instances."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.resources.catalog import build_resources
+from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
+
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[LocalPostgres]:
+    """A throw-away PostgreSQL cluster (fsync off) living in a folder the postgres user can reach."""
+    root = Path(tempfile.mkdtemp(prefix="candle-pg-"))
+    root.chmod(0o755)
+    server = LocalPostgres(root / "pg", durable=False)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(server: LocalPostgres, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server.url(name)
+
+
+@pytest.fixture
+def warehouse_url(pg_server: LocalPostgres) -> str:
+    """The URL of a new, empty warehouse database."""
+    return create_database(pg_server, "warehouse")
+
+
+@pytest.fixture
+def instance(pg_server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance whose run, event and schedule storage is a new Postgres database."""
+    url = create_database(pg_server, "dagster")
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+        yield inst
+
+
+def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
+    return Settings.from_env({"CANDLE_CSV_DIR": str(csv_dir)})
+
+
+@pytest.fixture
+def make_defs(warehouse_url: str):  # noqa: ANN201 - a factory
+    """Definitions of the real assets wired to the test warehouse and a CSV folder."""
+    from candle_pipeline.definitions import ASSETS  # noqa: PLC0415
+
+    def build(csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
+        return dg.Definitions(
+            assets=ASSETS, resources=build_resources(settings_for(csv_dir), warehouse_url)
+        )
+
+    return build

@@ -1,0 +1,56 @@
+import pandas as pd
+import pytest
+
+from candle_pipeline.domain.bars import BAR_COLUMNS, BarsError, check_bars
+
+
+def bars(**overrides: object) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "ticker": "SPY",
+            "trade_date": pd.Timestamp("2013-10-07"),
+            "interval": "1m",
+            "ts": pd.to_datetime(["2013-10-07 13:30", "2013-10-07 13:31"], utc=True),
+            "open": [1.0, 2.0],
+            "high": [1.0, 2.0],
+            "low": [1.0, 2.0],
+            "close": [1.0, 2.0],
+            "volume": [10, 20],
+        }
+    )
+    return frame.assign(**overrides)
+
+
+def test_good_bars_come_back_typed() -> None:
+    checked = check_bars(bars(), "test")
+    assert list(checked.columns) == list(BAR_COLUMNS)
+    assert checked["volume"].dtype == "float64"
+
+
+def test_missing_column() -> None:
+    with pytest.raises(BarsError, match="test: missing column.*volume"):
+        check_bars(bars().drop(columns="volume"), "test")
+
+
+def test_text_where_numbers_belong() -> None:
+    with pytest.raises(BarsError, match="column close holds 1 value.*'abc'"):
+        check_bars(bars(close=["1.5", "abc"]), "test")
+
+
+def test_naive_timestamps() -> None:
+    with pytest.raises(BarsError, match="time zone"):
+        check_bars(bars(ts=pd.to_datetime(["2013-10-07 13:30", "2013-10-07 13:31"])), "test")
+
+
+def test_duplicated_and_unsorted_rows() -> None:
+    same = pd.to_datetime(["2013-10-07 13:30", "2013-10-07 13:30"], utc=True)
+    with pytest.raises(BarsError, match="2 rows share a timestamp"):
+        check_bars(bars(ts=same), "test")
+    backwards = pd.to_datetime(["2013-10-07 13:31", "2013-10-07 13:30"], utc=True)
+    with pytest.raises(BarsError, match="not in time order"):
+        check_bars(bars(ts=backwards), "test")
+
+
+def test_one_interval_per_ticker_day() -> None:
+    with pytest.raises(BarsError, match="mixes bar intervals"):
+        check_bars(bars(interval=["1m", "1d"]), "test")

@@ -1,0 +1,47 @@
+import pytest
+
+from candle_pipeline.domain.symbols import InvalidTickerError, normalize_ticker, normalize_tickers
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("spy", "SPY"),
+        (" BRK.B ", "BRK.B"),
+        ("BRK-B", "BRK-B"),
+        ("BTC-USD", "BTC-USD"),
+        ("EURUSD=X", "EURUSD=X"),
+        ("GC=F", "GC=F"),
+        ("^GSPC", "^GSPC"),
+        ("SHOP.TO", "SHOP.TO"),
+    ],
+)
+def test_real_symbols_are_accepted_and_upper_cased(raw: str, expected: str) -> None:
+    assert normalize_ticker(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("'; DROP TABLE x;--", "is not a ticker"),
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("A" * 40, "longer than 20"),
+        ("ÄPFEL", "is not a ticker"),
+        ("SPY|IBM", "is not a ticker"),
+        ("SP Y", "is not a ticker"),
+        ("..", "is not a ticker"),
+    ],
+)
+def test_garbage_is_refused_with_a_clear_message(raw: str, message: str) -> None:
+    with pytest.raises(InvalidTickerError, match=message):
+        normalize_ticker(raw)
+
+
+def test_non_text_is_refused() -> None:
+    with pytest.raises(InvalidTickerError, match="must be text"):
+        normalize_ticker(42)  # type: ignore[arg-type]
+
+
+def test_duplicates_collapse_keeping_first_order() -> None:
+    assert normalize_tickers(["ibm", "SPY", "IBM "]) == ["IBM", "SPY"]

@@ -123,10 +123,10 @@ def _instance():
 def _tickers(args: argparse.Namespace) -> int:
     from candle_pipeline.partitions import TICKERS_PARTITION_NAME  # noqa: PLC0415
 
-    local_env.prepare(get_settings())
     requested = normalize_tickers(args.tickers)
     if args.action != "list" and not requested:
         raise CliError(f"`tickers {args.action}` needs at least one ticker")
+    local_env.prepare(get_settings())
     with _instance() as instance:
         registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
         if args.action == "add":
@@ -144,12 +144,14 @@ def _tickers(args: argparse.Namespace) -> int:
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    local_env.prepare(get_settings())
+    from candle_pipeline import runs  # noqa: PLC0415 - loads the partitions
+
     tickers = normalize_tickers(t for t in args.tickers.split(",") if t.strip())
     start = parse_date(args.start, "--start")
     end = parse_date(args.end, "--end")
-    select = [name.strip() for name in args.select.split(",") if name.strip()]
-    from candle_pipeline import runs  # noqa: PLC0415 - loads the definitions
+    select = runs.validate_selection([n.strip() for n in args.select.split(",") if n.strip()])
+    runs.validate_dates(start, end)
+    local_env.prepare(get_settings())
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance:

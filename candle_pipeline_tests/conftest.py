@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL server per test worker, fresh databases, real Dagster instances."""
+"""Shared fixtures: a real PostgreSQL server per test worker, fresh databases, Dagster instances."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +23,7 @@ FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    """A throw-away PostgreSQL cluster (fsync off) living in a folder the postgres user can reach."""
+    """A throw-away PostgreSQL cluster (fsync off) in a folder the postgres user can reach."""
     root = Path(tempfile.mkdtemp(prefix="candle-pg-"))
     root.chmod(0o755)
     server = LocalPostgres(root / "pg", durable=False)
@@ -45,11 +46,17 @@ def warehouse_url(pg_server: LocalPostgres) -> str:
     return create_database(pg_server, "warehouse")
 
 
+@contextmanager
+def postgres_instance(server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance whose run, event and schedule storage is a new Postgres database."""
+    url = create_database(server, "dagster")
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+        yield inst
+
+
 @pytest.fixture
 def instance(pg_server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
-    """A real Dagster instance whose run, event and schedule storage is a new Postgres database."""
-    url = create_database(pg_server, "dagster")
-    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+    with postgres_instance(pg_server) as inst:
         yield inst
 
 
@@ -57,14 +64,10 @@ def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
     return Settings.from_env({"CANDLE_CSV_DIR": str(csv_dir)})
 
 
-@pytest.fixture
-def make_defs(warehouse_url: str):  # noqa: ANN201 - a factory
-    """Definitions of the real assets wired to the test warehouse and a CSV folder."""
+def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
+    """The real assets wired to a test warehouse and a CSV folder."""
     from candle_pipeline.definitions import ASSETS  # noqa: PLC0415
 
-    def build(csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
-        return dg.Definitions(
-            assets=ASSETS, resources=build_resources(settings_for(csv_dir), warehouse_url)
-        )
-
-    return build
+    return dg.Definitions(
+        assets=ASSETS, resources=build_resources(settings_for(csv_dir), warehouse_url)
+    )

@@ -28,12 +28,12 @@ def test_good_bars_come_back_typed() -> None:
 
 
 def test_missing_column() -> None:
-    with pytest.raises(BarsError, match="test: missing column.*volume"):
+    with pytest.raises(BarsError, match=r"test: missing column.*volume"):
         check_bars(bars().drop(columns="volume"), "test")
 
 
 def test_text_where_numbers_belong() -> None:
-    with pytest.raises(BarsError, match="column close holds 1 value.*'abc'"):
+    with pytest.raises(BarsError, match=r"column close holds 1 value.*.abc."):
         check_bars(bars(close=["1.5", "abc"]), "test")
 
 

@@ -53,7 +53,9 @@ def test_ohlcv_of_a_bucket() -> None:
 
 
 def test_many_tickers_in_any_order_are_kept_apart() -> None:
-    bars = pd.concat([minute_bars(390, "SPY"), minute_bars(390, "IBM")]).sample(frac=1, random_state=1)
+    bars = pd.concat([minute_bars(390, "SPY"), minute_bars(390, "IBM")]).sample(
+        frac=1, random_state=1
+    )
     daily = aggregate(bars, ["1d"]).set_index("ticker")
     assert set(daily.index) == {"SPY", "IBM"}
     assert (daily["bar_count"] == 390).all()

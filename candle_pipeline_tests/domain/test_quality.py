@@ -18,7 +18,9 @@ def raw_day(ticker: str, day: date) -> pd.DataFrame:
 
 def test_a_real_day_keeps_every_row_and_tags_sessions() -> None:
     raw = raw_day("SPY", date(2013, 10, 7))
-    validated = validate_quotes(raw, market_timings(["XNYS"], date(2013, 10, 7), date(2013, 10, 7)), XNYS)
+    validated = validate_quotes(
+        raw, market_timings(["XNYS"], date(2013, 10, 7), date(2013, 10, 7)), XNYS
+    )
     assert len(validated) == len(raw)
     report = quality_report(validated)
     assert report.session_counts["regular"] == 390

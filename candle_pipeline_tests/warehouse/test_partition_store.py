@@ -5,10 +5,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from candle_pipeline.domain.bars import RAW_COLUMNS
 from candle_pipeline.domain.candles import CANDLE_COLUMNS
 from candle_pipeline.domain.quality import VALIDATED_COLUMNS
 from candle_pipeline.domain.sessions import TIMING_COLUMNS
-from candle_pipeline.domain.bars import RAW_COLUMNS
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.warehouse.partition_store import (
     PartitionWriteError,
@@ -61,14 +61,19 @@ def keys(*pairs: tuple[str, str]) -> list[tuple[date, str]]:
 def test_round_trip_and_replace_only_the_given_partitions(warehouse: WarehouseResource) -> None:
     everything = keys(("2013-10-07", "SPY"), ("2013-10-07", "IBM"), ("2013-10-08", "SPY"))
     frame = pd.concat(
-        [candles("SPY", "2013-10-07", 1.0), candles("IBM", "2013-10-07", 2.0),
-         candles("SPY", "2013-10-08", 3.0)],
+        [
+            candles("SPY", "2013-10-07", 1.0),
+            candles("IBM", "2013-10-07", 2.0),
+            candles("SPY", "2013-10-08", 3.0),
+        ],
         ignore_index=True,
     )
     with warehouse.connection() as conn:
         assert replace_partitions(conn, CANDLES, everything, frame) == 3
         # A non-rectangular selection: SPY on the 7th and IBM on the 7th are not both touched.
-        replace_partitions(conn, CANDLES, keys(("2013-10-07", "SPY")), candles("SPY", "2013-10-07", 9.0))
+        replace_partitions(
+            conn, CANDLES, keys(("2013-10-07", "SPY")), candles("SPY", "2013-10-07", 9.0)
+        )
         loaded = load_partitions(conn, CANDLES, everything)
     assert sorted(loaded["close"]) == [2.0, 3.0, 9.0]
     assert loaded.dtypes.to_dict() == frame.dtypes.to_dict()
@@ -100,5 +105,8 @@ def test_a_failing_copy_rolls_back_the_delete(warehouse: WarehouseResource) -> N
 def test_wrong_columns_are_refused(warehouse: WarehouseResource) -> None:
     with warehouse.connection() as conn, pytest.raises(PartitionWriteError, match="missing"):
         replace_partitions(
-            conn, CANDLES, keys(("2013-10-07", "SPY")), candles("SPY", "2013-10-07", 1.0).drop(columns="volume")
+            conn,
+            CANDLES,
+            keys(("2013-10-07", "SPY")),
+            candles("SPY", "2013-10-07", 1.0).drop(columns="volume"),
         )

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from candle_pipeline.assets.metadata import add_partition_metadata
 from candle_pipeline.assets.quotes import TIMINGS_INPUT, per_ticker_asset, rows_by_partition
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.sessions import SESSION_REGULAR, attach_sessions
@@ -25,6 +26,8 @@ def candles(
     with_sessions = attach_sessions(usable, market_timings, market_data.exchanges())
     result = aggregate(with_sessions, CANDLE_INTERVALS)
     rows = rows_by_partition(result)
-    for ticker_day in parse_ticker_days(context.partition_keys):
-        context.add_asset_metadata({"rows": rows.get(ticker_day, 0)}, partition_key=ticker_day.key)
+    add_partition_metadata(
+        context,
+        {td.key: {"rows": rows.get(td, 0)} for td in parse_ticker_days(context.partition_keys)},
+    )
     return result

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER
+from candle_pipeline.assets.metadata import add_partition_metadata
 from candle_pipeline.domain.bars import RAW_COLUMNS, empty_bars
 from candle_pipeline.domain.quality import quality_report, validate_quotes
 from candle_pipeline.domain.sessions import plan_fetches
@@ -60,14 +61,13 @@ def raw_quotes(
         requests += result.requests
     raw = pd.concat(frames, ignore_index=True) if frames else empty_bars(RAW_COLUMNS)
     rows = rows_by_partition(raw)
+    by_partition = {}
     for ticker_day in ticker_days:
         reason = plan.skipped.get(ticker_day)
         count = rows.get(ticker_day, 0)
         status = "skipped" if reason else ("fetched" if count else "no data from provider")
-        context.add_asset_metadata(
-            {"rows": count, "status": status, "reason": reason or status},
-            partition_key=ticker_day.key,
-        )
+        by_partition[ticker_day.key] = {"rows": count, "status": status, "reason": reason or status}
+    add_partition_metadata(context, by_partition)
     empty_open_days = [td.key for td in ticker_days if td not in plan.skipped and td not in rows]
     if empty_open_days:
         context.log.warning(
@@ -97,7 +97,12 @@ def validated_quotes(
         TickerDay(day.date(), ticker): quality_report(group)
         for (day, ticker), group in validated.groupby(["trade_date", "ticker"])
     }
-    for ticker_day in parse_ticker_days(context.partition_keys):
-        report = reports.get(ticker_day, quality_report(validated.iloc[0:0]))
-        context.add_asset_metadata(report.as_metadata(), partition_key=ticker_day.key)
+    empty = quality_report(validated.iloc[0:0])
+    add_partition_metadata(
+        context,
+        {
+            ticker_day.key: reports.get(ticker_day, empty).as_metadata()
+            for ticker_day in parse_ticker_days(context.partition_keys)
+        },
+    )
     return validated

@@ -17,16 +17,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 from tabulate import tabulate
 
 from candle_pipeline import local_env
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
+from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
     PROJECT_DIR,
     SAMPLE_SESSIONS,
+    SP500_CONSTITUENTS,
     SettingsError,
     get_settings,
     mask_url,
@@ -53,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RunRequestError,
         InvalidTickerError,
         LocalPostgresError,
+        LookupError,
     ) as error:
         print(f"candle-pipeline: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -66,9 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["up", "down", "url"])
     db.set_defaults(handler=_db)
 
-    tickers = commands.add_parser("tickers", help="the tickers partitions")
-    tickers.add_argument("action", choices=["add", "remove", "list"])
+    tickers = commands.add_parser("tickers", help="the watch list of tickers")
+    tickers.add_argument("action", choices=["add", "remove", "list", "import-sp500"])
     tickers.add_argument("tickers", nargs="*", metavar="TICKER")
+    tickers.add_argument("--exchange", help="MIC of the exchange, e.g. XNAS (default: inferred)")
+    tickers.add_argument("--history-start", help="first day of history to backfill, YYYY-MM-DD")
+    tickers.add_argument(
+        "--delete-partitions",
+        action="store_true",
+        help="with remove: also delete the tickers' Dagster partitions (data stays)",
+    )
     tickers.set_defaults(handler=_tickers)
 
     run = commands.add_parser("materialize", help="materialise assets for tickers x days")
@@ -114,33 +126,61 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _instance():
-    import dagster as dg  # noqa: PLC0415 - after the environment is prepared
-
+def _instance() -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME, which `local_env.prepare` has exported."""
     return dg.DagsterInstance.get()
 
 
 def _tickers(args: argparse.Namespace) -> int:
-    from candle_pipeline.partitions import TICKERS_PARTITION_NAME  # noqa: PLC0415
+    from candle_pipeline import tickers  # noqa: PLC0415 - loads the partitions
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-    requested = normalize_tickers(args.tickers)
-    if args.action != "list" and not requested:
+    settings = get_settings()
+    history_start = (
+        parse_date(args.history_start, "--history-start") if args.history_start else None
+    )
+    if args.action == "import-sp500":
+        entries = watchlist.read_sp500(str(SP500_CONSTITUENTS), history_start)
+    else:
+        entries = [
+            watchlist.NewTicker(ticker, exchange=args.exchange, history_start=history_start)
+            for ticker in args.tickers
+        ]
+        # Validate every spelling before touching the database.
+        normalize_tickers(entry.ticker for entry in entries)
+    if args.action in ("add", "remove") and not entries:
         raise CliError(f"`tickers {args.action}` needs at least one ticker")
-    local_env.prepare(get_settings())
+    env = local_env.prepare(settings)
+    engine = _warehouse_engine(env.warehouse_url)
     with _instance() as instance:
-        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        if args.action == "add":
-            new = [ticker for ticker in requested if ticker not in registered]
-            instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, new)
-            print(f"added {len(new)} ticker(s): {', '.join(new) or '-'}")
+        if args.action in ("add", "import-sp500"):
+            started = time.monotonic()
+            with engine.begin() as connection:
+                added = watchlist.add(connection, entries, settings.default_exchange)
+            print(
+                f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); "
+                "new_tickers_sensor registers their partitions and backfills their history "
+                "while the Dagster daemon runs (`make ui`)"
+            )
         elif args.action == "remove":
-            gone = [ticker for ticker in requested if ticker in registered]
-            for ticker in gone:
-                instance.delete_dynamic_partition(TICKERS_PARTITION_NAME, ticker)
-            print(f"removed {len(gone)} ticker partition(s); their warehouse rows are kept")
+            canonical = normalize_tickers(entry.ticker for entry in entries)
+            deactivated, deleted = tickers.remove(
+                engine, instance, canonical, args.delete_partitions
+            )
+            print(f"deactivated {len(deactivated)} ticker(s): {', '.join(deactivated) or '-'}")
+            print(f"deleted {len(deleted)} partition(s); warehouse rows are kept")
         else:
-            print("\n".join(registered) if registered else "(no tickers)")
+            table = tickers.listing(engine, instance)
+            if table.empty:
+                print("(the watch list is empty)")
+            else:
+                print(tabulate(table, headers="keys", tablefmt="github", showindex=False))
     return 0
+
+
+def _warehouse_engine(url: str) -> sa.Engine:
+    ensure_tables(url)
+    return engine_for(url)
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -150,11 +190,14 @@ def _materialize(args: argparse.Namespace) -> int:
     start = parse_date(args.start, "--start")
     end = parse_date(args.end, "--end")
     select = runs.validate_selection([n.strip() for n in args.select.split(",") if n.strip()])
-    runs.validate_dates(start, end)
-    local_env.prepare(get_settings())
+    runs.validate_dates(start, end, select)
+    env = local_env.prepare(get_settings())
     from candle_pipeline.definitions import defs  # noqa: PLC0415
+    from candle_pipeline.tickers import register_for_run  # noqa: PLC0415
 
     with _instance() as instance:
+        if tickers:
+            register_for_run(_warehouse_engine(env.warehouse_url), instance, tickers)
         outcomes = runs.materialize(defs, instance, tickers, start, end, select=select)
     _print_outcomes(outcomes)
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
@@ -177,21 +220,24 @@ def _demo(_: argparse.Namespace) -> int:
     print(f"warehouse: {mask_url(env.warehouse_url)}")
     from candle_pipeline import runs  # noqa: PLC0415 - loads the definitions
     from candle_pipeline.definitions import defs  # noqa: PLC0415
-    from candle_pipeline.partitions import TICKERS_PARTITION_NAME  # noqa: PLC0415
-    from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
-    from candle_pipeline.warehouse import summary  # noqa: PLC0415
+    from candle_pipeline.tickers import register  # noqa: PLC0415
+    from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
 
+    engine = _warehouse_engine(env.warehouse_url)
+    sample_tickers = [ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers]
+    with engine.begin() as connection:
+        watchlist.add(
+            connection,
+            [watchlist.NewTicker(ticker) for ticker in sample_tickers],
+            get_settings().default_exchange,
+        )
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
-        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        sample_tickers = [ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers]
-        new = [ticker for ticker in sample_tickers if ticker not in registered]
-        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, new)
+        register(instance, sample_tickers)
         for tickers, start, end in SAMPLE_SESSIONS:
             outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
     _print_outcomes(outcomes)
 
-    engine = engine_for(env.warehouse_url)
     counts = summary.partition_counts(engine)
     expected = pd.DataFrame(
         [

@@ -56,17 +56,22 @@ def validate_selection(select: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in ALL_ASSETS if name in select)
 
 
-def validate_dates(start: date, end: date) -> None:
+def validate_dates(start: date, end: date, select: Sequence[str] = ALL_ASSETS) -> None:
+    """Refuse reversed ranges and days outside the selected assets' partitions."""
     if end < start:
         raise RunRequestError(f"the range is reversed: start {start} is after end {end}")
-    first = get_settings().partition_start
-    last = date.fromisoformat(trading_date_partitions.get_last_partition_key())
+    if any(name in PER_TICKER_ASSETS for name in select):
+        partitions, what = trading_date_partitions, "the last complete day"
+        setting = "CANDLE_PARTITION_START"
+    else:
+        partitions, what = timing_date_partitions, "the last market_timings partition"
+        setting = "CANDLE_TIMINGS_START"
+    first = date.fromisoformat(partitions.get_first_partition_key())
+    last = date.fromisoformat(partitions.get_last_partition_key())
     if start < first:
-        raise RunRequestError(
-            f"start {start} is before the first partition {first} (CANDLE_PARTITION_START)"
-        )
+        raise RunRequestError(f"start {start} is before the first partition {first} ({setting})")
     if end > last:
-        raise RunRequestError(f"end {end} is after the last complete day {last}")
+        raise RunRequestError(f"end {end} is after {what} {last}")
 
 
 def ticker_blocks(registered: Sequence[str], wanted: Sequence[str]) -> list[list[str]]:
@@ -99,7 +104,7 @@ def materialize(
 ) -> list[RunOutcome]:
     """Materialise `select` for `tickers` x [start, end]; stops at the first failed run."""
     assets = validate_selection(select)
-    validate_dates(start, end)
+    validate_dates(start, end, assets)
     per_ticker = tuple(name for name in assets if name in PER_TICKER_ASSETS)
     blocks = []
     if per_ticker:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 SAMPLE_DATA_DIR = PACKAGE_DIR / "data" / "sample"
+SP500_CONSTITUENTS = PACKAGE_DIR / "data" / "universe" / "sp500_constituents.csv"
 
 ENV_DATABASE_URL = "CANDLE_DATABASE_URL"
 ENV_DAGSTER_DATABASE_URL = "CANDLE_DAGSTER_DATABASE_URL"
@@ -29,6 +30,8 @@ ENV_TIMINGS_START = "CANDLE_TIMINGS_START"
 ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
+ENV_EXCHANGES = "CANDLE_EXCHANGES"
+ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 
 KNOWN_SOURCES = ("csv",)
 DEFAULT_SOURCE = "csv"
@@ -50,6 +53,11 @@ DAGSTER_DATABASE = "dagster"
 
 # Candle intervals, finest first; each is aggregated only from raw bars that are finer.
 CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "1d")
+
+# History a newly watched ticker gets backfilled, unless it names its own history start.
+DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
+# How often the new-tickers sensor compares the watch list with the ticker partitions.
+NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
@@ -73,6 +81,8 @@ class Settings:
     timings_start: date
     default_exchange: str
     log_level: str = DEFAULT_LOG_LEVEL
+    extra_exchanges: tuple[str, ...] = ()
+    backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
 
     @property
     def embedded_database(self) -> bool:
@@ -122,6 +132,13 @@ class Settings:
                 f"{ENV_LOG_LEVEL}={log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
             )
 
+        extra_exchanges = tuple(
+            code.strip().upper()
+            for code in (_optional(env, ENV_EXCHANGES) or "").split(",")
+            if code.strip()
+        )
+        lookback = _positive_int(env, ENV_BACKFILL_LOOKBACK_DAYS, DEFAULT_BACKFILL_LOOKBACK_DAYS)
+
         return cls(
             database_url=database_url,
             dagster_database_url=dagster_database_url,
@@ -133,12 +150,27 @@ class Settings:
             timings_start=timings_start,
             default_exchange=default_exchange,
             log_level=log_level,
+            extra_exchanges=extra_exchanges,
+            backfill_lookback_days=lookback,
         )
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = _optional(env, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a whole number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={value} must be positive")
+    return value
 
 
 def parse_date(text: str, what: str) -> date:

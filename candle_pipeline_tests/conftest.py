@@ -66,8 +66,10 @@ def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
 
 def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
     """The real assets wired to a test warehouse and a CSV folder."""
-    from candle_pipeline.definitions import ASSETS  # noqa: PLC0415
+    from candle_pipeline.definitions import ASSETS, SENSORS  # noqa: PLC0415
 
     return dg.Definitions(
-        assets=ASSETS, resources=build_resources(settings_for(csv_dir), warehouse_url)
+        assets=ASSETS,
+        sensors=SENSORS,
+        resources=build_resources(settings_for(csv_dir), warehouse_url),
     )

@@ -123,4 +123,18 @@ def test_demo_fills_the_configured_database_and_is_repeatable(
     assert counts(url) == after_first
 
     listed = run_cli(["tickers", "list"], env)
-    assert listed.stdout.split() == ["SPY", "AIG", "BAC", "IBM", "AAPL", "GOOG"]
+    rows = [line.split("|")[1:4] for line in listed.stdout.splitlines()[2:]]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        [ticker, "XNYS", "True"] for ticker in ("AAPL", "AIG", "BAC", "GOOG", "IBM", "SPY")
+    ]
+
+    added = run_cli(["tickers", "add", "nvda", "BRK.B", "--exchange", "XNAS"], env)
+    assert added.returncode == 0, added.stderr
+    assert "watching 2 ticker(s)" in added.stdout
+    removed = run_cli(["tickers", "remove", "SPY", "--delete-partitions"], env)
+    assert "deactivated 1 ticker(s): SPY" in removed.stdout
+    assert "deleted 1 partition(s)" in removed.stdout
+    listed = run_cli(["tickers", "list"], env).stdout
+    assert "| BRK-B    | XNAS       | True     | False       |" in listed
+    assert "| SPY      | XNYS       | False    | False       |" in listed
+    assert counts(url) == after_first, "removing a ticker keeps its data"

@@ -126,6 +126,12 @@ def test_goog_early_close_ends_at_13_new_york(sample: Warehouse) -> None:
     ]
     assert len(after) > 0
     assert set(after["session"]) == {"post"}
+    timings = sample.table("market_timings").set_index("session_date")
+    expected = timings.loc[date(2015, 12, 24), "expected_minute_bars"]
+    day = validated[
+        (validated["ticker"] == "GOOG") & (validated["trade_date"] == date(2015, 12, 24))
+    ]
+    assert (day["session"] == "regular").sum() == expected == 210, "a complete early-close day"
 
 
 def test_closed_days_materialise_empty_with_a_reason(sample: Warehouse) -> None:

@@ -8,14 +8,14 @@ from candle_pipeline.assets.quotes import TIMINGS_INPUT, per_ticker_asset, rows_
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.sessions import SESSION_REGULAR, attach_sessions
 from candle_pipeline.partitions import parse_ticker_days
-from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import CANDLE_INTERVALS
 
 
 @per_ticker_asset(ins={"market_timings": TIMINGS_INPUT})
 def candles(
     context: dg.AssetExecutionContext,
-    market_data: MarketDataResource,
+    watchlist: WatchlistResource,
     validated_quotes: pd.DataFrame,
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
@@ -23,7 +23,7 @@ def candles(
     usable = validated_quotes[
         (validated_quotes["session"] == SESSION_REGULAR) & validated_quotes["is_valid"]
     ]
-    with_sessions = attach_sessions(usable, market_timings, market_data.exchanges())
+    with_sessions = attach_sessions(usable, market_timings, watchlist.exchanges())
     result = aggregate(with_sessions, CANDLE_INTERVALS)
     rows = rows_by_partition(result)
     add_partition_metadata(

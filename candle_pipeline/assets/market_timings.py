@@ -7,7 +7,7 @@ import pandas as pd
 
 from candle_pipeline.domain import sessions
 from candle_pipeline.partitions import timing_date_partitions
-from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.watchlist import WatchlistResource
 
 GROUP = "market_data"
 IO_MANAGER = "warehouse_io_manager"
@@ -20,14 +20,15 @@ IO_MANAGER = "warehouse_io_manager"
     io_manager_key=IO_MANAGER,
     kinds={"pandas", "postgres"},
 )
-def market_timings(
-    context: dg.AssetExecutionContext, market_data: MarketDataResource
-) -> pd.DataFrame:
-    """Open or closed, regular session open/close (early closes, breaks) and expected bars."""
+def market_timings(context: dg.AssetExecutionContext, watchlist: WatchlistResource) -> pd.DataFrame:
+    """Open or closed, regular session open/close (early closes, breaks) and expected bars.
+
+    Covers every exchange in use: the default, CANDLE_EXCHANGES and the watch list's.
+    """
     window = context.partition_time_window
     first_day = window.start.date()
     last_day = (window.end - timedelta(days=1)).date()
-    mics = sorted({market_data.default_exchange})
+    mics = watchlist.exchanges_in_use()
     timings = sessions.market_timings(mics, first_day, last_day)
     context.add_output_metadata(
         {

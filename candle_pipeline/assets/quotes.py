@@ -15,6 +15,7 @@ from candle_pipeline.partitions import (
     ticker_day_partitions,
 )
 from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.watchlist import WatchlistResource
 
 TIMINGS_INPUT = dg.AssetIn(
     key="market_timings",
@@ -45,6 +46,7 @@ def rows_by_partition(frame: pd.DataFrame) -> dict[TickerDay, int]:
 def raw_quotes(
     context: dg.AssetExecutionContext,
     market_data: MarketDataResource,
+    watchlist: WatchlistResource,
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Bars exactly as the provider returned them, with `source` and `fetched_at`.
@@ -52,7 +54,7 @@ def raw_quotes(
     Closed market days make no provider call and materialise empty, saying why.
     """
     ticker_days = parse_ticker_days(context.partition_keys)
-    plan = plan_fetches(ticker_days, market_timings, market_data.exchanges())
+    plan = plan_fetches(ticker_days, market_timings, watchlist.exchanges())
     frames = []
     requests = 0
     for ticker, days in plan.open_days.items():
@@ -87,12 +89,12 @@ def raw_quotes(
 @per_ticker_asset(ins={"market_timings": TIMINGS_INPUT})
 def validated_quotes(
     context: dg.AssetExecutionContext,
-    market_data: MarketDataResource,
+    watchlist: WatchlistResource,
     raw_quotes: pd.DataFrame,
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Every raw bar, tagged regular/pre/post from market_timings and flagged by quality rules."""
-    validated = validate_quotes(raw_quotes, market_timings, market_data.exchanges())
+    validated = validate_quotes(raw_quotes, market_timings, watchlist.exchanges())
     reports = {
         TickerDay(day.date(), ticker): quality_report(group)
         for (day, ticker), group in validated.groupby(["trade_date", "ticker"])

@@ -16,6 +16,8 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from candle_pipeline.domain.exchanges import validate_mic
+
 TIMING_COLUMNS = (
     "mic",
     "session_date",
@@ -34,10 +36,6 @@ SESSION_POST = "post"
 SESSION_OUTSIDE = "outside"
 
 NANOS_PER_MINUTE = 60 * 1_000_000_000
-
-
-class UnknownExchangeError(ValueError):
-    """An exchange code that exchange_calendars does not know."""
 
 
 class MissingTimingsError(LookupError):
@@ -80,10 +78,7 @@ def empty_timings() -> pd.DataFrame:
 
 
 def _calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
-    if mic not in xcals.get_calendar_names(include_aliases=True):
-        raise UnknownExchangeError(
-            f"exchange {mic!r} is not known to exchange_calendars (use a MIC such as XNYS)"
-        )
+    validate_mic(mic)
     # exchange_calendars needs start < end: a one-day range still spans two dates.
     return xcals.get_calendar(
         mic, start=pd.Timestamp(start), end=pd.Timestamp(end) + pd.Timedelta(days=1)

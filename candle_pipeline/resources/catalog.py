@@ -7,6 +7,7 @@ import dagster as dg
 from candle_pipeline.io_managers.postgres import PostgresPartitionIOManager
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import ENV_DATABASE_URL, Settings
 
 
@@ -16,9 +17,10 @@ def build_resources(settings: Settings, database_url: str | None = None) -> dict
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
-        "market_data": MarketDataResource(
-            source=settings.source,
-            csv_dir=str(settings.csv_dir),
+        "market_data": MarketDataResource(source=settings.source, csv_dir=str(settings.csv_dir)),
+        "watchlist": WatchlistResource(
+            warehouse=warehouse,
             default_exchange=settings.default_exchange,
+            extra_exchanges=list(settings.extra_exchanges),
         ),
     }

@@ -7,7 +7,6 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import stamp
-from candle_pipeline.domain.sessions import ExchangeDirectory
 from candle_pipeline.providers.base import FetchResult, MarketDataProvider
 from candle_pipeline.providers.registry import build_provider
 
@@ -17,7 +16,6 @@ class MarketDataResource(dg.ConfigurableResource):
 
     source: str
     csv_dir: str
-    default_exchange: str
 
     _provider: MarketDataProvider | None = PrivateAttr(default=None)
 
@@ -29,10 +27,6 @@ class MarketDataResource(dg.ConfigurableResource):
         if self._provider is None:
             self._provider = build_provider(self.source, self.csv_dir)
         return self._provider
-
-    def exchanges(self) -> ExchangeDirectory:
-        """Which exchange each ticker trades on."""
-        return ExchangeDirectory(default=self.default_exchange, by_ticker={})
 
     def fetch(self, ticker: str, days: Sequence[date]) -> FetchResult:
         """Raw bars of `ticker` on `days`: one provider call covering them all."""

@@ -87,6 +87,19 @@ candles = sa.Table(
 )
 
 
+# The tickers we follow; not an asset, managed by `candle-pipeline tickers`.
+watchlist = sa.Table(
+    "watchlist",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("exchange", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("history_start", sa.Date),
+    sa.Column("name", sa.Text),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class PartitionedTable:
     """A table and the columns that hold each Dagster partition dimension (`date`, `ticker`)."""

@@ -3,10 +3,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.sessions import (
     ExchangeDirectory,
     MissingTimingsError,
-    UnknownExchangeError,
     attach_sessions,
     market_timings,
     plan_fetches,
@@ -90,3 +90,40 @@ def test_session_tags_from_the_real_session() -> None:
     )
     tags = session_tags(attach_sessions(bars, timings, XNYS))
     assert list(tags) == ["pre", "regular", "regular", "post"]
+
+
+def test_xnys_against_published_facts() -> None:
+    timings = market_timings(["XNYS"], date(2024, 11, 25), date(2025, 1, 10))
+    for closed in ("2024-11-28", "2024-12-25", "2025-01-09"):
+        assert not timings_row(timings, closed)["is_open"], closed
+    for half_day in ("2024-11-29", "2024-12-24"):
+        row = timings_row(timings, half_day)
+        assert row["early_close"], half_day
+        assert row["close_utc"] == pd.Timestamp(f"{half_day} 18:00", tz="UTC")
+        assert row["close_utc"].tz_convert("America/New_York").hour == 13
+        assert row["expected_minute_bars"] == 210
+    assert timings_row(timings, "2025-01-08")["expected_minute_bars"] == 390
+
+
+def test_a_non_us_exchange_in_its_own_time_zone() -> None:
+    timings = market_timings(["XLON"], date(2024, 12, 23), date(2024, 12, 27))
+    normal = timings_row(timings, "2024-12-23")
+    assert normal["open_utc"] == pd.Timestamp("2024-12-23 08:00", tz="UTC")
+    assert normal["close_utc"] == pd.Timestamp("2024-12-23 16:30", tz="UTC")
+    christmas_eve = timings_row(timings, "2024-12-24")
+    assert christmas_eve["early_close"]
+    assert christmas_eve["close_utc"] == pd.Timestamp("2024-12-24 12:30", tz="UTC")
+    assert not timings_row(timings, "2024-12-26")["is_open"], "Boxing Day"
+
+
+def test_a_24_7_market_is_open_every_day() -> None:
+    timings = market_timings(["24/7"], date(2020, 1, 1), date(2020, 1, 7))
+    assert timings["is_open"].all()
+    assert (timings["expected_minute_bars"] == 24 * 60).all()
+    assert timings["open_utc"].iloc[0] == pd.Timestamp("2020-01-01", tz="UTC")
+
+
+def test_several_exchanges_in_one_frame() -> None:
+    timings = market_timings(["XNYS", "XLON", "XNYS"], date(2024, 7, 4), date(2024, 7, 4))
+    by_mic = timings.set_index("mic")["is_open"].to_dict()
+    assert by_mic == {"XLON": True, "XNYS": False}

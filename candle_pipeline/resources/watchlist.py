@@ -1,0 +1,40 @@
+"""The watch-list resource: which tickers we follow and which exchanges that puts in use."""
+
+import dagster as dg
+
+from candle_pipeline.domain.exchanges import validate_mic
+from candle_pipeline.domain.sessions import ExchangeDirectory
+from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.warehouse import watchlist
+from candle_pipeline.warehouse.tables import watchlist as watchlist_table
+
+
+class WatchlistResource(dg.ConfigurableResource):
+    """Reads `market.watchlist`; tickers not on it trade on `default_exchange`."""
+
+    warehouse: WarehouseResource
+    default_exchange: str
+    extra_exchanges: list[str] = []
+
+    def exchanges(self) -> ExchangeDirectory:
+        with self.warehouse.engine.connect() as connection:
+            return watchlist.exchange_directory(connection, self.default_exchange)
+
+    def exchanges_in_use(self) -> list[str]:
+        """The default, the configured extras and every exchange a listed ticker trades on."""
+        with self.warehouse.engine.connect() as connection:
+            listed = (
+                connection.execute(
+                    watchlist_table.select()
+                    .with_only_columns(watchlist_table.c.exchange)
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
+        codes = {self.default_exchange, *self.extra_exchanges, *listed}
+        return sorted(validate_mic(code) for code in codes)
+
+    def active(self) -> list[watchlist.WatchedTicker]:
+        with self.warehouse.engine.connect() as connection:
+            return watchlist.entries(connection, active_only=True)

@@ -1,0 +1,1 @@
+"""Sensors: watch-list changes become partitions and backfills; failures become alerts."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from tabulate import tabulate
 
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"candle-pipeline: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except (sa.exc.OperationalError, psycopg.OperationalError) as error:
+        cause = getattr(error, "orig", None) or error
+        reason = str(cause).strip().splitlines()[0]
+        print(f"candle-pipeline: error: cannot reach the database: {reason}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:

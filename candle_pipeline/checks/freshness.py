@@ -25,6 +25,18 @@ CANDLES = dg.AssetKey("candles")
 FRESHNESS = "freshness"
 
 
+class FreshnessConfig(dg.Config):
+    """`as_of`: evaluate as at this ISO-8601 time (UTC when it has no zone); default now."""
+
+    as_of: str | None = None
+
+    def moment(self) -> datetime:
+        if self.as_of is None:
+            return datetime.now(UTC)
+        moment = datetime.fromisoformat(self.as_of)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dg.asset_check(
     asset=CANDLES,
     name=FRESHNESS,
@@ -35,6 +47,7 @@ FRESHNESS = "freshness"
 )
 def candles_freshness(
     context: dg.AssetCheckExecutionContext,
+    config: FreshnessConfig,
     watchlist: WatchlistResource,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
@@ -42,7 +55,7 @@ def candles_freshness(
     exchanges = watchlist.exchanges()
     delay = timedelta(minutes=quality.freshness_delay_minutes)
     due_sessions = latest_due_sessions(
-        exchanges.mics_for(tickers), datetime.now(UTC), delay, FRESHNESS_LOOKBACK_DAYS
+        exchanges.mics_for(tickers), config.moment(), delay, FRESHNESS_LOOKBACK_DAYS
     )
     due = due_ticker_days(tickers, exchanges, due_sessions)
     keys = {TickerDay(day, ticker).key for day, ticker in due}

@@ -27,6 +27,7 @@ from candle_pipeline.checks.quality import SCORE_KEY
 from candle_pipeline.domain.alerts import Alert, check_alert, run_alert, slack_payload
 from candle_pipeline.partitions import parse_ticker_day
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
+from candle_pipeline.runs import failure_message
 from candle_pipeline.settings import (
     ALERT_EVENTS_PER_TICK,
     ALERT_SENSOR_INTERVAL_SECONDS,
@@ -153,16 +154,10 @@ def _run_failure_alert(
     if failures and all(_is_quality_gate(failure) for failure in failures):
         context.log.info(f"run {entry.run_id} failed only on the quality gate; its checks alerted")
         return None
-    messages = [
-        f"{failure.step_key}: {failure.step_failure_data.error.message.strip()}"
-        for failure in failures
-        if failure.step_failure_data.error is not None
-    ]
-    error = "; ".join(messages) or (entry.dagster_event.message or "the run failed")
     return run_alert(
         job=run.job_name,
         partitions=_partitions(run.tags),
-        error=error,
+        error=failure_message(failures),
         run_url=webhook.run_url(entry.run_id),
     )
 

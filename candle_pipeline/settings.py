@@ -59,6 +59,12 @@ DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
 # How often the new-tickers sensor compares the watch list with the ticker partitions.
 NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 
+# A warehouse transaction that loses its connection (server restart, network) is run again on a
+# new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
+DB_RETRY_ATTEMPTS = 6
+DB_RETRY_FIRST_WAIT_SECONDS = 0.5
+DB_RETRY_MAX_WAIT_SECONDS = 8.0
+
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +32,7 @@ ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
 ENV_EXCHANGES = "CANDLE_EXCHANGES"
+ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 
 KNOWN_SOURCES = ("csv",)
@@ -47,7 +49,9 @@ DEFAULT_EXCHANGE = "XNYS"
 DEFAULT_LOG_LEVEL = "WARNING"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-WAREHOUSE_SCHEMA = "market"
+DEFAULT_WAREHOUSE_SCHEMA = "market"
+# Schema, table and column names: lower-case SQL identifiers, never quoted user text.
+SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 WAREHOUSE_DATABASE = "candle"
 DAGSTER_DATABASE = "dagster"
 
@@ -89,6 +93,7 @@ class Settings:
     log_level: str = DEFAULT_LOG_LEVEL
     extra_exchanges: tuple[str, ...] = ()
     backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
+    warehouse_schema: str = DEFAULT_WAREHOUSE_SCHEMA
 
     @property
     def embedded_database(self) -> bool:
@@ -144,6 +149,9 @@ class Settings:
             if code.strip()
         )
         lookback = _positive_int(env, ENV_BACKFILL_LOOKBACK_DAYS, DEFAULT_BACKFILL_LOOKBACK_DAYS)
+        schema = validate_identifier(
+            _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
+        )
 
         return cls(
             database_url=database_url,
@@ -158,6 +166,7 @@ class Settings:
             log_level=log_level,
             extra_exchanges=extra_exchanges,
             backfill_lookback_days=lookback,
+            warehouse_schema=schema,
         )
 
 
@@ -177,6 +186,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name}={value} must be positive")
     return value
+
+
+def validate_identifier(name: str, what: str) -> str:
+    """`name` if it is a plain lower-case SQL identifier, else a SettingsError naming `what`."""
+    if not SQL_IDENTIFIER.fullmatch(name):
+        raise SettingsError(
+            f"{what}={name!r} is not a valid SQL name (lower-case letters, digits and _, "
+            "starting with a letter or _, at most 63 characters)"
+        )
+    return name
 
 
 def parse_date(text: str, what: str) -> date:

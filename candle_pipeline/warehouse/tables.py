@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from candle_pipeline.domain.quality import FLAG_COLUMNS
-from candle_pipeline.settings import WAREHOUSE_SCHEMA
+from candle_pipeline.settings import get_settings
 
+WAREHOUSE_SCHEMA = get_settings().warehouse_schema
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 # A fixed key so that concurrent processes creating the tables take turns.

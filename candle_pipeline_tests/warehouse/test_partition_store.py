@@ -110,3 +110,14 @@ def test_wrong_columns_are_refused(warehouse: WarehouseResource) -> None:
             keys(("2013-10-07", "SPY")),
             candles("SPY", "2013-10-07", 1.0).drop(columns="volume"),
         )
+
+
+def test_every_schema_table_and_column_name_is_a_plain_identifier() -> None:
+    from candle_pipeline.settings import validate_identifier  # noqa: PLC0415
+    from candle_pipeline.warehouse.tables import metadata  # noqa: PLC0415
+
+    for table in metadata.tables.values():
+        validate_identifier(table.schema, "schema")
+        validate_identifier(table.name, "table")
+        for column in table.columns:
+            validate_identifier(column.name, "column")

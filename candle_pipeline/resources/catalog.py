@@ -20,5 +20,9 @@ def build_resources(settings: Settings, database_url: str | None = None) -> dict
             source=settings.source,
             csv_dir=str(settings.csv_dir),
             default_exchange=settings.default_exchange,
+            warehouse=warehouse,
+            yahoo_interval=settings.yahoo_interval,
+            yahoo_replay_dir=str(settings.yahoo_replay_dir) if settings.yahoo_replay_dir else None,
+            requests_per_minute=settings.requests_per_minute,
         ),
     }

@@ -224,7 +224,7 @@ def bars_from_history(
         list(DROP_REASONS),
         default="",
     )
-    dropped = {reason: int(n) for reason, n in Counter(reasons).items() if reason}
+    dropped = {str(reason): int(n) for reason, n in Counter(reasons).items() if reason}
     kept = frame[reasons == ""]
     bars = check_bars(kept, f"Yahoo {ticker}", extra=(ADJ_CLOSE,))
     actions = _actions(frame[asked & ~live], ticker)

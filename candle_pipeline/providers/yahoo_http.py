@@ -17,6 +17,7 @@ Each request is counted in the route's `CallStats`, with the seconds spent waiti
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from candle_pipeline.providers.resilience import CallStats
 
 YAHOO_DOMAIN = "yahoo.com"
 FIRST_CLIENT_ERROR = 400
+AUTH_RENEWAL_STATUSES = (401, 403)
+ERROR_BODY_CHARS = 200
 TOO_MANY_REQUESTS = 429
 FIRST_SERVER_ERROR = 500
 HTTP_REASONS = {200: "OK", 404: "Not Found"}
@@ -94,6 +97,12 @@ class YahooSession(curl_requests.Session):
 
 
 def _checked(response: curl_requests.Response, url: str) -> curl_requests.Response:
+    """The response, or the error it stands for.
+
+    429 and 5xx are transient. 401 and 403 go back to yfinance, which renews its cookie and
+    crumb once (Yahoo's way of saying the crumb expired). Any other 4xx fails at once, with
+    Yahoo's own explanation, and is never retried.
+    """
     status = response.status_code
     if status == TOO_MANY_REQUESTS or status >= FIRST_SERVER_ERROR:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -101,7 +110,19 @@ def _checked(response: curl_requests.Response, url: str) -> curl_requests.Respon
         raise TransientProviderError(
             f"{_shown(url)} answered HTTP {status}{asked}", retry_after=retry_after
         )
+    if status >= FIRST_CLIENT_ERROR and status not in AUTH_RENEWAL_STATUSES:
+        raise ProviderError(f"{_shown(url)} answered HTTP {status}: {_explanation(response)}")
     return response
+
+
+def _explanation(response: curl_requests.Response) -> str:
+    """Yahoo's error description from a JSON error body, else the start of the body."""
+    try:
+        body = json.loads(response.content)
+        error = next(v.get("error") for v in body.values() if isinstance(v, dict))
+        return str(error["description"])
+    except (ValueError, TypeError, KeyError, AttributeError, StopIteration):
+        return response.content[:ERROR_BODY_CHARS].decode("utf-8", "replace") or "(no body)"
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

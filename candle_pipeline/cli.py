@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
@@ -29,6 +30,8 @@ from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
+    DEMO_MARKET_API_LIMIT,
+    MARKET_API_POOL,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -37,6 +40,9 @@ from candle_pipeline.settings import (
     mask_url,
     parse_date,
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DEFAULT_UI_PORT = 3000
 EXIT_USAGE = 2
@@ -239,6 +245,7 @@ def _demo(_: argparse.Namespace) -> int:
         )
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
+        _limit_market_api_pool(instance)
         register(instance, sample_tickers)
         for tickers, start, end in SAMPLE_SESSIONS:
             outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
@@ -273,6 +280,14 @@ def _demo(_: argparse.Namespace) -> int:
         "see it in the Dagster UI with `make ui`"
     )
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
+
+
+def _limit_market_api_pool(instance: dg.DagsterInstance) -> None:
+    """`dagster instance concurrency set market_api N`, unless the pool already has a limit."""
+    limits = {pool.name for pool in instance.event_log_storage.get_pool_limits()}
+    if MARKET_API_POOL not in limits:
+        instance.event_log_storage.set_concurrency_slots(MARKET_API_POOL, DEMO_MARKET_API_LIMIT)
+        print(f"concurrency pool {MARKET_API_POOL}: at most {DEMO_MARKET_API_LIMIT} steps at once")
 
 
 def _ui(args: argparse.Namespace) -> int:

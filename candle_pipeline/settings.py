@@ -35,7 +35,7 @@ ENV_EXCHANGES = "CANDLE_EXCHANGES"
 ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 
-KNOWN_SOURCES = ("csv",)
+KNOWN_SOURCES = ("csv", "yahoo")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day of the per-ticker daily partitions; the bundled and fixture data start in 2008.
@@ -73,6 +73,50 @@ DB_RETRY_MAX_WAIT_SECONDS = 8.0
 PREVIEW_ROWS = 5
 
 
+# --- Market-data client (issue 3): provider requests, rate limits, retries, Yahoo ---
+
+ENV_YAHOO_INTERVAL = "CANDLE_YAHOO_INTERVAL"
+ENV_YAHOO_REPLAY_DIR = "CANDLE_YAHOO_REPLAY_DIR"
+ENV_REQUESTS_PER_MINUTE = "CANDLE_PROVIDER_REQUESTS_PER_MINUTE"
+
+# Bar widths Yahoo is asked for (its own names); daily bars reach back to a listing's first day.
+YAHOO_INTERVALS = ("1m", "2m", "5m", "15m", "30m", "1h", "1d")
+DEFAULT_YAHOO_INTERVAL = "1d"
+# Yahoo's request windows per interval, in calendar days: (longest span one request may cover,
+# how far back from today the interval is served). None: no limit. Yahoo documents none of this;
+# these are the limits it enforces today (yfinance encodes the same numbers).
+YAHOO_WINDOW_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "1m": (8, 30),
+    "2m": (60, 60),
+    "5m": (60, 60),
+    "15m": (60, 60),
+    "30m": (60, 60),
+    "1h": (730, 730),
+    "1d": (None, None),
+}
+# Yahoo publishes no quota; bursts of more than ~2,000 requests an hour get 429s. One request a
+# second sustained, with a burst of a few, stays well below.
+DEFAULT_REQUESTS_PER_MINUTE = 60.0
+DEFAULT_REQUEST_BURST = 5
+# Seconds one HTTP request may take before it counts as a timeout (and is retried).
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 20.0
+# The one retry policy of the market-data client: attempts per request, exponential backoff with
+# jitter between them, and the longest Retry-After we wait for before giving up.
+DEFAULT_RETRY_ATTEMPTS = 5
+DEFAULT_BACKOFF_INITIAL_SECONDS = 1.0
+DEFAULT_BACKOFF_MAX_SECONDS = 60.0
+DEFAULT_BACKOFF_JITTER_SECONDS = 1.0
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
+# Circuit breaker: consecutive failed requests before a provider is not called any more, and the
+# seconds before one trial request is let through again.
+DEFAULT_BREAKER_FAILURES = 8
+DEFAULT_BREAKER_RESET_SECONDS = 300.0
+# The Dagster concurrency pool of every asset that calls a market-data provider, and the limit the
+# demo sets on it (`dagster instance concurrency set market_api 2`).
+MARKET_API_POOL = "market_api"
+DEMO_MARKET_API_LIMIT = 2
+
+
 class SettingsError(ValueError):
     """A setting from the environment is missing or malformed; the message names it."""
 
@@ -94,6 +138,9 @@ class Settings:
     extra_exchanges: tuple[str, ...] = ()
     backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
     warehouse_schema: str = DEFAULT_WAREHOUSE_SCHEMA
+    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
+    yahoo_replay_dir: Path | None = None
+    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
 
     @property
     def embedded_database(self) -> bool:
@@ -152,6 +199,7 @@ class Settings:
         schema = validate_identifier(
             _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
         )
+        yahoo_interval, yahoo_replay_dir, requests_per_minute = _market_data_client(env)
 
         return cls(
             database_url=database_url,
@@ -167,7 +215,31 @@ class Settings:
             extra_exchanges=extra_exchanges,
             backfill_lookback_days=lookback,
             warehouse_schema=schema,
+            yahoo_interval=yahoo_interval,
+            yahoo_replay_dir=yahoo_replay_dir,
+            requests_per_minute=requests_per_minute,
         )
+
+
+def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float]:
+    """The Yahoo interval, replay folder and request rate, validated."""
+    interval = (_optional(env, ENV_YAHOO_INTERVAL) or DEFAULT_YAHOO_INTERVAL).lower()
+    if interval not in YAHOO_INTERVALS:
+        raise SettingsError(
+            f"{ENV_YAHOO_INTERVAL}={interval!r}: choose one of {', '.join(YAHOO_INTERVALS)}"
+        )
+    replay = _optional(env, ENV_YAHOO_REPLAY_DIR)
+    replay_dir = Path(replay).expanduser().resolve() if replay else None
+    if replay_dir is not None and not replay_dir.is_dir():
+        raise SettingsError(f"{ENV_YAHOO_REPLAY_DIR}={replay_dir} is not a directory")
+    rate_text = _optional(env, ENV_REQUESTS_PER_MINUTE)
+    try:
+        rate = float(rate_text) if rate_text else DEFAULT_REQUESTS_PER_MINUTE
+    except ValueError:
+        raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is not a number") from None
+    if not rate > 0:
+        raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} must be above zero")
+    return interval, replay_dir, rate
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

@@ -1,11 +1,14 @@
 """`raw_quotes` (as the provider returned them) and `validated_quotes` (flagged and tagged)."""
 
+from collections import Counter
+
 import dagster as dg
 import pandas as pd
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER
 from candle_pipeline.assets.metadata import add_partition_metadata
-from candle_pipeline.domain.bars import RAW_COLUMNS, empty_bars
+from candle_pipeline.domain.bars import RAW_COLUMNS, STORED_RAW_COLUMNS, empty_bars
+from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
 from candle_pipeline.domain.quality import quality_report, validate_quotes
 from candle_pipeline.domain.sessions import plan_fetches
 from candle_pipeline.partitions import (
@@ -14,8 +17,13 @@ from candle_pipeline.partitions import (
     parse_ticker_days,
     ticker_day_partitions,
 )
+from candle_pipeline.providers.yahoo import DROP_REASONS
 from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.settings import MARKET_API_POOL
+from candle_pipeline.warehouse.partition_store import replace_partitions
+from candle_pipeline.warehouse.tables import TABLES
 
 TIMINGS_INPUT = dg.AssetIn(
     key="market_timings",
@@ -42,26 +50,39 @@ def rows_by_partition(frame: pd.DataFrame) -> dict[TickerDay, int]:
     return {TickerDay(day.date(), ticker): int(n) for (day, ticker), n in counts.items()}
 
 
-@per_ticker_asset(ins={"market_timings": TIMINGS_INPUT})
+@per_ticker_asset(ins={"market_timings": TIMINGS_INPUT}, pool=MARKET_API_POOL)
 def raw_quotes(
     context: dg.AssetExecutionContext,
     market_data: MarketDataResource,
     watchlist: WatchlistResource,
+    warehouse: WarehouseResource,
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Bars exactly as the provider returned them, with `source` and `fetched_at`.
 
-    Closed market days make no provider call and materialise empty, saying why.
+    Closed market days make no provider call and materialise empty, saying why. The dividends
+    and splits the provider reports on the run's ticker-days replace theirs in
+    `market.corporate_actions`, once every fetch has succeeded. Runs in the `market_api` pool.
     """
     ticker_days = parse_ticker_days(context.partition_keys)
     plan = plan_fetches(ticker_days, market_timings, watchlist.exchanges())
-    frames = []
-    requests = 0
-    for ticker, days in plan.open_days.items():
-        result = market_data.fetch(ticker, days)
-        frames.append(result.bars)
-        requests += result.requests
-    raw = pd.concat(frames, ignore_index=True) if frames else empty_bars(RAW_COLUMNS)
+    results = [market_data.fetch(ticker, days) for ticker, days in plan.open_days.items()]
+    raw = (
+        pd.concat([r.bars for r in results], ignore_index=True)
+        if results
+        else empty_bars(STORED_RAW_COLUMNS)
+    )
+    actions = (
+        pd.concat([r.actions for r in results], ignore_index=True)
+        if results
+        else empty_actions(STORED_ACTION_COLUMNS)
+    )
+    action_partitions = [(td.trade_date, td.ticker) for td in ticker_days]
+    actions_written = warehouse.run(
+        lambda conn: replace_partitions(
+            conn, TABLES["corporate_actions"], action_partitions, actions
+        )
+    )
     rows = rows_by_partition(raw)
     by_partition = {}
     for ticker_day in ticker_days:
@@ -76,11 +97,19 @@ def raw_quotes(
             f"{market_data.source} returned no bars for {len(empty_open_days)} open "
             f"ticker-day(s), e.g. {', '.join(empty_open_days[:5])}"
         )
+    dropped = Counter[str]()
+    for result in results:
+        dropped.update(result.dropped)
     context.add_output_metadata(
         {
             "provider": market_data.source,
-            "provider_requests": requests,
+            "provider_requests": sum(r.requests for r in results),
+            "provider_retries": sum(r.retries for r in results),
+            "throttled_seconds": round(sum(r.throttled_seconds for r in results), 3),
+            "backoff_seconds": round(sum(r.backoff_seconds for r in results), 3),
             "closed_partitions": len(plan.skipped),
+            "corporate_actions_written": actions_written,
+            **{f"rows_dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS},
         }
     )
     return raw
@@ -94,7 +123,9 @@ def validated_quotes(
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Every raw bar, tagged regular/pre/post from market_timings and flagged by quality rules."""
-    validated = validate_quotes(raw_quotes, market_timings, watchlist.exchanges())
+    validated = validate_quotes(
+        raw_quotes.loc[:, list(RAW_COLUMNS)], market_timings, watchlist.exchanges()
+    )
     reports = {
         TickerDay(day.date(), ticker): quality_report(group)
         for (day, ticker), group in validated.groupby(["trade_date", "ticker"])

@@ -54,3 +54,35 @@ def normalize_ticker(raw: str) -> str:
 def normalize_tickers(raw: Iterable[str]) -> list[str]:
     """Each ticker normalised, duplicates dropped, first spelling order kept."""
     return list(dict.fromkeys(normalize_ticker(item) for item in raw))
+
+
+# Yahoo's suffixes for listings outside the US: `SHOP.TO`, `VOW3.DE`, `7203.T`. A dot followed by
+# anything else is a US share class, which Yahoo spells with a dash (`BRK.B` -> `BRK-B`).
+YAHOO_EXCHANGE_SUFFIXES = frozenset(
+    {
+        "AS", "AT", "AX", "BA", "BD", "BE", "BK", "BM", "BO", "BR", "CA", "CN", "CO", "CR", "DE",
+        "DU", "F", "HA", "HE", "HK", "HM", "IC", "IL", "IR", "IS", "JK", "JO", "KL", "KQ", "KS",
+        "KW", "L", "LS", "MC", "ME", "MI", "MU", "MX", "NE", "NS", "NX", "NZ", "OL", "PA", "PR",
+        "QA", "RG", "SA", "SG", "SI", "SN", "SR", "SS", "ST", "SW", "SZ", "T", "TA", "TI", "TL",
+        "TO", "TW", "TWO", "V", "VI", "VS", "WA", "XA",
+    }
+)  # fmt: skip
+MAX_SHARE_CLASS_LENGTH = 2
+
+
+def yahoo_symbol(ticker: str) -> str:
+    """How Yahoo spells `ticker`: share classes with a dash, exchange suffixes kept.
+
+    `BRK.B` -> `BRK-B`, `BF.B` -> `BF-B`, `SHOP.TO` -> `SHOP.TO`, `BTC-USD` and `^GSPC` unchanged.
+    Anything else with a dot is refused before a request is made.
+    """
+    canonical = normalize_ticker(ticker)
+    base, dot, suffix = canonical.rpartition(".")
+    if not dot or suffix in YAHOO_EXCHANGE_SUFFIXES:
+        return canonical
+    if "." not in base and suffix.isalpha() and len(suffix) <= MAX_SHARE_CLASS_LENGTH:
+        return f"{base}-{suffix}"
+    raise InvalidTickerError(
+        f"{canonical!r} has no Yahoo spelling: '.{suffix}' is neither a share class "
+        "(BRK.B) nor a Yahoo exchange suffix (.TO, .L, .DE, ...)"
+    )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from candle_pipeline.domain.quality import FLAG_COLUMNS
 from candle_pipeline.settings import get_settings
@@ -56,6 +57,8 @@ raw_quotes = sa.Table(
     *_price_columns(),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    # The provider's split- and dividend-adjusted close (Yahoo's `adjclose`); NULL when it has none.
+    sa.Column("adj_close", sa.Float(precision=53)),
     sa.Index("raw_quotes_by_partition", "ticker", "trade_date"),
 )
 
@@ -85,6 +88,29 @@ candles = sa.Table(
     *_price_columns(),
     sa.Column("bar_count", sa.Integer, nullable=False),
     sa.Index("candles_by_partition", "ticker", "trade_date"),
+)
+
+# --- Market-data client (issue 3) ---
+
+corporate_actions = sa.Table(
+    "corporate_actions",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("ex_date", sa.Date, primary_key=True),
+    sa.Column("dividend", sa.Float(precision=53)),
+    sa.Column("split_ratio", sa.Float(precision=53)),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The token bucket of each market-data provider, shared by every process using this warehouse:
+# pyrate-limiter's token-bucket state (one theoretical arrival time per rate, in microseconds).
+provider_rate_limits = sa.Table(
+    "provider_rate_limits",
+    metadata,
+    sa.Column("bucket", sa.Text, primary_key=True),
+    sa.Column("state", postgresql.ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -129,6 +155,10 @@ TABLES: Mapping[str, PartitionedTable] = {
     "raw_quotes": PartitionedTable(raw_quotes, TICKER_DAY_COLUMNS),
     "validated_quotes": PartitionedTable(validated_quotes, TICKER_DAY_COLUMNS),
     "candles": PartitionedTable(candles, TICKER_DAY_COLUMNS),
+    # Written by `raw_quotes` next to the bars, for the same ticker-days (ex-date = the day).
+    "corporate_actions": PartitionedTable(
+        corporate_actions, {"date": "ex_date", "ticker": "ticker"}
+    ),
 }
 
 

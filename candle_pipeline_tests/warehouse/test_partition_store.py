@@ -5,8 +5,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.bars import STORED_RAW_COLUMNS
 from candle_pipeline.domain.candles import CANDLE_COLUMNS
+from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS
 from candle_pipeline.domain.quality import VALIDATED_COLUMNS
 from candle_pipeline.domain.sessions import TIMING_COLUMNS
 from candle_pipeline.resources.warehouse import WarehouseResource
@@ -23,9 +24,10 @@ CANDLES = TABLES["candles"]
 def test_every_table_matches_the_frames_written_to_it() -> None:
     frames = {
         "market_timings": TIMING_COLUMNS,
-        "raw_quotes": RAW_COLUMNS,
+        "raw_quotes": STORED_RAW_COLUMNS,
         "validated_quotes": VALIDATED_COLUMNS,
         "candles": CANDLE_COLUMNS,
+        "corporate_actions": STORED_ACTION_COLUMNS,
     }
     assert {name: tuple(spec.columns) for name, spec in TABLES.items()} == frames
 

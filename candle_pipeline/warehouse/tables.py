@@ -162,8 +162,39 @@ TABLES: Mapping[str, PartitionedTable] = {
 }
 
 
+class SchemaMismatchError(RuntimeError):
+    """An existing table lacks a column that cannot be added in place."""
+
+
 def create_tables(connection: sa.Connection) -> None:
-    """Create schema `market` and every missing table and index; safe to run concurrently."""
+    """Create the schema and every missing table, index and nullable column.
+
+    Safe to run concurrently (one advisory lock) and on a warehouse made by an older release:
+    nullable columns added since are added in place; anything else is refused with the fix.
+    """
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY})
     connection.execute(sa.schema.CreateSchema(WAREHOUSE_SCHEMA, if_not_exists=True))
     metadata.create_all(connection, checkfirst=True)
+    _add_missing_columns(connection)
+
+
+def _add_missing_columns(connection: sa.Connection) -> None:
+    inspector = sa.inspect(connection)
+    quote = connection.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            if not column.nullable:
+                raise SchemaMismatchError(
+                    f"{table.fullname} lacks the required column {column.name}: re-create the "
+                    "table (drop it and re-materialise its asset) or use a fresh database"
+                )
+            column_type = column.type.compile(dialect=connection.dialect)
+            connection.execute(
+                sa.text(
+                    f"ALTER TABLE {quote(table.schema)}.{quote(table.name)} "
+                    f"ADD COLUMN IF NOT EXISTS {quote(column.name)} {column_type}"
+                )
+            )

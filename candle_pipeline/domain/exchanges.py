@@ -97,6 +97,17 @@ SYMBOL_SUFFIX_MICS: Mapping[str, str] = {
     "NZ": "XNZE",
 }
 
+# Every suffix Yahoo uses for a listing outside the US (a superset of those we map to a calendar).
+YAHOO_EXCHANGE_SUFFIXES = frozenset(
+    {
+        "AS", "AT", "AX", "BA", "BD", "BE", "BK", "BM", "BO", "BR", "CA", "CN", "CO", "CR", "DE",
+        "DU", "F", "HA", "HE", "HK", "HM", "IC", "IL", "IR", "IS", "JK", "JO", "KL", "KQ", "KS",
+        "KW", "L", "LS", "MC", "ME", "MI", "MU", "MX", "NE", "NS", "NX", "NZ", "OL", "PA", "PR",
+        "QA", "RG", "SA", "SG", "SI", "SN", "SR", "SS", "ST", "SW", "SZ", "T", "TA", "TI", "TL",
+        "TO", "TW", "TWO", "V", "VI", "VS", "WA", "XA",
+    }
+)  # fmt: skip
+
 CRYPTO_QUOTES = ("USD", "USDT", "USDC", "EUR", "GBP", "JPY", "BTC", "ETH")
 CRYPTO_PAIR = re.compile(rf"[A-Z0-9]{{2,10}}-(?:{'|'.join(CRYPTO_QUOTES)})")
 

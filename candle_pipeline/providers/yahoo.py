@@ -1,6 +1,6 @@
 """The `yahoo` provider: raw bars, splits and dividends from Yahoo's chart API via yfinance.
 
-- The ticker is spelled the Yahoo way (`domain.symbols.yahoo_symbol`) before any request.
+- The ticker is spelled the Yahoo way (`domain.symbols.normalize_ticker`) before any request.
 - Days are grouped into as few requests as Yahoo's windows allow (`domain.request_windows`);
   days outside them are an error naming the limit.
 - yfinance is asked for raw prices (`auto_adjust=False`, no repair) with `adj_close`, dividends and
@@ -44,7 +44,7 @@ from candle_pipeline.domain.bars import (
 )
 from candle_pipeline.domain.corporate_actions import ACTION_COLUMNS, empty_actions
 from candle_pipeline.domain.request_windows import request_windows
-from candle_pipeline.domain.symbols import yahoo_symbol
+from candle_pipeline.domain.symbols import normalize_ticker
 from candle_pipeline.providers.base import FetchResult, ProviderError, TransientProviderError
 from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import RecordedExchanges
@@ -95,7 +95,7 @@ class YahooProvider:
     name: str = "yahoo"
 
     def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
-        symbol = yahoo_symbol(ticker)
+        symbol = normalize_ticker(ticker)
         now = self.clock()
         windows = request_windows(
             days, self.interval, now.astimezone(UTC).date(), YAHOO_WINDOW_LIMITS, "Yahoo"

@@ -48,3 +48,12 @@ def test_resolution_order() -> None:
     assert resolve_mic("AAPL", default="XNYS") == "XNYS"
     with pytest.raises(UnknownExchangeError, match="NOPE"):
         resolve_mic("AAPL", listed="NOPE", default="XNYS")
+
+
+def test_every_mapped_suffix_is_a_yahoo_suffix() -> None:
+    from candle_pipeline.domain.exchanges import (  # noqa: PLC0415
+        SYMBOL_SUFFIX_MICS,
+        YAHOO_EXCHANGE_SUFFIXES,
+    )
+
+    assert set(SYMBOL_SUFFIX_MICS) <= YAHOO_EXCHANGE_SUFFIXES

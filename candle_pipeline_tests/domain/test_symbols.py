@@ -4,7 +4,6 @@ from candle_pipeline.domain.symbols import (
     InvalidTickerError,
     normalize_ticker,
     normalize_tickers,
-    yahoo_symbol,
 )
 
 
@@ -73,7 +72,7 @@ def test_duplicates_collapse_keeping_first_order() -> None:
     ],
 )
 def test_yahoo_spelling(ticker: str, spelled: str) -> None:
-    assert yahoo_symbol(ticker) == spelled
+    assert normalize_ticker(ticker) == spelled
 
 
 @pytest.mark.parametrize(
@@ -86,4 +85,4 @@ def test_yahoo_spelling(ticker: str, spelled: str) -> None:
 )
 def test_no_yahoo_spelling_is_refused(ticker: str, message: str) -> None:
     with pytest.raises(InvalidTickerError, match=message):
-        yahoo_symbol(ticker)
+        normalize_ticker(ticker)

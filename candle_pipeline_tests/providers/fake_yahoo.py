@@ -114,6 +114,15 @@ class FakeYahoo:
         try:
             status, headers, body = self._answer(handler.path, fault)
             time.sleep(self.latency_seconds + (fault.delay_seconds if fault else 0.0))
+        finally:
+            # Recorded before the answer leaves: a client never sees an answer whose arrival the
+            # test cannot see yet.
+            with self._lock:
+                self._in_flight -= 1
+                self.arrivals.append(
+                    Arrival(parts.path, symbol, is_chart, arrived, time.monotonic())
+                )
+        try:
             handler.send_response(status)
             for name, value in headers.items():
                 handler.send_header(name, value)
@@ -122,12 +131,6 @@ class FakeYahoo:
             handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                self.arrivals.append(
-                    Arrival(parts.path, symbol, is_chart, arrived, time.monotonic())
-                )
 
     def _answer(self, path: str, fault: Fault | None) -> tuple[int, dict[str, str], bytes]:
         if fault is not None and fault.body is not None:

@@ -14,8 +14,9 @@ from candle_pipeline.definitions import ASSETS
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.settings import Settings
+from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import create_database
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault, yahoo_definitions
 from candle_pipeline_tests.providers.yahoo_fixtures import YAHOO_FIXTURES, recorded_bars
@@ -66,8 +67,16 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
         {"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_REPLAY_DIR": str(YAHOO_FIXTURES)}
     )
     defs = dg.Definitions(assets=ASSETS, resources=build_resources(settings, url))
+    ensure_tables(url)
+    with engine_for(url).begin() as connection:
+        watchlist.add(connection, [watchlist.NewTicker("NVDA")], "XNYS")
     outcomes = materialize(defs, instance, ["NVDA"], AROUND_SPLIT)
     assert all(o.success for o in outcomes), [o.error for o in outcomes]
+    with engine_for(url).connect() as connection:
+        [nvda] = watchlist.entries(connection)
+        moves = watchlist.exchange_corrections(connection)
+    assert nvda.provider_exchange == "NMS", "recorded from Yahoo's answer"
+    assert moves == {"NVDA": ("XNYS", "XNAS")}, "for new_tickers_sensor to act on"
 
     expected = recorded_bars(NVDA).loc["2021-07-19":"2021-07-21"]
     raw = table(url, "raw_quotes")

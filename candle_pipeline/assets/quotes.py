@@ -83,6 +83,13 @@ def raw_quotes(
             conn, TABLES["corporate_actions"], action_partitions, actions
         )
     )
+    watchlist.record_provider_exchanges(
+        {
+            ticker: result.exchange_name
+            for ticker, result in zip(plan.open_days, results, strict=True)
+            if result.exchange_name
+        }
+    )
     rows = rows_by_partition(raw)
     by_partition = {}
     for ticker_day in ticker_days:

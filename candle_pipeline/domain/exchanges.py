@@ -147,16 +147,30 @@ def mic_from_yahoo_exchange(exchange_name: str | None) -> str | None:
     return YAHOO_EXCHANGE_MICS.get(exchange_name.strip().upper())
 
 
+# Where a ticker's exchange came from, strongest first.
+SOURCE_LISTED = "listed"
+SOURCE_SYMBOL = "symbol"
+SOURCE_PROVIDER = "provider"
+SOURCE_DEFAULT = "default"
+
+
 def resolve_mic(
     ticker: str,
     *,
     listed: str | None = None,
     provider_exchange: str | None = None,
     default: str,
-) -> str:
-    """A ticker's exchange: watch list, then the symbol, then provider metadata, then default."""
-    if listed:
-        return validate_mic(listed)
-    return validate_mic(
-        mic_from_symbol(ticker) or mic_from_yahoo_exchange(provider_exchange) or default
+) -> tuple[str, str]:
+    """A ticker's exchange and where it came from.
+
+    The watch list (`listed`) wins, then the symbol itself, then the provider's metadata, then
+    the default.
+    """
+    candidates = (
+        (listed, SOURCE_LISTED),
+        (mic_from_symbol(ticker), SOURCE_SYMBOL),
+        (mic_from_yahoo_exchange(provider_exchange), SOURCE_PROVIDER),
+        (default, SOURCE_DEFAULT),
     )
+    mic, source = next((mic, source) for mic, source in candidates if mic)
+    return validate_mic(mic), source

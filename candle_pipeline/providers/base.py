@@ -42,6 +42,8 @@ class FetchResult:
 
     `dropped` counts rows the provider returned but that are not stored, by reason (all-NaN rows,
     repeated timestamps, bars of a session still in progress, days that were not asked for).
+    `exchange_name` is the provider's own name of the ticker's exchange (Yahoo's `exchangeName`,
+    e.g. `NMS`) when it reports one.
     """
 
     bars: pd.DataFrame
@@ -51,6 +53,7 @@ class FetchResult:
     retries: int = 0
     throttled_seconds: float = 0.0
     backoff_seconds: float = 0.0
+    exchange_name: str | None = None
 
 
 class MarketDataProvider(Protocol):

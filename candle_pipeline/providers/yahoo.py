@@ -102,11 +102,14 @@ class YahooProvider:
         )
         stats = CallStats()
         bars, actions, dropped = [], [], Counter[str]()
+        exchange_names: set[str] = set()
         for first, last in windows:
             wanted = [day for day in days if first <= day <= last]
             what = f"Yahoo {symbol} {self.interval} {first}..{last}"
             request = functools.partial(self._history, symbol, first, last, stats, what)
-            history = self.resilience.call(what, request, stats)
+            history, exchange_name = self.resilience.call(what, request, stats)
+            if exchange_name:
+                exchange_names.add(exchange_name)
             window_bars, window_actions, window_dropped = bars_from_history(
                 history, ticker, self.interval, wanted, now
             )
@@ -129,12 +132,16 @@ class YahooProvider:
             retries=stats.retries,
             throttled_seconds=stats.throttled_seconds,
             backoff_seconds=stats.backoff_seconds,
+            exchange_name=min(exchange_names) if len(exchange_names) == 1 else None,
         )
 
     def _history(
         self, symbol: str, first: date, last: date, stats: CallStats, what: str
-    ) -> pd.DataFrame:
-        """One yfinance `history` call (a tz lookup the first time, then the chart request)."""
+    ) -> tuple[pd.DataFrame, str | None]:
+        """One yfinance `history` call (a tz lookup the first time, then the chart request).
+
+        Returns the bars and Yahoo's `exchangeName` from the same answer's metadata.
+        """
         session = _yfinance_session()
         route = Route(
             stats=stats,
@@ -146,8 +153,9 @@ class YahooProvider:
         # yfinance keeps past answers in an in-memory cache; a retry must really ask again.
         YfData.cache_get.cache_clear()
         with routed(route):
+            ticker = yf.Ticker(symbol, session=session)
             try:
-                return yf.Ticker(symbol, session=session).history(
+                history = ticker.history(
                     start=first.isoformat(),
                     end=(last + timedelta(days=1)).isoformat(),
                     interval=self.interval,
@@ -178,6 +186,8 @@ class YahooProvider:
                 raise ProviderError(
                     f"{what}: Yahoo's answer could not be read: {type(error).__name__}: {error}"
                 ) from None
+        metadata = ticker.history_metadata or {}
+        return history, metadata.get("exchangeName")
 
 
 def bars_from_history(

@@ -95,12 +95,4 @@ class MarketDataResource(dg.ConfigurableResource):
         bars = result.bars if ADJ_CLOSE in result.bars else result.bars.assign(adj_close=np.nan)
         raw = stamp(bars, source=self.provider.name, fetched_at=fetched_at)
         actions = stamp(result.actions, source=self.provider.name, fetched_at=fetched_at)
-        return FetchResult(
-            bars=raw,
-            requests=result.requests,
-            actions=actions,
-            dropped=result.dropped,
-            retries=result.retries,
-            throttled_seconds=result.throttled_seconds,
-            backoff_seconds=result.backoff_seconds,
-        )
+        return dataclasses.replace(result, bars=raw, actions=actions)

@@ -120,6 +120,10 @@ watchlist = sa.Table(
     metadata,
     sa.Column("ticker", sa.Text, primary_key=True),
     sa.Column("exchange", sa.Text, nullable=False),
+    # listed (given when added), symbol (its suffix), provider (its metadata) or default.
+    sa.Column("exchange_source", sa.Text),
+    # The provider's own name of the exchange, as its last answer gave it (Yahoo's NMS, NYQ, ...).
+    sa.Column("provider_exchange", sa.Text),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("history_start", sa.Date),
     sa.Column("name", sa.Text),

@@ -218,3 +218,16 @@ def test_nan_duplicate_live_and_unasked_rows_are_dropped_and_counted() -> None:
         "session_in_progress": 1,
     }
     assert actions.empty
+
+
+@pytest.mark.parametrize(
+    ("ticker", "recording", "exchange_name"),
+    [
+        ("NVDA", "historical-via-chart-NVDA-split-2021-02-01-to-2022-01-31.csv.json", "NMS"),
+        ("OCDO.L", "chart-OCDO.L-2020-01-01-to-2020-01-03.json", "LSE"),
+        ("BTC-USD", "chart-BTC-USD-2020-01-01-to-2020-01-03.json", "CCC"),
+    ],
+)
+def test_the_answer_names_the_exchange(ticker: str, recording: str, exchange_name: str) -> None:
+    result = replaying_provider().fetch_bars(ticker, all_days(recording)[:2])
+    assert result.exchange_name == recorded(recording)["meta"]["exchangeName"] == exchange_name

@@ -82,15 +82,23 @@ def prepare(settings: Settings) -> Environment:
     if settings.database_url is None:
         embedded = embedded_server(settings)
         embedded.start()
-        warehouse_url = embedded.ensure_database(WAREHOUSE_DATABASE)
-        dagster_url = settings.dagster_database_url or embedded.ensure_database(DAGSTER_DATABASE)
-    else:
-        warehouse_url = settings.database_url
-        dagster_url = settings.dagster_database_url or settings.database_url
-    dagster_home = settings.dagster_home or _default_dagster_home(settings)
+        embedded.ensure_database(WAREHOUSE_DATABASE)
+        if settings.dagster_database_url is None:
+            embedded.ensure_database(DAGSTER_DATABASE)
+    warehouse_url, dagster_url = database_urls(settings)
+    dagster_home = settings.dagster_home or default_dagster_home(settings)
     os.environ[ENV_DATABASE_URL] = warehouse_url
     os.environ.update(instance_environment(dagster_url, dagster_home, get_operations_settings()))
     return Environment(warehouse_url, dagster_url, dagster_home, embedded)
+
+
+def database_urls(settings: Settings) -> tuple[str, str]:
+    """The warehouse and Dagster instance URLs of `settings`; starts and creates nothing."""
+    if settings.database_url is None:
+        server = embedded_server(settings)
+        warehouse_url = server.url(WAREHOUSE_DATABASE)
+        return warehouse_url, settings.dagster_database_url or server.url(DAGSTER_DATABASE)
+    return settings.database_url, settings.dagster_database_url or settings.database_url
 
 
 def instance_environment(
@@ -110,7 +118,7 @@ def instance_environment(
     }
 
 
-def _default_dagster_home(settings: Settings) -> Path:
+def default_dagster_home(settings: Settings) -> Path:
     """state/dagster_home, holding a link to the project's dagster.yaml."""
     source = PROJECT_DIR / DAGSTER_YAML
     if not source.is_file():

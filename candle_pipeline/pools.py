@@ -10,7 +10,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from candle_pipeline.settings import MARKET_API_POOL, OperationsSettings
+from candle_pipeline.settings import (
+    ENV_MARKET_API_POOL_LIMIT,
+    MARKET_API_POOL,
+    OperationsSettings,
+)
+
+# The setting that holds each pool's limit.
+LIMIT_VARIABLES = {MARKET_API_POOL: ENV_MARKET_API_POOL_LIMIT}
 
 
 def wanted_limits(operations: OperationsSettings) -> dict[str, int]:

@@ -210,8 +210,7 @@ DEFAULT_CATCHUP_CRON = "0 6 * * 6"
 TIMINGS_SCHEDULE_CRON = "15 0 * * *"
 TIMINGS_SCHEDULE_DAYS_AHEAD = 7
 COMPUTE_LOG_DIRNAME = "compute_logs"
-# `doctor`: how old the daemon's last heartbeat may be, and how long a database may take to answer.
-DAEMON_HEARTBEAT_MAX_AGE_SECONDS = 120
+# `doctor`: how long a database may take to answer.
 DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")

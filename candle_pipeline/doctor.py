@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,11 +203,26 @@ def _instance_findings(context: Context) -> Iterator[Finding]:
             "project's dagster.yaml there",
         )
         return
-    environment = local_env.instance_environment(
+    defaults = local_env.instance_environment(
         context.dagster_url, context.dagster_home, context.operations
     )
-    for name, value in environment.items():
-        os.environ.setdefault(name, value)
+    with _defaults_in_environment(defaults):
+        yield from _instance_storage_findings(context, yaml_file)
+
+
+@contextmanager
+def _defaults_in_environment(defaults: Mapping[str, str]) -> Iterator[None]:
+    """The variables dagster.yaml reads, as `candle-pipeline` would export them, for a while."""
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _instance_storage_findings(context: Context, yaml_file: Path) -> Iterator[Finding]:
     try:
         instance = dg.DagsterInstance.from_config(str(context.dagster_home))
     except Exception as error:  # any failure here is the finding

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -185,3 +186,42 @@ def deployment(pg_server: LocalPostgres) -> Iterator[Deployment]:
     finally:
         stop(webserver)
         stop(daemon)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and nothing that reaches for the network on its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator[object]:
+    """A page of Debian's Chromium driven by Playwright, with a new, empty profile."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only the UI tests need it
+
+    profile = Path(tempfile.mkdtemp(prefix="candle-chromium-"))
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -3,12 +3,15 @@ launches it) runs on the daemon and fills the warehouse; then a browser shows th
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import Page, expect
 
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline_tests.e2e.conftest import REPOSITORY, Deployment, wait_for
@@ -132,3 +135,88 @@ def test_doctor_sees_a_healthy_deployment(deployment: Deployment) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no problem found" in result.stdout
     assert "daemons sent a recent heartbeat" in result.stdout
+
+
+SCREENSHOTS_ENV = "CANDLE_UI_SCREENSHOTS"
+UI_TIMEOUT_MS = 60_000
+CHECKS_QUERY = """
+query Checks($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name } } } }
+  }
+}
+"""
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    """Into tmp_path, and into $CANDLE_UI_SCREENSHOTS when set (docs/ for the README)."""
+    folders = [
+        tmp_path,
+        *([Path(os.environ[SCREENSHOTS_ENV])] if SCREENSHOTS_ENV in os.environ else []),
+    ]
+    for folder in folders:
+        page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def open_partition(page: Page, deployment: Deployment, asset: str, day: str, ticker: str) -> None:
+    """The asset's Partitions tab, narrowed to the sample days, one partition clicked."""
+    page.goto(f"{deployment.url}/assets/{asset}?view=partitions")
+    page.get_by_text("Partitions Selected").wait_for(timeout=UI_TIMEOUT_MS)
+    date_range = page.locator("input[placeholder^='ex:']")
+    date_range.fill(f"[{FIRST_DAY}...{LAST_DAY}]")
+    date_range.press("Enter")
+    page.get_by_text("10 Partitions Selected").wait_for(timeout=UI_TIMEOUT_MS)
+    page.get_by_text(day, exact=True).first.click()
+    page.get_by_text(ticker, exact=True).first.click()
+    page.get_by_text(f"{day}|{ticker}", exact=True).first.wait_for(timeout=UI_TIMEOUT_MS)
+
+
+def metadata_value(page: Page, label: str) -> str:
+    """The value next to `label` in the selected partition's metadata table."""
+    row = page.locator("tr", has=page.get_by_text(label, exact=True)).last
+    return row.locator("td").nth(1).inner_text().strip()
+
+
+def test_browser_shows_the_graph_partitions_and_checks(
+    deployment: Deployment,
+    backfill: Mapping[str, object],
+    browser_page: Page,
+    tmp_path: Path,
+) -> None:
+    page = browser_page
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
+
+    # The graph: every asset of the group, each with its latest event.
+    page.goto(f"{deployment.url}/locations/candle_pipeline/asset-groups/market_data")
+    for asset in ("market_timings", *PER_TICKER_ASSETS):
+        expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("Latest event")).to_have_count(4)
+    expect(page.get_by_text("13,806 partitions").first).to_be_visible()
+    screenshot(page, "ui-graph", tmp_path)
+
+    # candles: the sample days are all materialised, none failed or missing.
+    open_partition(page, deployment, "candles", "2013-10-07", "SPY")
+    for status in ("Materialized (10)", "Failed (0)", "Missing (0)"):
+        expect(page.get_by_text(status)).to_be_visible()
+    for ticker in TICKERS:
+        expect(page.get_by_text(ticker, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Materialized", exact=True).last).to_be_visible()
+    assert metadata_value(page, "rows") == str(CANDLES_PER_FULL_DAY)
+    screenshot(page, "ui-candles", tmp_path)
+
+    # A Saturday of raw_quotes: materialised empty, and the page says why.
+    open_partition(page, deployment, "raw_quotes", "2013-10-05", "IBM")
+    assert metadata_value(page, "rows") == "0"
+    assert metadata_value(page, "status") == "skipped"
+    assert metadata_value(page, "reason") == "market closed: XNYS has no session on 2013-10-05"
+
+    # Checks, where the assets declare any: each one is listed on the Checks tab.
+    for asset in ("market_timings", *PER_TICKER_ASSETS):
+        node = deployment.graphql(CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
+        checks = [check["name"] for check in node["assetChecksOrError"].get("checks", [])]
+        if checks:
+            page.goto(f"{deployment.url}/assets/{asset}?view=checks")
+            for name in checks:
+                expect(page.get_by_text(name, exact=True).first).to_be_visible(
+                    timeout=UI_TIMEOUT_MS
+                )

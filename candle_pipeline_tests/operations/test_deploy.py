@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,9 @@ import yaml
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin
 
 from candle_pipeline.local_env import instance_environment
+from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import PROJECT_DIR, OperationsSettings
+from candle_pipeline_tests.conftest import create_database
 from candle_pipeline_tests.e2e.conftest import free_port, start, stop
 
 DEPLOY = PROJECT_DIR / "deploy"
@@ -121,7 +124,7 @@ def test_helm_values_mirror_the_instance_policy() -> None:
 
 
 @pytest.fixture(scope="module")
-def code_server() -> Iterator[int]:
+def code_server(pg_server: LocalPostgres) -> Iterator[int]:
     """The image's command, as the Dockerfile states it, on a free local port."""
     port = free_port()
     command = [
@@ -134,7 +137,7 @@ def code_server() -> Iterator[int]:
     env = {
         **os.environ,
         **instance_environment(
-            "postgresql://nobody@/unused", root, OperationsSettings.from_env({})
+            create_database(pg_server, "dagster"), root, OperationsSettings.from_env({})
         ),
     }
     process = start(command, env, root / "code-server.log")
@@ -152,9 +155,11 @@ def code_server() -> Iterator[int]:
         yield port
     finally:
         stop(process)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.e2e
+@pytest.mark.integration
 def test_the_image_command_serves_the_code_location(code_server: int) -> None:
     origin = GrpcServerCodeLocationOrigin(
         host="127.0.0.1", port=code_server, location_name="candle_pipeline"

@@ -1,7 +1,7 @@
 """`candle-pipeline doctor`: is this deployment healthy? Says what is wrong, in words.
 
-It starts and creates nothing: it reads the settings, connects to the warehouse and the Dagster
-instance, and compares what it finds with what the project needs.
+It starts nothing and writes no data: it reads the settings, connects to the warehouse and the
+Dagster instance, and compares what it finds with what the project needs.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Context:
+    """What the checks after the settings look at."""
+
     settings: Settings
     operations: OperationsSettings
     warehouse_url: str

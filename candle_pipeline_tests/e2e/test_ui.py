@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline_tests.e2e.conftest import REPOSITORY, Deployment, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.xdist_group("dagster-ui")]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 TICKERS = ("SPY", "IBM")
 FIRST_DAY, LAST_DAY = "2013-10-04", "2013-10-08"
@@ -130,7 +130,9 @@ def test_backfill_through_graphql_fills_the_warehouse(
     }
 
 
-def test_doctor_sees_a_healthy_deployment(deployment: Deployment) -> None:
+def test_doctor_sees_a_healthy_deployment(
+    deployment: Deployment, backfill: Mapping[str, object]
+) -> None:
     result = deployment.cli("doctor", "--expect-daemon")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no problem found" in result.stdout

@@ -283,8 +283,10 @@ def _apply_pools() -> list[str]:
         changes = apply_pool_limits(instance, operations)
     lines = []
     for pool, limit in wanted_limits(operations).items():
-        before = changes[pool][0] if pool in changes else limit
-        was = "unchanged" if pool not in changes else f"was {before or 'unlimited'}"
+        was = "unchanged"
+        if pool in changes:
+            before = changes[pool][0]
+            was = f"was {'unlimited' if before is None else before}"
         lines.append(f"pool {pool}: at most {limit} at once ({was})")
     return lines
 

@@ -3,6 +3,7 @@ subprocesses on the project's dagster.yaml, with a fresh Postgres instance and w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,11 +15,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from playwright.sync_api import Page, sync_playwright
 
 from candle_pipeline.local_env import instance_environment
 from candle_pipeline.local_postgres import LocalPostgres
@@ -34,6 +37,7 @@ BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 20
 POLL_SECONDS = 1.0
+T = TypeVar("T")
 REPOSITORY = {"repositoryName": "__repository__", "repositoryLocationName": "candle_pipeline"}
 
 
@@ -96,19 +100,22 @@ def start(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.P
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the process's group, then SIGKILL to whatever of the group is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
-def wait_for(what: str, probe, deployment: Deployment, timeout: float = STARTUP_TIMEOUT_SECONDS):
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    deployment: Deployment,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> T:
     """Poll `probe` until it returns something truthy; fail with the processes' logs."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -205,11 +212,10 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="module")
-def browser_page() -> Iterator[object]:
+def browser_page() -> Iterator[Page]:
     """A page of Debian's Chromium driven by Playwright, with a new, empty profile."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only the UI tests need it
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
 
     profile = Path(tempfile.mkdtemp(prefix="candle-chromium-"))
     with sync_playwright() as playwright:

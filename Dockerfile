@@ -17,10 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/candle-pipeline
 
 # Dependencies first, pinned by constraints.txt, so code changes rebuild only the last layers.
+# On Kubernetes the runs need the launcher's and the log store's packages in this image too:
+#   --build-arg EXTRA_PACKAGES="dagster-k8s==0.29.27 dagster-aws==0.29.27"
+ARG EXTRA_PACKAGES=""
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > requirements.txt \
-    && pip install -r requirements.txt -c constraints.txt
+    && pip install -r requirements.txt $EXTRA_PACKAGES -c constraints.txt
 
 COPY README.md ./
 COPY candle_pipeline ./candle_pipeline

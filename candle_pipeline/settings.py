@@ -310,3 +310,120 @@ SAMPLE_SESSIONS = (
     (("AAPL",), date(2014, 6, 5), date(2014, 6, 9)),
     (("GOOG",), date(2015, 12, 23), date(2015, 12, 28)),
 )
+
+
+# --- Operations (issue 8): the Dagster deployment, schedules and health checks ---------------
+
+ENV_MAX_CONCURRENT_RUNS = "CANDLE_MAX_CONCURRENT_RUNS"
+ENV_COMPUTE_LOG_DIR = "CANDLE_COMPUTE_LOG_DIR"
+ENV_MARKET_API_POOL_LIMIT = "CANDLE_MARKET_API_POOL_LIMIT"
+ENV_SCHEDULE_DELAY_MINUTES = "CANDLE_SCHEDULE_DELAY_MINUTES"
+ENV_CATCHUP_DAYS = "CANDLE_CATCHUP_DAYS"
+ENV_CATCHUP_CRON = "CANDLE_CATCHUP_CRON"
+ENV_SCHEDULES_RUNNING = "CANDLE_SCHEDULES_RUNNING"
+
+# Runs in progress at once across the deployment (the QueuedRunCoordinator's limit).
+DEFAULT_MAX_CONCURRENT_RUNS = 4
+# The concurrency pool of every step that calls the market-data provider. Its limit is how many
+# such steps run at once across all run workers; the client's rate limit is per process, so the
+# provider sees up to limit x that rate.
+MARKET_API_POOL = "market_api"
+DEFAULT_MARKET_API_POOL_LIMIT = 1
+# Per-exchange schedules tick this long after the exchange's regular close.
+DEFAULT_SCHEDULE_DELAY_MINUTES = 30
+# The weekly catch-up looks back this many days for missing or failed partitions.
+DEFAULT_CATCHUP_DAYS = 14
+# Saturday 06:00 UTC: after Friday's close on every exchange.
+DEFAULT_CATCHUP_CRON = "0 6 * * 6"
+# The daily market_timings schedule (UTC) and how far ahead of today it materialises.
+TIMINGS_SCHEDULE_CRON = "15 0 * * *"
+TIMINGS_SCHEDULE_DAYS_AHEAD = 7
+COMPUTE_LOG_DIRNAME = "compute_logs"
+# `doctor`: how long a database may take to answer.
+DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """How the deployment runs: run and pool limits, compute logs, schedules."""
+
+    max_concurrent_runs: int
+    compute_log_dir: Path | None
+    market_api_pool_limit: int
+    schedule_delay_minutes: int
+    catchup_days: int
+    catchup_cron: str
+    schedules_running: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperationsSettings:
+        env = os.environ if environ is None else environ
+        compute_log_dir = _optional(env, ENV_COMPUTE_LOG_DIR)
+        catchup_cron = _optional(env, ENV_CATCHUP_CRON) or DEFAULT_CATCHUP_CRON
+        if not _is_cron(catchup_cron):
+            raise SettingsError(
+                f"{ENV_CATCHUP_CRON}={catchup_cron!r} is not a cron expression "
+                "(five fields, e.g. '0 6 * * 6')"
+            )
+        return cls(
+            max_concurrent_runs=_positive_int(
+                env, ENV_MAX_CONCURRENT_RUNS, DEFAULT_MAX_CONCURRENT_RUNS
+            ),
+            compute_log_dir=Path(compute_log_dir).expanduser().resolve()
+            if compute_log_dir
+            else None,
+            market_api_pool_limit=_positive_int(
+                env, ENV_MARKET_API_POOL_LIMIT, DEFAULT_MARKET_API_POOL_LIMIT
+            ),
+            schedule_delay_minutes=_non_negative_int(
+                env, ENV_SCHEDULE_DELAY_MINUTES, DEFAULT_SCHEDULE_DELAY_MINUTES
+            ),
+            catchup_days=_positive_int(env, ENV_CATCHUP_DAYS, DEFAULT_CATCHUP_DAYS),
+            catchup_cron=catchup_cron,
+            schedules_running=_boolean(env, ENV_SCHEDULES_RUNNING, default=False),
+        )
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = _optional(env, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a whole number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={value} must not be negative")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _non_negative_int(env, name, default)
+    if value == 0:
+        raise SettingsError(f"{name}=0 must be at least 1")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = _optional(env, name)
+    if text is None:
+        return default
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={text!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
+def _is_cron(text: str) -> bool:
+    from dagster._utils.schedules import is_valid_cron_string  # noqa: PLC0415 - Dagster is heavy
+
+    return is_valid_cron_string(text)
+
+
+@functools.cache
+def get_operations_settings() -> OperationsSettings:
+    """The process's operations settings, read from the environment on first use."""
+    return OperationsSettings.from_env()

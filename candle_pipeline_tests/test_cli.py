@@ -45,7 +45,7 @@ from candle_pipeline_tests.conftest import create_database
         ),
         (
             ["materialize", "--tickers", "SPY", "--start", "2013-10-04", "--end", "2999-01-04"],
-            "after the last complete day",
+            "after the last partition",
         ),
         (
             [

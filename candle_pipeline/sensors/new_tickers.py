@@ -24,7 +24,6 @@ from candle_pipeline.partitions import (
     ticker_day_partitions,
     ticker_partitions,
     timing_date_partitions,
-    trading_date_partitions,
 )
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.runs import PER_TICKER_ASSETS, TIMINGS_ASSET
@@ -40,7 +39,8 @@ TAG_VALUE_LIMIT = 255
 
 def history_window(entry: WatchedTicker, today: date, lookback_days: int) -> tuple[date, date]:
     """First and last day to backfill for a newly watched ticker (first > last: nothing)."""
-    last = date.fromisoformat(trading_date_partitions.get_last_partition_key())
+    # Yesterday: today's session may still be trading; the after-close schedule fetches it.
+    last = today - timedelta(days=1)
     first = entry.history_start or today - timedelta(days=lookback_days)
     return max(first, get_settings().partition_start), last
 

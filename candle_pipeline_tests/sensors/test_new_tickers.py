@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME, trading_date_partitions
+from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.sensors.new_tickers import new_tickers_sensor
@@ -43,7 +43,7 @@ def apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
 
 
 def last_day() -> date:
-    return date.fromisoformat(trading_date_partitions.get_last_partition_key())
+    return date.today() - timedelta(days=1)
 
 
 def test_a_new_ticker_gets_its_partition_and_one_backfill(

@@ -24,7 +24,6 @@ from candle_pipeline.settings import (
     DOCTOR_CONNECT_TIMEOUT_SECONDS,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
-    WAREHOUSE_SCHEMA,
     OperationsSettings,
     Settings,
     SettingsError,
@@ -118,13 +117,7 @@ def _settings_finding(settings: Settings, operations: OperationsSettings) -> Fin
 
 def _provider_findings(settings: Settings) -> Iterator[Finding]:
     from candle_pipeline.providers.csv_files import DAILY_DIR, MINUTE_DIR  # noqa: PLC0415
-    from candle_pipeline.providers.registry import build_provider  # noqa: PLC0415
 
-    try:
-        provider = build_provider(settings.source, str(settings.csv_dir))
-    except (ValueError, OSError) as error:
-        yield Finding("provider", PROBLEM, f"the {settings.source} provider cannot start: {error}")
-        return
     if settings.source == "csv":
         layouts = [name for name in (MINUTE_DIR, DAILY_DIR) if (settings.csv_dir / name).is_dir()]
         if not layouts:
@@ -135,11 +128,31 @@ def _provider_findings(settings: Settings) -> Iterator[Finding]:
                 "every fetch would return no bars",
             )
             return
+        yield Finding("provider", OK, f"csv: {', '.join(layouts)} in {settings.csv_dir}")
+        return
+    if settings.yahoo_replay_dir is not None:
+        recordings = list(settings.yahoo_replay_dir.glob("*.json"))
+        if not recordings:
+            yield Finding(
+                "provider",
+                PROBLEM,
+                f"CANDLE_YAHOO_REPLAY_DIR={settings.yahoo_replay_dir} holds no recorded exchanges "
+                "(*.json): every request would miss",
+            )
+            return
         yield Finding(
-            "provider", OK, f"{provider.name}: {', '.join(layouts)} in {settings.csv_dir}"
+            "provider",
+            OK,
+            f"yahoo replays {len(recordings)} recorded exchange(s) from "
+            f"{settings.yahoo_replay_dir}",
         )
         return
-    yield Finding("provider", OK, f"{provider.name} is configured")
+    yield Finding(
+        "provider",
+        OK,
+        f"yahoo over the network, {settings.yahoo_interval} bars, at most "
+        f"{settings.requests_per_minute:g} requests/minute",
+    )
 
 
 def _connect(url: str) -> psycopg.Connection:
@@ -152,7 +165,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _warehouse_findings(context: Context) -> Iterator[Finding]:
-    from candle_pipeline.warehouse.tables import TABLES  # noqa: PLC0415
+    from candle_pipeline.warehouse.tables import TABLES, WAREHOUSE_SCHEMA  # noqa: PLC0415
 
     shown = mask_url(context.warehouse_url)
     try:
@@ -187,7 +200,8 @@ def _warehouse_findings(context: Context) -> Iterator[Finding]:
             "warehouse",
             PROBLEM,
             f"{WAREHOUSE_SCHEMA}.{name} lacks column(s) {', '.join(columns)}: it was created by "
-            "an older version; migrate or drop it",
+            "an older version; the next run adds nullable columns in place (others need the "
+            "table dropped and re-materialised)",
         )
     if not missing_tables and not missing_columns:
         yield Finding(

@@ -247,19 +247,6 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = _optional(env, name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a whole number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={value} must be positive")
-    return value
-
-
 def validate_identifier(name: str, what: str) -> str:
     """`name` if it is a plain lower-case SQL identifier, else a SettingsError naming `what`."""
     if not SQL_IDENTIFIER.fullmatch(name):

@@ -18,6 +18,7 @@ from candle_pipeline.cli import EXIT_FAILED, main
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.warehouse import ensure_tables
 from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
+from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline_tests.conftest import create_database
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,7 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
     code, out = doctor(capsys)
     assert code == 0, out
     assert lines_with(out, "PROBLEM") == []
-    assert "all 4 tables of schema market" in out
+    assert f"all {len(TABLES)} tables of schema market" in out
     assert "runs queue, at most 4 at once" in out
     assert "pool market_api" in out and "at most 1 at once" in out
     assert "no dagster-daemon is running; nothing waits for one now" in out
@@ -101,7 +102,7 @@ def test_broken_setup_says_what_is_wrong(
     problems = "\n".join(lines_with(out, "PROBLEM"))
     assert "lacks market.market_timings, market.raw_quotes" in problems
     assert "the first run creates the tables" in problems
-    assert "pool market_api (no asset yet) has no limit" in problems
+    assert "pool market_api (raw_quotes) has no limit" in problems
     assert "`candle-pipeline pools apply`" in problems
     assert "no recent heartbeat from" in problems
     assert "waiting for it: 1 queued run(s)" in problems

@@ -103,4 +103,4 @@ def closed_session(mic: str, at: datetime, delay_minutes: int) -> tuple[ClosedSe
 def _calendar(mic: str) -> xcals.ExchangeCalendar:
     """The exchange's calendar, for its time zone, regular hours and weekmask."""
     today = pd.Timestamp.now(tz="UTC").date()
-    return sessions._calendar(mic, today, today)
+    return sessions.exchange_calendar(mic, today, today)

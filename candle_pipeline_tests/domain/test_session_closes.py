@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.session_closes import close_schedule, closed_session
-from candle_pipeline.domain.sessions import UnknownExchangeError
 
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

@@ -8,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_STAMP := $(VENV)/.postgres-binaries
+CHROMIUM := /usr/bin/chromium
 TEST_WORKERS ?= 2
 
 .PHONY: install demo ui test lint format bench clean
@@ -39,7 +40,17 @@ demo: install
 ui: install
 	$(BIN)/candle-pipeline ui
 
-test: install
+# The browser test drives Debian's Chromium (never a downloaded browser) through Playwright.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "the browser test needs $(CHROMIUM): install Debian's chromium package (as root)"; \
+		exit 1; \
+	fi
+
+test: install $(CHROMIUM)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)

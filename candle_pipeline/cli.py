@@ -5,6 +5,8 @@ candle-pipeline tickers add|remove TICKER... | tickers list
 candle-pipeline materialize --tickers A,B --start YYYY-MM-DD --end YYYY-MM-DD [--select ...]
 candle-pipeline demo
 candle-pipeline ui [--port N]
+candle-pipeline doctor [--expect-daemon]
+candle-pipeline pools apply
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
@@ -29,6 +32,8 @@ from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
+    DEMO_MARKET_API_LIMIT,
+    MARKET_API_POOL,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -37,6 +42,9 @@ from candle_pipeline.settings import (
     mask_url,
     parse_date,
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DEFAULT_UI_PORT = 3000
 EXIT_USAGE = 2
@@ -106,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="the Dagster UI (dagster dev) on the same instance")
     ui.add_argument("--port", type=int, default=DEFAULT_UI_PORT)
     ui.set_defaults(handler=_ui)
+
+    _add_operations_commands(commands)
     return parser
 
 
@@ -239,6 +249,7 @@ def _demo(_: argparse.Namespace) -> int:
         )
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
+        _limit_market_api_pool(instance)
         register(instance, sample_tickers)
         for tickers, start, end in SAMPLE_SESSIONS:
             outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
@@ -275,8 +286,17 @@ def _demo(_: argparse.Namespace) -> int:
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
 
 
+def _limit_market_api_pool(instance: dg.DagsterInstance) -> None:
+    """`dagster instance concurrency set market_api N`, unless the pool already has a limit."""
+    limits = {pool.name for pool in instance.event_log_storage.get_pool_limits()}
+    if MARKET_API_POOL not in limits:
+        instance.event_log_storage.set_concurrency_slots(MARKET_API_POOL, DEMO_MARKET_API_LIMIT)
+        print(f"concurrency pool {MARKET_API_POOL}: at most {DEMO_MARKET_API_LIMIT} steps at once")
+
+
 def _ui(args: argparse.Namespace) -> int:
     local_env.prepare(get_settings())
+    print("\n".join(_apply_pools()))
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which(
         "dagster"
     )
@@ -285,6 +305,57 @@ def _ui(args: argparse.Namespace) -> int:
     workspace = PROJECT_DIR / "workspace.yaml"
     os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(args.port)])
     return 0
+
+
+# --- operations: health and pools ------------------------------------------------------------
+
+
+def _add_operations_commands(commands: argparse._SubParsersAction) -> None:
+    doctor = commands.add_parser(
+        "doctor", help="check the database, the Dagster instance, the provider and the pools"
+    )
+    doctor.add_argument(
+        "--expect-daemon",
+        action="store_true",
+        help="a missing dagster-daemon is a problem even when nothing waits for it",
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    pools = commands.add_parser("pools", help="concurrency pools of the Dagster instance")
+    pools.add_argument("action", choices=["apply"], help="set every pool's limit from settings")
+    pools.set_defaults(handler=_pools)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from candle_pipeline import doctor  # noqa: PLC0415 - loads Dagster
+
+    findings = doctor.diagnose(expect_daemon=args.expect_daemon)
+    print(doctor.report(findings))
+    return 0 if doctor.healthy(findings) else EXIT_FAILED
+
+
+def _pools(_: argparse.Namespace) -> int:
+    local_env.prepare(get_settings())
+    print("\n".join(_apply_pools()))
+    return 0
+
+
+def _apply_pools() -> list[str]:
+    """Set the pool limits of the instance from the settings; one line per pool."""
+    from candle_pipeline.pools import apply_pool_limits, wanted_limits  # noqa: PLC0415
+    from candle_pipeline.settings import get_operations_settings  # noqa: PLC0415
+
+    operations = get_operations_settings()
+    with _instance() as instance:
+        changes = apply_pool_limits(instance, operations)
+    lines = []
+    for pool, limit in wanted_limits(operations).items():
+        was = "unchanged"
+        if pool in changes:
+            before = changes[pool][0]
+            was = f"was {'unlimited' if before is None else before}"
+        lines.append(f"pool {pool}: at most {limit} at once ({was})")
+    return lines
 
 
 if __name__ == "__main__":

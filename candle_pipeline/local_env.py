@@ -16,14 +16,19 @@ from pathlib import Path
 
 from candle_pipeline.local_postgres import LocalPostgres, running_as_root
 from candle_pipeline.settings import (
+    COMPUTE_LOG_DIRNAME,
     DAGSTER_DATABASE,
+    ENV_COMPUTE_LOG_DIR,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
+    ENV_MAX_CONCURRENT_RUNS,
     PROJECT_DIR,
     WAREHOUSE_DATABASE,
+    OperationsSettings,
     Settings,
     SettingsError,
+    get_operations_settings,
 )
 
 DAGSTER_YAML = "dagster.yaml"
@@ -77,19 +82,43 @@ def prepare(settings: Settings) -> Environment:
     if settings.database_url is None:
         embedded = embedded_server(settings)
         embedded.start()
-        warehouse_url = embedded.ensure_database(WAREHOUSE_DATABASE)
-        dagster_url = settings.dagster_database_url or embedded.ensure_database(DAGSTER_DATABASE)
-    else:
-        warehouse_url = settings.database_url
-        dagster_url = settings.dagster_database_url or settings.database_url
-    dagster_home = settings.dagster_home or _default_dagster_home(settings)
+        embedded.ensure_database(WAREHOUSE_DATABASE)
+        if settings.dagster_database_url is None:
+            embedded.ensure_database(DAGSTER_DATABASE)
+    warehouse_url, dagster_url = database_urls(settings)
+    dagster_home = settings.dagster_home or default_dagster_home(settings)
     os.environ[ENV_DATABASE_URL] = warehouse_url
-    os.environ[ENV_DAGSTER_DATABASE_URL] = dagster_url
-    os.environ[ENV_DAGSTER_HOME] = str(dagster_home)
+    os.environ.update(instance_environment(dagster_url, dagster_home, get_operations_settings()))
     return Environment(warehouse_url, dagster_url, dagster_home, embedded)
 
 
-def _default_dagster_home(settings: Settings) -> Path:
+def database_urls(settings: Settings) -> tuple[str, str]:
+    """The warehouse and Dagster instance URLs of `settings`; starts and creates nothing."""
+    if settings.database_url is None:
+        server = embedded_server(settings)
+        warehouse_url = server.url(WAREHOUSE_DATABASE)
+        return warehouse_url, settings.dagster_database_url or server.url(DAGSTER_DATABASE)
+    return settings.database_url, settings.dagster_database_url or settings.database_url
+
+
+def instance_environment(
+    dagster_url: str, dagster_home: Path, operations: OperationsSettings
+) -> dict[str, str]:
+    """Every variable the project's dagster.yaml reads, defaults filled in.
+
+    dagster.yaml's `env:` has no default, so this is the one place that supplies them; the
+    webserver, the daemon and runs started from here inherit them.
+    """
+    compute_logs = operations.compute_log_dir or dagster_home / COMPUTE_LOG_DIRNAME
+    return {
+        ENV_DAGSTER_DATABASE_URL: dagster_url,
+        ENV_DAGSTER_HOME: str(dagster_home),
+        ENV_MAX_CONCURRENT_RUNS: str(operations.max_concurrent_runs),
+        ENV_COMPUTE_LOG_DIR: str(compute_logs),
+    }
+
+
+def default_dagster_home(settings: Settings) -> Path:
     """state/dagster_home, holding a link to the project's dagster.yaml."""
     source = PROJECT_DIR / DAGSTER_YAML
     if not source.is_file():

@@ -120,6 +120,22 @@ class LocalPostgres:
                 f"\nSee its log: {self.log_file}"
             )
 
+    def restart(self) -> None:
+        """Stop the server (dropping every connection) and start it again."""
+        self._run(
+            [
+                "pg_ctl",
+                "restart",
+                "-w",
+                "-m",
+                "fast",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+            ]
+        )
+
     def stop(self) -> None:
         if self.is_running():
             self._run(["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir)])

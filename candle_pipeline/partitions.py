@@ -21,8 +21,9 @@ KEY_SEPARATOR = "|"
 
 _settings = get_settings()
 
+# end_offset=1: today's partition exists, so a schedule can fetch a session right after its close.
 trading_date_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.partition_start.isoformat()
+    start_date=_settings.partition_start.isoformat(), end_offset=1
 )
 timing_date_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.timings_start.isoformat(), end_offset=TIMINGS_DAYS_AHEAD

@@ -8,7 +8,7 @@ Dagster UI shows them like any other run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -61,7 +61,7 @@ def validate_dates(start: date, end: date, select: Sequence[str] = ALL_ASSETS) -
     if end < start:
         raise RunRequestError(f"the range is reversed: start {start} is after end {end}")
     if any(name in PER_TICKER_ASSETS for name in select):
-        partitions, what = trading_date_partitions, "the last complete day"
+        partitions, what = trading_date_partitions, "the last partition (today)"
         setting = "CANDLE_PARTITION_START"
     else:
         partitions, what = timing_date_partitions, "the last market_timings partition"
@@ -150,7 +150,7 @@ def _run(
     result = job.execute_in_process(
         instance=instance,
         asset_selection=[dg.AssetKey(name) for name in assets],
-        tags={ASSET_PARTITION_RANGE_START_TAG: first_key, ASSET_PARTITION_RANGE_END_TAG: last_key},
+        tags=range_tags(first_key, last_key),
         run_config={"loggers": {"console": {"config": {"log_level": get_settings().log_level}}}},
         raise_on_error=False,
     )
@@ -184,3 +184,51 @@ def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
 
 def day_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def range_tags(first_key: str, last_key: str) -> dict[str, str]:
+    """The tags that make one run cover the partitions from `first_key` to `last_key`."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first_key, ASSET_PARTITION_RANGE_END_TAG: last_key}
+
+
+@dataclass(frozen=True)
+class Rectangle:
+    """Days `start`..`end` x tickers adjacent in registration order: what one run can cover."""
+
+    start: date
+    end: date
+    tickers: tuple[str, ...]
+
+    @property
+    def first_key(self) -> str:
+        return TickerDay(self.start, self.tickers[0]).key
+
+    @property
+    def last_key(self) -> str:
+        return TickerDay(self.end, self.tickers[-1]).key
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return range_tags(self.first_key, self.last_key)
+
+
+def rectangles(
+    tickers_by_day: Mapping[date, Sequence[str]], registered: Sequence[str]
+) -> list[Rectangle]:
+    """Cover exactly the given ticker-days with few runs.
+
+    Consecutive days that need the same tickers share a run; within a day, tickers split into
+    blocks adjacent in registration order (a run's range is a rectangle in that order).
+    """
+    spans: list[tuple[date, date, frozenset[str]]] = []
+    for day in sorted(day for day, tickers in tickers_by_day.items() if tickers):
+        wanted = frozenset(tickers_by_day[day])
+        if spans and spans[-1][2] == wanted and spans[-1][1] + timedelta(days=1) == day:
+            spans[-1] = (spans[-1][0], day, wanted)
+        else:
+            spans.append((day, day, wanted))
+    return [
+        Rectangle(start, end, tuple(block))
+        for start, end, wanted in spans
+        for block in ticker_blocks(registered, sorted(wanted))
+    ]

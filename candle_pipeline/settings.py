@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -31,9 +32,10 @@ ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
 ENV_EXCHANGES = "CANDLE_EXCHANGES"
+ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 
-KNOWN_SOURCES = ("csv",)
+KNOWN_SOURCES = ("csv", "yahoo")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day of the per-ticker daily partitions; the bundled and fixture data start in 2008.
@@ -47,7 +49,9 @@ DEFAULT_EXCHANGE = "XNYS"
 DEFAULT_LOG_LEVEL = "WARNING"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-WAREHOUSE_SCHEMA = "market"
+DEFAULT_WAREHOUSE_SCHEMA = "market"
+# Schema, table and column names: lower-case SQL identifiers, never quoted user text.
+SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 WAREHOUSE_DATABASE = "candle"
 DAGSTER_DATABASE = "dagster"
 
@@ -59,8 +63,58 @@ DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
 # How often the new-tickers sensor compares the watch list with the ticker partitions.
 NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 
+# A warehouse transaction that loses its connection (server restart, network) is run again on a
+# new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
+DB_RETRY_ATTEMPTS = 6
+DB_RETRY_FIRST_WAIT_SECONDS = 0.5
+DB_RETRY_MAX_WAIT_SECONDS = 8.0
+
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
+
+
+# --- Market-data client (issue 3): provider requests, rate limits, retries, Yahoo ---
+
+ENV_YAHOO_INTERVAL = "CANDLE_YAHOO_INTERVAL"
+ENV_YAHOO_REPLAY_DIR = "CANDLE_YAHOO_REPLAY_DIR"
+ENV_REQUESTS_PER_MINUTE = "CANDLE_PROVIDER_REQUESTS_PER_MINUTE"
+
+# Bar widths Yahoo is asked for (its own names); daily bars reach back to a listing's first day.
+YAHOO_INTERVALS = ("1m", "2m", "5m", "15m", "30m", "1h", "1d")
+DEFAULT_YAHOO_INTERVAL = "1d"
+# Yahoo's request windows per interval, in calendar days: (longest span one request may cover,
+# how far back from today the interval is served). None: no limit. Yahoo documents none of this;
+# these are the limits it enforces today (yfinance encodes the same numbers).
+YAHOO_WINDOW_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "1m": (8, 30),
+    "2m": (60, 60),
+    "5m": (60, 60),
+    "15m": (60, 60),
+    "30m": (60, 60),
+    "1h": (730, 730),
+    "1d": (None, None),
+}
+# Yahoo publishes no quota; bursts of more than ~2,000 requests an hour get 429s. One request a
+# second sustained, with a burst of a few, stays well below.
+DEFAULT_REQUESTS_PER_MINUTE = 60.0
+DEFAULT_REQUEST_BURST = 5
+# Seconds one HTTP request may take before it counts as a timeout (and is retried).
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 20.0
+# The one retry policy of the market-data client: attempts per request, exponential backoff with
+# jitter between them, and the longest Retry-After we wait for before giving up.
+DEFAULT_RETRY_ATTEMPTS = 5
+DEFAULT_BACKOFF_INITIAL_SECONDS = 1.0
+DEFAULT_BACKOFF_MAX_SECONDS = 60.0
+DEFAULT_BACKOFF_JITTER_SECONDS = 1.0
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
+# Circuit breaker: consecutive failed requests before a provider is not called any more, and the
+# seconds before one trial request is let through again.
+DEFAULT_BREAKER_FAILURES = 8
+DEFAULT_BREAKER_RESET_SECONDS = 300.0
+# The Dagster concurrency pool of every asset that calls a market-data provider, and the limit the
+# demo sets on it (`dagster instance concurrency set market_api 2`).
+MARKET_API_POOL = "market_api"
+DEMO_MARKET_API_LIMIT = 2
 
 
 class SettingsError(ValueError):
@@ -83,6 +137,10 @@ class Settings:
     log_level: str = DEFAULT_LOG_LEVEL
     extra_exchanges: tuple[str, ...] = ()
     backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
+    warehouse_schema: str = DEFAULT_WAREHOUSE_SCHEMA
+    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
+    yahoo_replay_dir: Path | None = None
+    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
 
     @property
     def embedded_database(self) -> bool:
@@ -138,6 +196,10 @@ class Settings:
             if code.strip()
         )
         lookback = _positive_int(env, ENV_BACKFILL_LOOKBACK_DAYS, DEFAULT_BACKFILL_LOOKBACK_DAYS)
+        schema = validate_identifier(
+            _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
+        )
+        yahoo_interval, yahoo_replay_dir, requests_per_minute = _market_data_client(env)
 
         return cls(
             database_url=database_url,
@@ -152,7 +214,32 @@ class Settings:
             log_level=log_level,
             extra_exchanges=extra_exchanges,
             backfill_lookback_days=lookback,
+            warehouse_schema=schema,
+            yahoo_interval=yahoo_interval,
+            yahoo_replay_dir=yahoo_replay_dir,
+            requests_per_minute=requests_per_minute,
         )
+
+
+def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float]:
+    """The Yahoo interval, replay folder and request rate, validated."""
+    interval = (_optional(env, ENV_YAHOO_INTERVAL) or DEFAULT_YAHOO_INTERVAL).lower()
+    if interval not in YAHOO_INTERVALS:
+        raise SettingsError(
+            f"{ENV_YAHOO_INTERVAL}={interval!r}: choose one of {', '.join(YAHOO_INTERVALS)}"
+        )
+    replay = _optional(env, ENV_YAHOO_REPLAY_DIR)
+    replay_dir = Path(replay).expanduser().resolve() if replay else None
+    if replay_dir is not None and not replay_dir.is_dir():
+        raise SettingsError(f"{ENV_YAHOO_REPLAY_DIR}={replay_dir} is not a directory")
+    rate_text = _optional(env, ENV_REQUESTS_PER_MINUTE)
+    try:
+        rate = float(rate_text) if rate_text else DEFAULT_REQUESTS_PER_MINUTE
+    except ValueError:
+        raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is not a number") from None
+    if not rate > 0:
+        raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} must be above zero")
+    return interval, replay_dir, rate
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -160,17 +247,14 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = _optional(env, name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a whole number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={value} must be positive")
-    return value
+def validate_identifier(name: str, what: str) -> str:
+    """`name` if it is a plain lower-case SQL identifier, else a SettingsError naming `what`."""
+    if not SQL_IDENTIFIER.fullmatch(name):
+        raise SettingsError(
+            f"{what}={name!r} is not a valid SQL name (lower-case letters, digits and _, "
+            "starting with a letter or _, at most 63 characters)"
+        )
+    return name
 
 
 def parse_date(text: str, what: str) -> date:
@@ -213,6 +297,123 @@ SAMPLE_SESSIONS = (
     (("AAPL",), date(2014, 6, 5), date(2014, 6, 9)),
     (("GOOG",), date(2015, 12, 23), date(2015, 12, 28)),
 )
+
+
+# --- Operations (issue 8): the Dagster deployment, schedules and health checks ---------------
+
+ENV_MAX_CONCURRENT_RUNS = "CANDLE_MAX_CONCURRENT_RUNS"
+ENV_COMPUTE_LOG_DIR = "CANDLE_COMPUTE_LOG_DIR"
+ENV_MARKET_API_POOL_LIMIT = "CANDLE_MARKET_API_POOL_LIMIT"
+ENV_SCHEDULE_DELAY_MINUTES = "CANDLE_SCHEDULE_DELAY_MINUTES"
+ENV_CATCHUP_DAYS = "CANDLE_CATCHUP_DAYS"
+ENV_CATCHUP_CRON = "CANDLE_CATCHUP_CRON"
+ENV_SCHEDULES_RUNNING = "CANDLE_SCHEDULES_RUNNING"
+
+# Runs in progress at once across the deployment (the QueuedRunCoordinator's limit).
+DEFAULT_MAX_CONCURRENT_RUNS = 4
+# The concurrency pool of every step that calls the market-data provider. Its limit is how many
+# such steps run at once across all run workers; the client's rate limit is per process, so the
+# provider sees up to limit x that rate.
+MARKET_API_POOL = "market_api"
+DEFAULT_MARKET_API_POOL_LIMIT = 1
+# Per-exchange schedules tick this long after the exchange's regular close.
+DEFAULT_SCHEDULE_DELAY_MINUTES = 30
+# The weekly catch-up looks back this many days for missing or failed partitions.
+DEFAULT_CATCHUP_DAYS = 14
+# Saturday 06:00 UTC: after Friday's close on every exchange.
+DEFAULT_CATCHUP_CRON = "0 6 * * 6"
+# The daily market_timings schedule (UTC) and how far ahead of today it materialises.
+TIMINGS_SCHEDULE_CRON = "15 0 * * *"
+TIMINGS_SCHEDULE_DAYS_AHEAD = 7
+COMPUTE_LOG_DIRNAME = "compute_logs"
+# `doctor`: how long a database may take to answer.
+DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """How the deployment runs: run and pool limits, compute logs, schedules."""
+
+    max_concurrent_runs: int
+    compute_log_dir: Path | None
+    market_api_pool_limit: int
+    schedule_delay_minutes: int
+    catchup_days: int
+    catchup_cron: str
+    schedules_running: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperationsSettings:
+        env = os.environ if environ is None else environ
+        compute_log_dir = _optional(env, ENV_COMPUTE_LOG_DIR)
+        catchup_cron = _optional(env, ENV_CATCHUP_CRON) or DEFAULT_CATCHUP_CRON
+        if not _is_cron(catchup_cron):
+            raise SettingsError(
+                f"{ENV_CATCHUP_CRON}={catchup_cron!r} is not a cron expression "
+                "(five fields, e.g. '0 6 * * 6')"
+            )
+        return cls(
+            max_concurrent_runs=_positive_int(
+                env, ENV_MAX_CONCURRENT_RUNS, DEFAULT_MAX_CONCURRENT_RUNS
+            ),
+            compute_log_dir=Path(compute_log_dir).expanduser().resolve()
+            if compute_log_dir
+            else None,
+            market_api_pool_limit=_positive_int(
+                env, ENV_MARKET_API_POOL_LIMIT, DEFAULT_MARKET_API_POOL_LIMIT
+            ),
+            schedule_delay_minutes=_non_negative_int(
+                env, ENV_SCHEDULE_DELAY_MINUTES, DEFAULT_SCHEDULE_DELAY_MINUTES
+            ),
+            catchup_days=_positive_int(env, ENV_CATCHUP_DAYS, DEFAULT_CATCHUP_DAYS),
+            catchup_cron=catchup_cron,
+            schedules_running=_boolean(env, ENV_SCHEDULES_RUNNING, default=False),
+        )
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = _optional(env, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a whole number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={value} must not be negative")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _non_negative_int(env, name, default)
+    if value == 0:
+        raise SettingsError(f"{name}=0 must be at least 1")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = _optional(env, name)
+    if text is None:
+        return default
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={text!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
+def _is_cron(text: str) -> bool:
+    from dagster._utils.schedules import is_valid_cron_string  # noqa: PLC0415 - Dagster is heavy
+
+    return is_valid_cron_string(text)
+
+
+@functools.cache
+def get_operations_settings() -> OperationsSettings:
+    """The process's operations settings, read from the environment on first use."""
+    return OperationsSettings.from_env()
 
 
 # --- Data quality (issue 4): validation rules, the quality gate, freshness and alerts ---------

@@ -45,7 +45,7 @@ from candle_pipeline_tests.conftest import create_database
         ),
         (
             ["materialize", "--tickers", "SPY", "--start", "2013-10-04", "--end", "2999-01-04"],
-            "after the last complete day",
+            "after the last partition",
         ),
         (
             [
@@ -121,6 +121,8 @@ def test_demo_fills_the_configured_database_and_is_repeatable(
     second = run_cli(["demo"], env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(url) == after_first
+    assert "concurrency pool market_api: at most 2 steps at once" in first.stdout
+    assert "concurrency pool market_api" not in second.stdout, "a limit already set is kept"
 
     listed = run_cli(["tickers", "list"], env)
     rows = [line.split("|")[1:4] for line in listed.stdout.splitlines()[2:]]

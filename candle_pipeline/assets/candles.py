@@ -60,8 +60,9 @@ def candles(
     with_sessions = attach_sessions(usable, market_timings, watchlist.exchanges())
     result = CandlesSchema.validate(aggregate(with_sessions, CANDLE_INTERVALS))
     spec = TABLES[CANDLES.path[-1]]
-    with quality.warehouse.connection() as conn:
-        written = replace_partitions(conn, spec, [tuple(td) for td in allowed], result)
+    written = quality.warehouse.run(
+        lambda conn: replace_partitions(conn, spec, [tuple(td) for td in allowed], result)
+    )
     context.log.info(f"{written} candle rows written to {spec.table.fullname}")
 
     rows = rows_by_partition(result)

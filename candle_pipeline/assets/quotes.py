@@ -1,5 +1,6 @@
 """`raw_quotes` (as the provider returned them) and `validated_quotes` (flagged and tagged)."""
 
+from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
@@ -16,7 +17,8 @@ from candle_pipeline.checks.quality import (
     score_evaluations,
     warning_results,
 )
-from candle_pipeline.domain.bars import RAW_COLUMNS, empty_bars
+from candle_pipeline.domain.bars import STORED_RAW_COLUMNS, empty_bars
+from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
 from candle_pipeline.domain.quality import assess, validate_quotes
 from candle_pipeline.domain.sessions import plan_fetches
 from candle_pipeline.partitions import (
@@ -25,9 +27,14 @@ from candle_pipeline.partitions import (
     parse_ticker_days,
     ticker_day_partitions,
 )
+from candle_pipeline.providers.yahoo import DROP_REASONS
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.settings import MARKET_API_POOL
+from candle_pipeline.warehouse.partition_store import replace_partitions
+from candle_pipeline.warehouse.tables import TABLES
 
 TIMINGS_INPUT = dg.AssetIn(
     key="market_timings",
@@ -54,26 +61,48 @@ def rows_by_partition(frame: pd.DataFrame) -> dict[TickerDay, int]:
     return {TickerDay(day.date(), ticker): int(n) for (day, ticker), n in counts.items()}
 
 
-@per_ticker_asset(ins={"market_timings": TIMINGS_INPUT}, dagster_type=RAW_QUOTES_TYPE)
+@per_ticker_asset(
+    ins={"market_timings": TIMINGS_INPUT}, pool=MARKET_API_POOL, dagster_type=RAW_QUOTES_TYPE
+)
 def raw_quotes(
     context: dg.AssetExecutionContext,
     market_data: MarketDataResource,
     watchlist: WatchlistResource,
+    warehouse: WarehouseResource,
     market_timings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Bars exactly as the provider returned them, with `source` and `fetched_at`.
 
-    Closed market days make no provider call and materialise empty, saying why.
+    Closed market days make no provider call and materialise empty, saying why. The dividends
+    and splits the provider reports on the run's ticker-days replace theirs in
+    `market.corporate_actions`, once every fetch has succeeded. Runs in the `market_api` pool.
     """
     ticker_days = parse_ticker_days(context.partition_keys)
     plan = plan_fetches(ticker_days, market_timings, watchlist.exchanges())
-    frames = []
-    requests = 0
-    for ticker, days in plan.open_days.items():
-        result = market_data.fetch(ticker, days)
-        frames.append(result.bars)
-        requests += result.requests
-    raw = pd.concat(frames, ignore_index=True) if frames else empty_bars(RAW_COLUMNS)
+    results = [market_data.fetch(ticker, days) for ticker, days in plan.open_days.items()]
+    raw = (
+        pd.concat([r.bars for r in results], ignore_index=True)
+        if results
+        else empty_bars(STORED_RAW_COLUMNS)
+    )
+    actions = (
+        pd.concat([r.actions for r in results], ignore_index=True)
+        if results
+        else empty_actions(STORED_ACTION_COLUMNS)
+    )
+    action_partitions = [(td.trade_date, td.ticker) for td in ticker_days]
+    actions_written = warehouse.run(
+        lambda conn: replace_partitions(
+            conn, TABLES["corporate_actions"], action_partitions, actions
+        )
+    )
+    watchlist.record_provider_exchanges(
+        {
+            ticker: result.exchange_name
+            for ticker, result in zip(plan.open_days, results, strict=True)
+            if result.exchange_name
+        }
+    )
     rows = rows_by_partition(raw)
     by_partition = {}
     for ticker_day in ticker_days:
@@ -88,11 +117,19 @@ def raw_quotes(
             f"{market_data.source} returned no bars for {len(empty_open_days)} open "
             f"ticker-day(s), e.g. {', '.join(empty_open_days[:5])}"
         )
+    dropped = Counter[str]()
+    for result in results:
+        dropped.update(result.dropped)
     context.add_output_metadata(
         {
             "provider": market_data.source,
-            "provider_requests": requests,
+            "provider_requests": sum(r.requests for r in results),
+            "provider_retries": sum(r.retries for r in results),
+            "throttled_seconds": round(sum(r.throttled_seconds for r in results), 3),
+            "backoff_seconds": round(sum(r.backoff_seconds for r in results), 3),
             "closed_partitions": len(plan.skipped),
+            "corporate_actions_written": actions_written,
+            **{f"rows_dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS},
         }
     )
     return raw
@@ -114,6 +151,8 @@ def validated_quotes(
 
     Each ticker-day gets a quality score (metadata `quality_score`, history in
     `market.quality_reports`) and the checks `quality_score`, `spikes`, `gaps` and `stale_runs`.
+    Moves across the run's ex-dates are measured against closes adjusted by the splits and
+    dividends `raw_quotes` stored in `market.corporate_actions`.
     """
     ticker_days = parse_ticker_days(context.partition_keys)
     rules = quality.rules()
@@ -121,7 +160,12 @@ def validated_quotes(
     first_day = min(td.trade_date for td in ticker_days)
     before = quality.previous_closes(sorted({td.ticker for td in ticker_days}), first_day)
     validation = validate_quotes(
-        raw_quotes, market_timings, exchanges, rules, previous_closes=before
+        raw_quotes,
+        market_timings,
+        exchanges,
+        rules,
+        actions=quality.corporate_actions(ticker_days),
+        previous_closes=before,
     )
     reports = assess(validation, market_timings, exchanges, ticker_days, rules)
     add_partition_metadata(context, partition_metadata(validation, reports, rules.threshold))

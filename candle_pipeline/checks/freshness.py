@@ -1,9 +1,9 @@
 """`freshness` on `candles`: the latest due trading day of every ticker has its candles.
 
 A session is due `CANDLE_FRESHNESS_DELAY_MINUTES` after its exchange's regular close (the early
-close on a short day). The check runs in its own job on the `candles_freshness_schedule` (stopped
-by default; turn it on in the UI or with the daemon), because a stale asset is precisely one that
-no run touches.
+close on a short day). Besides running after each materialisation of `candles`, the check runs in
+its own job on `candles_freshness_schedule` (on with the other schedules, CANDLE_SCHEDULES_RUNNING),
+because a stale asset is precisely one that no run touches.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from candle_pipeline.settings import (
     FRESHNESS_CHECK_CRON,
     FRESHNESS_LOOKBACK_DAYS,
     OFFENDING_ROWS_SHOWN,
+    OperationsSettings,
 )
 
 CANDLES = dg.AssetKey("candles")
@@ -89,11 +90,20 @@ def candles_freshness(
 freshness_job = dg.define_asset_job(
     "candles_freshness_job", selection=dg.AssetSelection.checks(candles_freshness)
 )
-freshness_schedule = dg.ScheduleDefinition(
-    name="candles_freshness_schedule",
-    job=freshness_job,
-    cron_schedule=FRESHNESS_CHECK_CRON,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"Evaluates the freshness of `candles` on the cron `{FRESHNESS_CHECK_CRON}` (UTC).",
-)
+
+
+def freshness_schedule(operations: OperationsSettings) -> dg.ScheduleDefinition:
+    """Runs the check on FRESHNESS_CHECK_CRON; on by default with the other schedules
+    (CANDLE_SCHEDULES_RUNNING)."""
+    return dg.ScheduleDefinition(
+        name="candles_freshness_schedule",
+        job=freshness_job,
+        cron_schedule=FRESHNESS_CHECK_CRON,
+        execution_timezone="UTC",
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING
+            if operations.schedules_running
+            else dg.DefaultScheduleStatus.STOPPED
+        ),
+        description=f"Evaluates the freshness of `candles` on the cron `{FRESHNESS_CHECK_CRON}`.",
+    )

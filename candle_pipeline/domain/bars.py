@@ -12,6 +12,10 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
 BAR_COLUMNS = (*KEY_COLUMNS, *VALUE_COLUMNS)
 RAW_COLUMNS = (*BAR_COLUMNS, "source", "fetched_at")
+# The close adjusted for later splits and dividends, as the provider computed it (when it does);
+# stored next to the raw bars, never used in their place.
+ADJ_CLOSE = "adj_close"
+STORED_RAW_COLUMNS = (*RAW_COLUMNS, ADJ_CLOSE)
 
 # Bar widths by interval name; a candle interval is built only from bars at most as wide.
 INTERVAL_SECONDS = {
@@ -36,6 +40,7 @@ BAR_DTYPES = {
     "volume": "float64",
     "source": object,
     "fetched_at": "datetime64[ns, UTC]",
+    ADJ_CLOSE: "float64",
 }
 
 
@@ -47,17 +52,18 @@ def empty_bars(columns: Sequence[str] = BAR_COLUMNS) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=BAR_DTYPES[column]) for column in columns})
 
 
-def check_bars(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> pd.DataFrame:
     """The bars in canonical columns and types, or a BarsError naming `origin` and the problem.
 
     Missing columns, values that are not numbers, timestamps without a time zone, rows out of
     time order and repeated timestamps are refused: storing them would lose or invent data.
+    `extra` numeric columns (e.g. `adj_close`) are kept and checked like the values.
     """
-    missing = [column for column in BAR_COLUMNS if column not in frame.columns]
+    missing = [column for column in (*BAR_COLUMNS, *extra) if column not in frame.columns]
     if missing:
         raise BarsError(f"{origin}: missing column(s) {', '.join(missing)}")
-    bars = frame.loc[:, list(BAR_COLUMNS)].copy()
-    for column in VALUE_COLUMNS:
+    bars = frame.loc[:, [*BAR_COLUMNS, *extra]].copy()
+    for column in (*VALUE_COLUMNS, *extra):
         if not pd.api.types.is_numeric_dtype(bars[column]):
             converted = pd.to_numeric(bars[column], errors="coerce")
             bad = converted.isna() & bars[column].notna()

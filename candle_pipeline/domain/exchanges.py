@@ -97,6 +97,17 @@ SYMBOL_SUFFIX_MICS: Mapping[str, str] = {
     "NZ": "XNZE",
 }
 
+# Every suffix Yahoo uses for a listing outside the US (a superset of those we map to a calendar).
+YAHOO_EXCHANGE_SUFFIXES = frozenset(
+    {
+        "AS", "AT", "AX", "BA", "BD", "BE", "BK", "BM", "BO", "BR", "CA", "CN", "CO", "CR", "DE",
+        "DU", "F", "HA", "HE", "HK", "HM", "IC", "IL", "IR", "IS", "JK", "JO", "KL", "KQ", "KS",
+        "KW", "L", "LS", "MC", "ME", "MI", "MU", "MX", "NE", "NS", "NX", "NZ", "OL", "PA", "PR",
+        "QA", "RG", "SA", "SG", "SI", "SN", "SR", "SS", "ST", "SW", "SZ", "T", "TA", "TI", "TL",
+        "TO", "TW", "TWO", "V", "VI", "VS", "WA", "XA",
+    }
+)  # fmt: skip
+
 CRYPTO_QUOTES = ("USD", "USDT", "USDC", "EUR", "GBP", "JPY", "BTC", "ETH")
 CRYPTO_PAIR = re.compile(rf"[A-Z0-9]{{2,10}}-(?:{'|'.join(CRYPTO_QUOTES)})")
 
@@ -136,16 +147,30 @@ def mic_from_yahoo_exchange(exchange_name: str | None) -> str | None:
     return YAHOO_EXCHANGE_MICS.get(exchange_name.strip().upper())
 
 
+# Where a ticker's exchange came from, strongest first.
+SOURCE_LISTED = "listed"
+SOURCE_SYMBOL = "symbol"
+SOURCE_PROVIDER = "provider"
+SOURCE_DEFAULT = "default"
+
+
 def resolve_mic(
     ticker: str,
     *,
     listed: str | None = None,
     provider_exchange: str | None = None,
     default: str,
-) -> str:
-    """A ticker's exchange: watch list, then the symbol, then provider metadata, then default."""
-    if listed:
-        return validate_mic(listed)
-    return validate_mic(
-        mic_from_symbol(ticker) or mic_from_yahoo_exchange(provider_exchange) or default
+) -> tuple[str, str]:
+    """A ticker's exchange and where it came from.
+
+    The watch list (`listed`) wins, then the symbol itself, then the provider's metadata, then
+    the default.
+    """
+    candidates = (
+        (listed, SOURCE_LISTED),
+        (mic_from_symbol(ticker), SOURCE_SYMBOL),
+        (mic_from_yahoo_exchange(provider_exchange), SOURCE_PROVIDER),
+        (default, SOURCE_DEFAULT),
     )
+    mic, source = next((mic, source) for mic, source in candidates if mic)
+    return validate_mic(mic), source

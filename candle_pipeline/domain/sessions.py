@@ -77,7 +77,8 @@ def empty_timings() -> pd.DataFrame:
     )
 
 
-def _calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
+def exchange_calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
+    """The exchange_calendars calendar of `mic` covering `start` to `end`, or a clear error."""
     validate_mic(mic)
     # exchange_calendars needs start < end: a one-day range still spans two dates.
     return xcals.get_calendar(
@@ -86,7 +87,7 @@ def _calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
 
 
 def _timings_for(mic: str, start: date, end: date) -> pd.DataFrame:
-    calendar = _calendar(mic, start, end)
+    calendar = exchange_calendar(mic, start, end)
     days = pd.date_range(start, end, freq="D")
     schedule = calendar.schedule.reindex(days)
     is_open = schedule["open"].notna().to_numpy()

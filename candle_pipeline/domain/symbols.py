@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from candle_pipeline.domain.exchanges import SYMBOL_SUFFIX_MICS
+from candle_pipeline.domain.exchanges import YAHOO_EXCHANGE_SUFFIXES
 
 MAX_TICKER_LENGTH = 20
 # Letters and digits, optionally joined by '.', '-' or '=' (BRK.B, BRK-B, BTC-USD, EURUSD=X,
@@ -16,10 +16,9 @@ MAX_TICKER_LENGTH = 20
 TICKER_PATTERN = re.compile(r"\^?[A-Z0-9]+(?:[.\-=][A-Z0-9]+)*(?:=[A-Z])?")
 
 
-# `BRK.B` names share class B; Yahoo (and so this project) spells it `BRK-B`. A one-letter suffix
-# that is an exchange (`VOD.L`, `7203.T`) keeps its dot.
-CLASS_SHARE = re.compile(r"(?P<base>[A-Z0-9]+)\.(?P<share_class>[A-Z])")
-ONE_LETTER_EXCHANGE_SUFFIXES = frozenset(s for s in SYMBOL_SUFFIX_MICS if len(s) == 1)
+# A dot followed by anything but a Yahoo exchange suffix is a share class (`BRK.B`), which Yahoo,
+# and so this project, spells with a dash (`BRK-B`).
+MAX_SHARE_CLASS_LENGTH = 2
 
 
 class InvalidTickerError(ValueError):
@@ -27,9 +26,11 @@ class InvalidTickerError(ValueError):
 
 
 def normalize_ticker(raw: str) -> str:
-    """The canonical spelling of `raw` (trimmed, upper-case, Yahoo's `BRK-B` for `BRK.B`).
+    """The canonical spelling of `raw`: trimmed, upper-case, as Yahoo spells it.
 
-    Anything else is refused with InvalidTickerError.
+    `BRK.B` -> `BRK-B`, `BF.B` -> `BF-B`; exchange suffixes (`SHOP.TO`, `7203.T`), `BTC-USD` and
+    `^GSPC` unchanged. Anything else, including a dot that is neither, is refused with
+    InvalidTickerError before it reaches SQL, a partition key or a provider.
     """
     if not isinstance(raw, str):
         raise InvalidTickerError(f"a ticker must be text, got {type(raw).__name__}")
@@ -45,10 +46,15 @@ def normalize_ticker(raw: str) -> str:
         raise InvalidTickerError(
             f"{raw!r} is not a ticker: use letters and digits, joined by '.', '-' or '='"
         )
-    share = CLASS_SHARE.fullmatch(ticker)
-    if share and share["share_class"] not in ONE_LETTER_EXCHANGE_SUFFIXES:
-        return f"{share['base']}-{share['share_class']}"
-    return ticker
+    base, dot, suffix = ticker.rpartition(".")
+    if not dot or suffix in YAHOO_EXCHANGE_SUFFIXES:
+        return ticker
+    if "." not in base and suffix.isalpha() and len(suffix) <= MAX_SHARE_CLASS_LENGTH:
+        return f"{base}-{suffix}"
+    raise InvalidTickerError(
+        f"{ticker!r} has no Yahoo spelling: '.{suffix}' is neither a share class "
+        "(BRK.B) nor a Yahoo exchange suffix (.TO, .L, .DE, ...)"
+    )
 
 
 def normalize_tickers(raw: Iterable[str]) -> list[str]:

@@ -29,8 +29,7 @@ class PostgresPartitionIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         spec = _table_for(context.asset_key)
         partitions = _partition_values(spec, context.asset_partition_keys)
-        with self.warehouse.connection() as conn:
-            written = replace_partitions(conn, spec, partitions, obj)
+        written = self.warehouse.run(lambda conn: replace_partitions(conn, spec, partitions, obj))
         context.add_output_metadata(
             {
                 "table": dg.MetadataValue.text(spec.table.fullname),
@@ -45,8 +44,7 @@ class PostgresPartitionIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         spec = _table_for(context.asset_key)
         partitions = _partition_values(spec, context.asset_partition_keys)
-        with self.warehouse.connection() as conn:
-            return load_partitions(conn, spec, partitions)
+        return self.warehouse.run(lambda conn: load_partitions(conn, spec, partitions))
 
 
 def _table_for(asset_key: dg.AssetKey) -> PartitionedTable:

@@ -28,7 +28,14 @@ def build_resources(
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
-        "market_data": MarketDataResource(source=settings.source, csv_dir=str(settings.csv_dir)),
+        "market_data": MarketDataResource(
+            source=settings.source,
+            csv_dir=str(settings.csv_dir),
+            warehouse=warehouse,
+            yahoo_interval=settings.yahoo_interval,
+            yahoo_replay_dir=str(settings.yahoo_replay_dir) if settings.yahoo_replay_dir else None,
+            requests_per_minute=settings.requests_per_minute,
+        ),
         "watchlist": WatchlistResource(
             warehouse=warehouse,
             default_exchange=settings.default_exchange,

@@ -1,14 +1,37 @@
-"""The market-data client resource: the only place that talks to a market-data source."""
+"""The market-data client resource: the only place that talks to a market-data source.
 
+It builds the configured provider with the client's one retry policy, circuit breaker and rate
+limiter (a token bucket per provider whose state lives in the warehouse, so it holds across
+processes), and stamps what the provider returns with source and fetch time.
+"""
+
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import numpy as np
 from pydantic import PrivateAttr
 
-from candle_pipeline.domain.bars import stamp
+from candle_pipeline.domain.bars import ADJ_CLOSE, stamp
 from candle_pipeline.providers.base import FetchResult, MarketDataProvider
-from candle_pipeline.providers.registry import build_provider
+from candle_pipeline.providers.rate_limit import limiter_for
+from candle_pipeline.providers.registry import NetworkOptions, build_provider, needs_rate_limit
+from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
+from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
+from candle_pipeline.settings import (
+    DEFAULT_BACKOFF_INITIAL_SECONDS,
+    DEFAULT_BACKOFF_JITTER_SECONDS,
+    DEFAULT_BACKOFF_MAX_SECONDS,
+    DEFAULT_BREAKER_FAILURES,
+    DEFAULT_BREAKER_RESET_SECONDS,
+    DEFAULT_MAX_RETRY_AFTER_SECONDS,
+    DEFAULT_REQUEST_BURST,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_YAHOO_INTERVAL,
+)
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -16,20 +39,60 @@ class MarketDataResource(dg.ConfigurableResource):
 
     source: str
     csv_dir: str
+    warehouse: WarehouseResource
+    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
+    yahoo_replay_dir: str | None = None
+    yahoo_base_url: str | None = None
+    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
+    request_burst: int = DEFAULT_REQUEST_BURST
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    backoff_initial_seconds: float = DEFAULT_BACKOFF_INITIAL_SECONDS
+    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+    backoff_jitter_seconds: float = DEFAULT_BACKOFF_JITTER_SECONDS
+    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
+    breaker_failures: int = DEFAULT_BREAKER_FAILURES
+    breaker_reset_seconds: float = DEFAULT_BREAKER_RESET_SECONDS
 
     _provider: MarketDataProvider | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._provider = build_provider(self.source, self.csv_dir)
+        self._provider = self._build()
 
     @property
     def provider(self) -> MarketDataProvider:
         if self._provider is None:
-            self._provider = build_provider(self.source, self.csv_dir)
+            self._provider = self._build()
         return self._provider
 
+    def _build(self) -> MarketDataProvider:
+        options = NetworkOptions(
+            retry=RetryPolicy(
+                attempts=self.retry_attempts,
+                backoff_initial_seconds=self.backoff_initial_seconds,
+                backoff_max_seconds=self.backoff_max_seconds,
+                backoff_jitter_seconds=self.backoff_jitter_seconds,
+                max_retry_after_seconds=self.max_retry_after_seconds,
+            ),
+            breaker=BreakerSettings(self.breaker_failures, self.breaker_reset_seconds),
+            timeout_seconds=self.request_timeout_seconds,
+            yahoo_interval=self.yahoo_interval,
+            yahoo_replay_dir=self.yahoo_replay_dir,
+            yahoo_base_url=self.yahoo_base_url,
+        )
+        if needs_rate_limit(self.source, options):
+            ensure_tables(self.warehouse.database_url)
+            limiter = limiter_for(
+                self.warehouse.engine, self.source, self.requests_per_minute, self.request_burst
+            )
+            options = dataclasses.replace(options, limiter=limiter)
+        return build_provider(self.source, self.csv_dir, options)
+
     def fetch(self, ticker: str, days: Sequence[date]) -> FetchResult:
-        """Raw bars of `ticker` on `days`: one provider call covering them all."""
+        """Raw bars and corporate actions of `ticker` on `days`, in as few requests as allowed."""
         result = self.provider.fetch_bars(ticker, days)
-        raw = stamp(result.bars, source=self.provider.name, fetched_at=datetime.now(UTC))
-        return FetchResult(bars=raw, requests=result.requests)
+        fetched_at = datetime.now(UTC)
+        bars = result.bars if ADJ_CLOSE in result.bars else result.bars.assign(adj_close=np.nan)
+        raw = stamp(bars, source=self.provider.name, fetched_at=fetched_at)
+        actions = stamp(result.actions, source=self.provider.name, fetched_at=fetched_at)
+        return dataclasses.replace(result, bars=raw, actions=actions)

@@ -1,16 +1,29 @@
 """The warehouse resource: one SQLAlchemy engine and connection pool per process and database."""
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import dagster as dg
 import psycopg
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.engine import make_url
 
-from candle_pipeline.settings import ENV_DATABASE_URL, mask_url, validate_postgres_url
+from candle_pipeline.settings import (
+    DB_RETRY_ATTEMPTS,
+    DB_RETRY_FIRST_WAIT_SECONDS,
+    DB_RETRY_MAX_WAIT_SECONDS,
+    ENV_DATABASE_URL,
+    mask_url,
+    validate_postgres_url,
+)
 from candle_pipeline.warehouse.tables import create_tables
+
+T = TypeVar("T")
+LOGGER = logging.getLogger(__name__)
 
 _ENGINES: dict[str, sa.Engine] = {}
 _TABLES_READY: set[str] = set()
@@ -58,9 +71,48 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled psycopg connection, for COPY and other driver-level work."""
+        """A pooled psycopg connection, for COPY and other driver-level work.
+
+        A connection that broke while in use is thrown away, not returned to the pool.
+        """
         pooled = self.engine.raw_connection()
         try:
             yield pooled.driver_connection
+        except psycopg.OperationalError:
+            pooled.invalidate()
+            raise
         finally:
             pooled.close()
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work(connection)`, retried on a new connection when the database connection is lost.
+
+        `work` must be one transaction (all or nothing), so running it again is safe: a server
+        restart or a dropped connection delays a write instead of failing the run.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(psycopg.OperationalError),
+            stop=tenacity.stop_after_attempt(DB_RETRY_ATTEMPTS),
+            wait=tenacity.wait_exponential(
+                multiplier=DB_RETRY_FIRST_WAIT_SECONDS, max=DB_RETRY_MAX_WAIT_SECONDS
+            ),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(self._on_new_connection, work)
+
+    def _on_new_connection(self, work: Callable[[psycopg.Connection], T]) -> T:
+        with self.connection() as conn:
+            return work(conn)
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    reason = str(error).strip().splitlines()[0] if error else "unknown"
+    LOGGER.warning(
+        "database connection lost (%s); retrying in %.1f s (attempt %d of %d)",
+        reason,
+        state.next_action.sleep if state.next_action else 0.0,
+        state.attempt_number + 1,
+        DB_RETRY_ATTEMPTS,
+    )

@@ -1,8 +1,10 @@
 """The watch-list resource: which tickers we follow and which exchanges that puts in use."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
-from candle_pipeline.domain.exchanges import validate_mic
+from candle_pipeline.domain.exchanges import SOURCE_PROVIDER, validate_mic
 from candle_pipeline.domain.sessions import ExchangeDirectory
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.warehouse import watchlist
@@ -34,6 +36,19 @@ class WatchlistResource(dg.ConfigurableResource):
             )
         codes = {self.default_exchange, *self.extra_exchanges, *listed}
         return sorted(validate_mic(code) for code in codes)
+
+    def record_provider_exchanges(self, provider_exchanges: Mapping[str, str]) -> None:
+        """Remember the provider's exchange names; new_tickers_sensor acts on them."""
+        with self.warehouse.engine.begin() as connection:
+            watchlist.record_provider_exchanges(connection, provider_exchanges)
+
+    def correct_exchanges(self) -> dict[str, tuple[str, str]]:
+        """Move defaulted tickers to the exchange their provider names; returns the moves."""
+        with self.warehouse.engine.begin() as connection:
+            corrections = watchlist.exchange_corrections(connection)
+            for ticker, (_, mic) in corrections.items():
+                watchlist.set_exchange(connection, ticker, mic, SOURCE_PROVIDER)
+        return corrections
 
     def active(self) -> list[watchlist.WatchedTicker]:
         with self.warehouse.engine.connect() as connection:

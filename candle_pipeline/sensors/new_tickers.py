@@ -5,6 +5,10 @@ added as partitions and ONE backfill is requested for all of them (their history
 `history_start`, else the configured lookback, to the last complete day), for the per-ticker
 assets and the market timings of those days. The cursor remembers what was requested, so the same
 request is never made twice.
+
+It also acts on what providers report: a ticker whose exchange was only the default, but whose
+provider names another exchange, moves to that exchange and its history is backfilled again, so
+sessions and closed days follow its real calendar.
 """
 
 import json
@@ -20,7 +24,6 @@ from candle_pipeline.partitions import (
     ticker_day_partitions,
     ticker_partitions,
     timing_date_partitions,
-    trading_date_partitions,
 )
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.runs import PER_TICKER_ASSETS, TIMINGS_ASSET
@@ -36,7 +39,8 @@ TAG_VALUE_LIMIT = 255
 
 def history_window(entry: WatchedTicker, today: date, lookback_days: int) -> tuple[date, date]:
     """First and last day to backfill for a newly watched ticker (first > last: nothing)."""
-    last = date.fromisoformat(trading_date_partitions.get_last_partition_key())
+    # Yesterday: today's session may still be trading; the after-close schedule fetches it.
+    last = today - timedelta(days=1)
     first = entry.history_start or today - timedelta(days=lookback_days)
     return max(first, get_settings().partition_start), last
 
@@ -84,18 +88,25 @@ def new_tickers_sensor(
     settings = get_settings()
     registered = set(context.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME))
     requested = _requested(context.cursor)
+    moved = watchlist.correct_exchanges()
+    for ticker, (old, new_mic) in moved.items():
+        context.log.info(f"{ticker}: the provider names {new_mic}, not the default {old}")
+    active = watchlist.active()
     new = [
         entry
-        for entry in watchlist.active()
+        for entry in active
         if entry.ticker not in registered
         and requested.get(entry.ticker) != entry.added_at.isoformat()
     ]
-    if not new:
+    # A ticker that moved exchange is fetched and tagged again on its real calendar.
+    redo = [entry for entry in active if entry.ticker in moved and entry.ticker in registered]
+    if not new and not redo:
         return dg.SensorResult(skip_reason="no new tickers on the watch list")
 
     today = date.today()
     windows = {
-        entry.ticker: history_window(entry, today, settings.backfill_lookback_days) for entry in new
+        entry.ticker: history_window(entry, today, settings.backfill_lookback_days)
+        for entry in [*new, *redo]
     }
     windows = {ticker: span for ticker, span in windows.items() if span[0] <= span[1]}
     requested.update({entry.ticker: entry.added_at.isoformat() for entry in new})
@@ -108,12 +119,15 @@ def new_tickers_sensor(
             )
         )
     context.log.info(
-        f"{len(new)} new ticker(s); one backfill of {len(windows)} ticker histories requested"
+        f"{len(new)} new ticker(s), {len(redo)} moved to another exchange; "
+        f"one backfill of {len(windows)} ticker histories requested"
     )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
             ticker_partitions.build_add_request([entry.ticker for entry in new])
-        ],
+        ]
+        if new
+        else [],
         cursor=json.dumps(requested, sort_keys=True),
     )

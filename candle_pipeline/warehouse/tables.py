@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from candle_pipeline.domain.quality import FLAG_COLUMNS, FLAG_NAMES
-from candle_pipeline.settings import WAREHOUSE_SCHEMA
+from candle_pipeline.settings import get_settings
 
+WAREHOUSE_SCHEMA = get_settings().warehouse_schema
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 # A fixed key so that concurrent processes creating the tables take turns.
@@ -55,6 +57,8 @@ raw_quotes = sa.Table(
     *_price_columns(),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    # The provider's split- and dividend-adjusted close (Yahoo's `adjclose`); NULL when it has none.
+    sa.Column("adj_close", sa.Float(precision=53)),
     sa.Index("raw_quotes_by_partition", "ticker", "trade_date"),
 )
 
@@ -86,6 +90,29 @@ candles = sa.Table(
     sa.Index("candles_by_partition", "ticker", "trade_date"),
 )
 
+# --- Market-data client (issue 3) ---
+
+corporate_actions = sa.Table(
+    "corporate_actions",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("ex_date", sa.Date, primary_key=True),
+    sa.Column("dividend", sa.Float(precision=53)),
+    sa.Column("split_ratio", sa.Float(precision=53)),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The token bucket of each market-data provider, shared by every process using this warehouse:
+# pyrate-limiter's token-bucket state (one theoretical arrival time per rate, in microseconds).
+provider_rate_limits = sa.Table(
+    "provider_rate_limits",
+    metadata,
+    sa.Column("bucket", sa.Text, primary_key=True),
+    sa.Column("state", postgresql.ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 # The tickers we follow; not an asset, managed by `candle-pipeline tickers`.
 watchlist = sa.Table(
@@ -93,6 +120,10 @@ watchlist = sa.Table(
     metadata,
     sa.Column("ticker", sa.Text, primary_key=True),
     sa.Column("exchange", sa.Text, nullable=False),
+    # listed (given when added), symbol (its suffix), provider (its metadata) or default.
+    sa.Column("exchange_source", sa.Text),
+    # The provider's own name of the exchange, as its last answer gave it (Yahoo's NMS, NYQ, ...).
+    sa.Column("provider_exchange", sa.Text),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("history_start", sa.Date),
     sa.Column("name", sa.Text),
@@ -128,14 +159,49 @@ TABLES: Mapping[str, PartitionedTable] = {
     "raw_quotes": PartitionedTable(raw_quotes, TICKER_DAY_COLUMNS),
     "validated_quotes": PartitionedTable(validated_quotes, TICKER_DAY_COLUMNS),
     "candles": PartitionedTable(candles, TICKER_DAY_COLUMNS),
+    # Written by `raw_quotes` next to the bars, for the same ticker-days (ex-date = the day).
+    "corporate_actions": PartitionedTable(
+        corporate_actions, {"date": "ex_date", "ticker": "ticker"}
+    ),
 }
 
 
+class SchemaMismatchError(RuntimeError):
+    """An existing table lacks a column that cannot be added in place."""
+
+
 def create_tables(connection: sa.Connection) -> None:
-    """Create schema `market` and every missing table and index; safe to run concurrently."""
+    """Create the schema and every missing table, index and nullable column.
+
+    Safe to run concurrently (one advisory lock) and on a warehouse made by an older release:
+    nullable columns added since are added in place; anything else is refused with the fix.
+    """
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY})
     connection.execute(sa.schema.CreateSchema(WAREHOUSE_SCHEMA, if_not_exists=True))
     metadata.create_all(connection, checkfirst=True)
+    _add_missing_columns(connection)
+
+
+def _add_missing_columns(connection: sa.Connection) -> None:
+    inspector = sa.inspect(connection)
+    quote = connection.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            if not column.nullable:
+                raise SchemaMismatchError(
+                    f"{table.fullname} lacks the required column {column.name}: re-create the "
+                    "table (drop it and re-materialise its asset) or use a fresh database"
+                )
+            column_type = column.type.compile(dialect=connection.dialect)
+            connection.execute(
+                sa.text(
+                    f"ALTER TABLE {quote(table.schema)}.{quote(table.name)} "
+                    f"ADD COLUMN IF NOT EXISTS {quote(column.name)} {column_type}"
+                )
+            )
 
 
 # --- Data quality (issue 4) ---

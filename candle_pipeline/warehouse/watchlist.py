@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from candle_pipeline.domain.exchanges import resolve_mic
+from candle_pipeline.domain.exchanges import SOURCE_DEFAULT, SOURCE_PROVIDER, resolve_mic
 from candle_pipeline.domain.sessions import ExchangeDirectory
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_ticker
 from candle_pipeline.warehouse.tables import watchlist
@@ -20,6 +20,8 @@ from candle_pipeline.warehouse.tables import watchlist
 class WatchedTicker:
     ticker: str
     exchange: str
+    exchange_source: str | None
+    provider_exchange: str | None
     active: bool
     history_start: date | None
     name: str | None
@@ -48,9 +50,11 @@ def add(
     rows: dict[str, dict[str, object]] = {}
     for entry in tickers:
         ticker = normalize_ticker(entry.ticker)
+        mic, source = resolve_mic(ticker, listed=entry.exchange, default=default_exchange)
         rows[ticker] = {
             "ticker": ticker,
-            "exchange": resolve_mic(ticker, listed=entry.exchange, default=default_exchange),
+            "exchange": mic,
+            "exchange_source": source,
             "active": True,
             "history_start": entry.history_start,
             "name": entry.name,
@@ -63,6 +67,7 @@ def add(
         index_elements=[watchlist.c.ticker],
         set_={
             "exchange": statement.excluded.exchange,
+            "exchange_source": statement.excluded.exchange_source,
             "active": True,
             "history_start": sa.func.coalesce(
                 statement.excluded.history_start, watchlist.c.history_start
@@ -88,6 +93,50 @@ def deactivate(connection: sa.Connection, tickers: Sequence[str]) -> list[str]:
         .returning(watchlist.c.ticker)
     )
     return [row.ticker for row in result]
+
+
+def record_provider_exchanges(
+    connection: sa.Connection, provider_exchanges: Mapping[str, str]
+) -> None:
+    """Remember the exchange name the provider gave for each ticker (Yahoo's `NMS`, ...)."""
+    for ticker, name in provider_exchanges.items():
+        connection.execute(
+            sa.update(watchlist)
+            .where(
+                watchlist.c.ticker == ticker, watchlist.c.provider_exchange.is_distinct_from(name)
+            )
+            .values(provider_exchange=name)
+        )
+
+
+def exchange_corrections(connection: sa.Connection) -> dict[str, tuple[str, str]]:
+    """Active tickers whose exchange was only the default but the provider names another.
+
+    Returns {ticker: (default MIC, provider's MIC)}.
+    """
+    query = sa.select(
+        watchlist.c.ticker, watchlist.c.exchange, watchlist.c.provider_exchange
+    ).where(
+        watchlist.c.active,
+        watchlist.c.provider_exchange.is_not(None),
+        sa.or_(
+            watchlist.c.exchange_source == SOURCE_DEFAULT, watchlist.c.exchange_source.is_(None)
+        ),
+    )
+    corrections = {}
+    for ticker, old, provider_exchange in connection.execute(query).tuples():
+        new, source = resolve_mic(ticker, provider_exchange=provider_exchange, default=old)
+        if source == SOURCE_PROVIDER and new != old:
+            corrections[ticker] = (old, new)
+    return corrections
+
+
+def set_exchange(connection: sa.Connection, ticker: str, mic: str, source: str) -> None:
+    connection.execute(
+        sa.update(watchlist)
+        .where(watchlist.c.ticker == ticker)
+        .values(exchange=mic, exchange_source=source)
+    )
 
 
 def entries(connection: sa.Connection, active_only: bool = False) -> list[WatchedTicker]:

@@ -42,9 +42,22 @@ def test_yahoo_exchange_names_from_the_recorded_payloads() -> None:
 
 
 def test_resolution_order() -> None:
-    assert resolve_mic("AAPL", listed="xnas", provider_exchange="NYQ", default="XNYS") == "XNAS"
-    assert resolve_mic("SHOP.TO", provider_exchange="NYQ", default="XNYS") == "XTSE"
-    assert resolve_mic("AAPL", provider_exchange="NMS", default="XNYS") == "XNAS"
-    assert resolve_mic("AAPL", default="XNYS") == "XNYS"
+    assert resolve_mic("AAPL", listed="xnas", provider_exchange="NYQ", default="XNYS") == (
+        "XNAS",
+        "listed",
+    )
+    assert resolve_mic("SHOP.TO", provider_exchange="NYQ", default="XNYS") == ("XTSE", "symbol")
+    assert resolve_mic("AAPL", provider_exchange="NMS", default="XNYS") == ("XNAS", "provider")
+    assert resolve_mic("AAPL", provider_exchange="ZZZ", default="XNYS") == ("XNYS", "default")
+    assert resolve_mic("AAPL", default="XNYS") == ("XNYS", "default")
     with pytest.raises(UnknownExchangeError, match="NOPE"):
         resolve_mic("AAPL", listed="NOPE", default="XNYS")
+
+
+def test_every_mapped_suffix_is_a_yahoo_suffix() -> None:
+    from candle_pipeline.domain.exchanges import (  # noqa: PLC0415
+        SYMBOL_SUFFIX_MICS,
+        YAHOO_EXCHANGE_SUFFIXES,
+    )
+
+    assert set(SYMBOL_SUFFIX_MICS) <= YAHOO_EXCHANGE_SUFFIXES

@@ -1,6 +1,10 @@
 import pytest
 
-from candle_pipeline.domain.symbols import InvalidTickerError, normalize_ticker, normalize_tickers
+from candle_pipeline.domain.symbols import (
+    InvalidTickerError,
+    normalize_ticker,
+    normalize_tickers,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +52,37 @@ def test_non_text_is_refused() -> None:
 
 def test_duplicates_collapse_keeping_first_order() -> None:
     assert normalize_tickers(["ibm", "SPY", "IBM "]) == ["IBM", "SPY"]
+
+
+@pytest.mark.parametrize(
+    ("ticker", "spelled"),
+    [
+        ("BRK.B", "BRK-B"),
+        ("bf.b", "BF-B"),
+        ("BRK-B", "BRK-B"),
+        ("SHOP.TO", "SHOP.TO"),
+        ("OCDO.L", "OCDO.L"),
+        ("WSU.DE", "WSU.DE"),
+        ("7203.T", "7203.T"),
+        ("0P000071W8.TO", "0P000071W8.TO"),
+        ("BTC-USD", "BTC-USD"),
+        ("EURUSD=X", "EURUSD=X"),
+        ("^GSPC", "^GSPC"),
+        ("NVDA", "NVDA"),
+    ],
+)
+def test_yahoo_spelling(ticker: str, spelled: str) -> None:
+    assert normalize_ticker(ticker) == spelled
+
+
+@pytest.mark.parametrize(
+    ("ticker", "message"),
+    [
+        ("ABC.XYZW", r"'\.XYZW' is neither a share class"),
+        ("A.B.C", r"'\.C' is neither a share class"),
+        ("SPY|IBM", "is not a ticker"),
+    ],
+)
+def test_no_yahoo_spelling_is_refused(ticker: str, message: str) -> None:
+    with pytest.raises(InvalidTickerError, match=message):
+        normalize_ticker(ticker)

@@ -33,9 +33,12 @@ def tracked_files() -> list[Path]:
     return [PROJECT_DIR / name for name in listing.stdout.splitlines()]
 
 
-def test_no_credentials_in_the_repository() -> None:
+def test_no_credentials_in_code_or_configuration() -> None:
+    """The package, configuration and docs hold no credentials (tests hold made-up ones)."""
     offenders = []
     for path in tracked_files():
+        if "candle_pipeline_tests" in path.parts:
+            continue
         if path.suffix not in {".py", ".yaml", ".yml", ".toml", ".cfg", ".md", ".txt", ""}:
             continue
         text = path.read_text(errors="ignore")

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME, trading_date_partitions
+from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.sensors.new_tickers import new_tickers_sensor
@@ -43,7 +43,7 @@ def apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
 
 
 def last_day() -> date:
-    return date.fromisoformat(trading_date_partitions.get_last_partition_key())
+    return date.today() - timedelta(days=1)
 
 
 def test_a_new_ticker_gets_its_partition_and_one_backfill(
@@ -110,3 +110,25 @@ def test_the_sp500_in_one_tick(
     raw = backfill.asset_graph_subset.partitions_subsets_by_asset_key[dg.AssetKey("raw_quotes")]
     days = DEFAULT_BACKFILL_LOOKBACK_DAYS - (date.today() - last_day()).days + 1
     assert len(raw) == 503 * days
+
+
+def test_a_ticker_the_provider_places_elsewhere_is_moved_and_backfilled_again(
+    instance: dg.DagsterInstance, resource: WatchlistResource
+) -> None:
+    watch(resource, watchlist.NewTicker("NVDA"), watchlist.NewTicker("IBM", exchange="XNYS"))
+    first = evaluate(instance, resource, None)
+    apply(instance, first)
+    with engine_for(resource.warehouse.database_url).begin() as connection:
+        watchlist.record_provider_exchanges(connection, {"NVDA": "NMS", "IBM": "NMS"})
+
+    moved = evaluate(instance, resource, first.cursor)
+    assert not moved.dynamic_partitions_requests
+    [backfill] = moved.run_requests
+    raw = backfill.asset_graph_subset.partitions_subsets_by_asset_key[dg.AssetKey("raw_quotes")]
+    assert {key.split("|")[1] for key in raw.get_partition_keys()} == {"NVDA"}
+    assert resource.exchanges().mic_for("NVDA") == "XNAS"
+    assert resource.exchanges_in_use() == ["XNAS", "XNYS"]
+    assert resource.exchanges().mic_for("IBM") == "XNYS", "a listed exchange stays"
+
+    settled = evaluate(instance, resource, moved.cursor)
+    assert not settled.run_requests

@@ -4,9 +4,11 @@ from datetime import date
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.bars import STORED_RAW_COLUMNS
 from candle_pipeline.domain.candles import CANDLE_COLUMNS
+from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS
 from candle_pipeline.domain.quality import VALIDATED_COLUMNS
 from candle_pipeline.domain.sessions import TIMING_COLUMNS
 from candle_pipeline.resources.warehouse import WarehouseResource
@@ -23,9 +25,10 @@ CANDLES = TABLES["candles"]
 def test_every_table_matches_the_frames_written_to_it() -> None:
     frames = {
         "market_timings": TIMING_COLUMNS,
-        "raw_quotes": RAW_COLUMNS,
+        "raw_quotes": STORED_RAW_COLUMNS,
         "validated_quotes": VALIDATED_COLUMNS,
         "candles": CANDLE_COLUMNS,
+        "corporate_actions": STORED_ACTION_COLUMNS,
     }
     assert {name: tuple(spec.columns) for name, spec in TABLES.items()} == frames
 
@@ -110,3 +113,34 @@ def test_wrong_columns_are_refused(warehouse: WarehouseResource) -> None:
             keys(("2013-10-07", "SPY")),
             candles("SPY", "2013-10-07", 1.0).drop(columns="volume"),
         )
+
+
+def test_every_schema_table_and_column_name_is_a_plain_identifier() -> None:
+    from candle_pipeline.settings import validate_identifier  # noqa: PLC0415
+    from candle_pipeline.warehouse.tables import metadata  # noqa: PLC0415
+
+    for table in metadata.tables.values():
+        validate_identifier(table.schema, "schema")
+        validate_identifier(table.name, "table")
+        for column in table.columns:
+            validate_identifier(column.name, "column")
+
+
+def test_an_older_warehouse_gets_new_nullable_columns_in_place(warehouse_url: str) -> None:
+    from candle_pipeline.resources.warehouse import engine_for, ensure_tables  # noqa: PLC0415
+    from candle_pipeline.warehouse.tables import SchemaMismatchError, create_tables  # noqa: PLC0415
+
+    ensure_tables(warehouse_url)
+    engine = engine_for(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE market.raw_quotes DROP COLUMN adj_close"))
+    with engine.begin() as conn:
+        create_tables(conn)
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("raw_quotes", schema="market")}
+    assert "adj_close" in columns
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE market.candles DROP COLUMN bar_count"))
+    with pytest.raises(SchemaMismatchError, match="bar_count"), engine.begin() as conn:
+        create_tables(conn)

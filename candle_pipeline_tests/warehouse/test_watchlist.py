@@ -93,3 +93,24 @@ def test_sp500_import(engine: sa.Engine) -> None:
     assert "BF-B" in entries
     assert "BRK.B" not in entries
     assert entries["MMM"].name == "3M"
+
+
+def test_the_provider_corrects_only_defaulted_exchanges(engine: sa.Engine) -> None:
+    add(
+        engine,
+        watchlist.NewTicker("NVDA"),
+        watchlist.NewTicker("IBM", exchange="XNYS"),
+        watchlist.NewTicker("SHOP.TO"),
+        watchlist.NewTicker("SPY"),
+    )
+    assert listed(engine)["NVDA"].exchange_source == "default"
+    with engine.begin() as connection:
+        watchlist.record_provider_exchanges(
+            connection, {"NVDA": "NMS", "IBM": "NMS", "SHOP.TO": "NYQ", "SPY": "PCX"}
+        )
+        with_same_calendar_name = watchlist.exchange_corrections(connection)
+    assert with_same_calendar_name == {
+        "NVDA": ("XNYS", "XNAS"),
+        "SPY": ("XNYS", "ARCX"),
+    }, "listed and symbol-named exchanges are kept"
+    assert listed(engine)["NVDA"].provider_exchange == "NMS"

@@ -1,0 +1,361 @@
+"""`candle-pipeline doctor`: is this deployment healthy? Says what is wrong, in words.
+
+It starts nothing and writes no data: it reads the settings, connects to the warehouse and the
+Dagster instance, and compares what it finds with what the project needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.scheduler.instigation import InstigatorStatus
+
+from candle_pipeline import local_env
+from candle_pipeline.pools import LIMIT_VARIABLES, current_limits, pools_in_use, wanted_limits
+from candle_pipeline.settings import (
+    DOCTOR_CONNECT_TIMEOUT_SECONDS,
+    ENV_DAGSTER_DATABASE_URL,
+    ENV_DAGSTER_HOME,
+    OperationsSettings,
+    Settings,
+    SettingsError,
+    mask_url,
+)
+
+OK = "ok"
+PROBLEM = "PROBLEM"
+NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the doctor looked at: `ok`, a `note` worth knowing, or a `PROBLEM`."""
+
+    area: str
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the checks after the settings look at."""
+
+    settings: Settings
+    operations: OperationsSettings
+    warehouse_url: str
+    dagster_url: str
+    dagster_home: Path
+    expect_daemon: bool
+
+
+def diagnose(expect_daemon: bool = False) -> list[Finding]:
+    """Every finding, in the order a person would fix them; stops where nothing further can run."""
+    try:
+        settings = Settings.from_env()
+        operations = OperationsSettings.from_env()
+    except SettingsError as error:
+        return [Finding("settings", PROBLEM, str(error))]
+    findings = [_settings_finding(settings, operations)]
+    if settings.embedded_database and not local_env.embedded_server(settings).is_running():
+        findings.append(
+            Finding(
+                "database",
+                PROBLEM,
+                f"the embedded PostgreSQL of {settings.state_dir} is not running: start it with "
+                "`candle-pipeline db up` (or set CANDLE_DATABASE_URL to a server)",
+            )
+        )
+        return findings
+    warehouse_url, dagster_url = local_env.database_urls(settings)
+    context = Context(
+        settings=settings,
+        operations=operations,
+        warehouse_url=warehouse_url,
+        dagster_url=dagster_url,
+        dagster_home=settings.dagster_home or local_env.default_dagster_home(settings),
+        expect_daemon=expect_daemon,
+    )
+    findings.extend(_provider_findings(settings))
+    findings.extend(_warehouse_findings(context))
+    findings.extend(_instance_findings(context))
+    return findings
+
+
+def report(findings: Sequence[Finding]) -> str:
+    width = max(len(finding.area) for finding in findings)
+    lines = [
+        f"{finding.state:<8}{finding.area:<{width}}  {finding.message}" for finding in findings
+    ]
+    problems = sum(finding.state == PROBLEM for finding in findings)
+    lines.append(
+        "no problem found" if not problems else f"{problems} problem(s) found: see PROBLEM above"
+    )
+    return "\n".join(lines)
+
+
+def healthy(findings: Sequence[Finding]) -> bool:
+    return all(finding.state != PROBLEM for finding in findings)
+
+
+def _settings_finding(settings: Settings, operations: OperationsSettings) -> Finding:
+    where = "embedded PostgreSQL" if settings.embedded_database else "CANDLE_DATABASE_URL"
+    return Finding(
+        "settings",
+        OK,
+        f"source {settings.source}, default exchange {settings.default_exchange}, "
+        f"database from {where}, at most {operations.max_concurrent_runs} runs at once",
+    )
+
+
+def _provider_findings(settings: Settings) -> Iterator[Finding]:
+    from candle_pipeline.providers.csv_files import DAILY_DIR, MINUTE_DIR  # noqa: PLC0415
+
+    if settings.source == "csv":
+        layouts = [name for name in (MINUTE_DIR, DAILY_DIR) if (settings.csv_dir / name).is_dir()]
+        if not layouts:
+            yield Finding(
+                "provider",
+                PROBLEM,
+                f"CANDLE_CSV_DIR={settings.csv_dir} holds neither {MINUTE_DIR}/ nor {DAILY_DIR}/: "
+                "every fetch would return no bars",
+            )
+            return
+        yield Finding("provider", OK, f"csv: {', '.join(layouts)} in {settings.csv_dir}")
+        return
+    if settings.yahoo_replay_dir is not None:
+        recordings = list(settings.yahoo_replay_dir.glob("*.json"))
+        if not recordings:
+            yield Finding(
+                "provider",
+                PROBLEM,
+                f"CANDLE_YAHOO_REPLAY_DIR={settings.yahoo_replay_dir} holds no recorded exchanges "
+                "(*.json): every request would miss",
+            )
+            return
+        yield Finding(
+            "provider",
+            OK,
+            f"yahoo replays {len(recordings)} recorded exchange(s) from "
+            f"{settings.yahoo_replay_dir}",
+        )
+        return
+    yield Finding(
+        "provider",
+        OK,
+        f"yahoo over the network, {settings.yahoo_interval} bars, at most "
+        f"{settings.requests_per_minute:g} requests/minute",
+    )
+
+
+def _connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, connect_timeout=DOCTOR_CONNECT_TIMEOUT_SECONDS)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _warehouse_findings(context: Context) -> Iterator[Finding]:
+    from candle_pipeline.warehouse.tables import TABLES, WAREHOUSE_SCHEMA  # noqa: PLC0415
+
+    shown = mask_url(context.warehouse_url)
+    try:
+        with _connect(context.warehouse_url) as connection:
+            rows = connection.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = %s",
+                (WAREHOUSE_SCHEMA,),
+            ).fetchall()
+    except psycopg.Error as error:
+        yield Finding("warehouse", PROBLEM, f"cannot connect to {shown}: {_first_line(error)}")
+        return
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    missing_tables = [name for name in TABLES if name not in found]
+    missing_columns = {
+        name: sorted(set(spec.columns) - found[name])
+        for name, spec in TABLES.items()
+        if name in found and set(spec.columns) - found[name]
+    }
+    if missing_tables:
+        tables = ", ".join(f"{WAREHOUSE_SCHEMA}.{name}" for name in missing_tables)
+        yield Finding(
+            "warehouse",
+            PROBLEM,
+            f"{shown} is reachable but lacks {tables}: the first run creates the tables "
+            "(`candle-pipeline materialize ...`, or materialise any asset in the UI)",
+        )
+    for name, columns in missing_columns.items():
+        yield Finding(
+            "warehouse",
+            PROBLEM,
+            f"{WAREHOUSE_SCHEMA}.{name} lacks column(s) {', '.join(columns)}: it was created by "
+            "an older version; the next run adds nullable columns in place (others need the "
+            "table dropped and re-materialised)",
+        )
+    if not missing_tables and not missing_columns:
+        yield Finding(
+            "warehouse", OK, f"{shown}: all {len(TABLES)} tables of schema {WAREHOUSE_SCHEMA}"
+        )
+
+
+def _instance_findings(context: Context) -> Iterator[Finding]:
+    yaml_file = context.dagster_home / "dagster.yaml"
+    if not yaml_file.is_file():
+        yield Finding(
+            "dagster",
+            PROBLEM,
+            f"{ENV_DAGSTER_HOME}={context.dagster_home} has no dagster.yaml: copy or link the "
+            "project's dagster.yaml there",
+        )
+        return
+    defaults = local_env.instance_environment(
+        context.dagster_url, context.dagster_home, context.operations
+    )
+    with _defaults_in_environment(defaults):
+        yield from _instance_storage_findings(context, yaml_file)
+
+
+@contextmanager
+def _defaults_in_environment(defaults: Mapping[str, str]) -> Iterator[None]:
+    """The variables dagster.yaml reads, as `candle-pipeline` would export them, for a while."""
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _instance_storage_findings(context: Context, yaml_file: Path) -> Iterator[Finding]:
+    try:
+        instance = dg.DagsterInstance.from_config(str(context.dagster_home))
+    except Exception as error:  # any failure here is the finding
+        yield Finding("dagster", PROBLEM, f"the instance in {yaml_file} does not load: {error}")
+        return
+    with instance:
+        try:
+            instance.get_runs_count()
+        except Exception as error:  # any failure here is the finding
+            shown = mask_url(os.environ.get(ENV_DAGSTER_DATABASE_URL, context.dagster_url))
+            yield Finding(
+                "dagster",
+                PROBLEM,
+                f"the instance storage ({shown}) is unreachable: {_first_line(error)}",
+            )
+            return
+        yield from _policy_findings(instance)
+        yield from _daemon_findings(instance, context.expect_daemon)
+        yield from _pool_findings(instance, context.operations)
+
+
+def _policy_findings(instance: dg.DagsterInstance) -> Iterator[Finding]:
+    coordinator = instance.run_coordinator
+    if not isinstance(coordinator, QueuedRunCoordinator):
+        yield Finding(
+            "dagster",
+            PROBLEM,
+            f"runs start at once ({type(coordinator).__name__}): no run queue, so neither "
+            "max_concurrent_runs nor the backfill limit apply; use the project's dagster.yaml",
+        )
+    else:
+        limit = coordinator.get_run_queue_config().max_concurrent_runs
+        yield Finding("dagster", OK, f"storage reachable; runs queue, at most {limit} at once")
+    monitoring = instance.run_monitoring_settings
+    if not (instance.run_monitoring_enabled and monitoring.get("free_slots_after_run_end_seconds")):
+        yield Finding(
+            "dagster",
+            PROBLEM,
+            "run monitoring does not free pool slots: a crashed run would hold its market_api "
+            "slots for ever (set run_monitoring.free_slots_after_run_end_seconds)",
+        )
+
+
+def _daemon_waiting_work(instance: dg.DagsterInstance) -> list[str]:
+    """What in the instance needs a running daemon."""
+    waiting = []
+    queued = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    if queued:
+        waiting.append(f"{queued} queued run(s)")
+    running = [
+        state.name
+        for state in instance.all_instigator_state()
+        if state.status == InstigatorStatus.RUNNING
+    ]
+    if running:
+        waiting.append(f"running schedule(s)/sensor(s) {', '.join(sorted(running))}")
+    requested = instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
+    )
+    if requested:
+        waiting.append(f"{len(requested)} requested backfill(s)")
+    return waiting
+
+
+def _daemon_findings(instance: dg.DagsterInstance, expect_daemon: bool) -> Iterator[Finding]:
+    statuses = instance.get_daemon_statuses()
+    silent = sorted(
+        name for name, status in statuses.items() if status.required and not status.healthy
+    )
+    if not silent:
+        yield Finding("daemon", OK, f"all {len(statuses)} daemons sent a recent heartbeat")
+        return
+    waiting = _daemon_waiting_work(instance)
+    if expect_daemon or waiting:
+        reason = f"; waiting for it: {'; '.join(waiting)}" if waiting else ""
+        yield Finding(
+            "daemon",
+            PROBLEM,
+            f"no recent heartbeat from {', '.join(silent)}: is `dagster-daemon run` running "
+            f"against this instance?{reason}",
+        )
+        return
+    yield Finding(
+        "daemon",
+        NOTE,
+        "no dagster-daemon is running; nothing waits for one now, but schedules, queued runs "
+        "and backfills need it",
+    )
+
+
+def _pool_findings(
+    instance: dg.DagsterInstance, operations: OperationsSettings
+) -> Iterator[Finding]:
+    try:
+        from candle_pipeline.definitions import defs  # noqa: PLC0415
+    except Exception as error:  # any failure here is the finding
+        yield Finding("code", PROBLEM, f"the definitions do not load: {_first_line(error)}")
+        return
+    limits = current_limits(instance)
+    wanted = wanted_limits(operations)
+    users: Mapping[str, list[str]] = pools_in_use(defs)
+    for pool in sorted(set(wanted) | set(users)):
+        assets = ", ".join(users.get(pool, [])) or "no asset yet"
+        have = limits.get(pool)
+        if have is None:
+            yield Finding(
+                "pools",
+                PROBLEM,
+                f"pool {pool} ({assets}) has no limit: its steps would all run at once; "
+                "set it with `candle-pipeline pools apply`",
+            )
+        elif pool in wanted and have != wanted[pool]:
+            yield Finding(
+                "pools",
+                PROBLEM,
+                f"pool {pool} allows {have} at once but {LIMIT_VARIABLES[pool]} asks for "
+                f"{wanted[pool]}: run `candle-pipeline pools apply`",
+            )
+        else:
+            yield Finding("pools", OK, f"pool {pool} ({assets}): at most {have} at once")

@@ -1,0 +1,172 @@
+"""The HTTP session yfinance uses: every request to Yahoo passes through here.
+
+yfinance keeps one process-wide session (its `YfData` singleton) and accepts any curl_cffi or
+requests Session. We hand it `YahooSession`, a curl_cffi Session (Chrome impersonation, as
+yfinance prefers) whose `request` consults the *route* of the fetch in progress (a context
+variable, so concurrent fetches in threads keep theirs apart):
+
+- replay: the request is answered from recorded exchanges, never the network;
+- otherwise: one token is taken from the provider's rate limiter, the request is sent (to Yahoo,
+  or to `base_url` when set: a mirror, a recording proxy, a test's fake service), and HTTP 429,
+  5xx, timeouts and cut connections become `TransientProviderError` (with Retry-After), which the
+  retry policy retries. Other answers go back to yfinance, which parses them.
+
+Each request is counted in the route's `CallStats`, with the seconds spent waiting for a token.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from curl_cffi import requests as curl_requests
+from curl_cffi.requests.exceptions import RequestException
+
+from candle_pipeline.providers.base import ProviderError, TransientProviderError
+from candle_pipeline.providers.rate_limit import RateLimiter
+from candle_pipeline.providers.replay import RecordedExchanges
+from candle_pipeline.providers.resilience import CallStats
+
+YAHOO_DOMAIN = "yahoo.com"
+FIRST_CLIENT_ERROR = 400
+AUTH_RENEWAL_STATUSES = (401, 403)
+ERROR_BODY_CHARS = 200
+TOO_MANY_REQUESTS = 429
+FIRST_SERVER_ERROR = 500
+HTTP_REASONS = {200: "OK", 404: "Not Found"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the requests of one fetch go, and what they are counted against."""
+
+    stats: CallStats
+    timeout_seconds: float
+    limiter: RateLimiter | None = None
+    base_url: str | None = None
+    replay: RecordedExchanges | None = None
+
+
+_ROUTE: contextvars.ContextVar[Route | None] = contextvars.ContextVar("yahoo_route", default=None)
+
+
+@contextmanager
+def routed(route: Route) -> Iterator[None]:
+    """Send the Yahoo requests made inside the block along `route`."""
+    token = _ROUTE.set(route)
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
+class YahooSession(curl_requests.Session):
+    """The session handed to yfinance; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__(impersonate="chrome")
+
+    def request(self, method, url, *args, **kwargs):
+        route = _ROUTE.get()
+        if route is None:
+            raise ProviderError(
+                f"a Yahoo request ({urlsplit(str(url)).path}) outside the market-data client: "
+                "every request must go through MarketDataResource"
+            )
+        if route.replay is not None:
+            route.stats.requests += 1
+            return _checked(_replayed(route.replay, str(url), kwargs.get("params")), str(url))
+        if route.limiter is not None:
+            route.stats.throttled_seconds += route.limiter.acquire()
+        route.stats.requests += 1
+        target = _redirected(str(url), route.base_url)
+        kwargs["timeout"] = route.timeout_seconds
+        try:
+            response = super().request(method, target, *args, **kwargs)
+        except RequestException as error:
+            raise TransientProviderError(
+                f"{method} {_shown(target)}: {type(error).__name__}: {error}"
+            ) from error
+        return _checked(response, target)
+
+
+def _checked(response: curl_requests.Response, url: str) -> curl_requests.Response:
+    """The response, or the error it stands for.
+
+    429 and 5xx are transient. 401 and 403 go back to yfinance, which renews its cookie and
+    crumb once (Yahoo's way of saying the crumb expired). Any other 4xx fails at once, with
+    Yahoo's own explanation, and is never retried.
+    """
+    status = response.status_code
+    if status == TOO_MANY_REQUESTS or status >= FIRST_SERVER_ERROR:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        asked = f", Retry-After {retry_after:.0f} s" if retry_after is not None else ""
+        raise TransientProviderError(
+            f"{_shown(url)} answered HTTP {status}{asked}", retry_after=retry_after
+        )
+    if status >= FIRST_CLIENT_ERROR and status not in AUTH_RENEWAL_STATUSES:
+        raise ProviderError(f"{_shown(url)} answered HTTP {status}: {_explanation(response)}")
+    return response
+
+
+def _explanation(response: curl_requests.Response) -> str:
+    """Yahoo's error description from a JSON error body, else the start of the body."""
+    try:
+        body = json.loads(response.content)
+        error = next(v.get("error") for v in body.values() if isinstance(v, dict))
+        return str(error["description"])
+    except (ValueError, TypeError, KeyError, AttributeError, StopIteration):
+        return response.content[:ERROR_BODY_CHARS].decode("utf-8", "replace") or "(no body)"
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent/garbled."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _redirected(url: str, base_url: str | None) -> str:
+    """`url` on `base_url` when it is a Yahoo URL and a base URL is set."""
+    parts = urlsplit(url)
+    if base_url is None or not (parts.hostname or "").endswith(YAHOO_DOMAIN):
+        return url
+    base = urlsplit(base_url)
+    return urlunsplit(
+        (base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, "")
+    )
+
+
+def _shown(url: str) -> str:
+    """The URL without its query (which may hold a crumb), for messages."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _replayed(
+    replay: RecordedExchanges, url: str, params: dict[str, object] | None
+) -> curl_requests.Response:
+    answer = replay.answer(url, params)
+    response = curl_requests.Response()
+    response.url = url
+    response.status_code = answer.status
+    response.reason = HTTP_REASONS.get(answer.status, "")
+    response.ok = answer.status < FIRST_CLIENT_ERROR
+    response.headers = curl_requests.Headers(answer.headers)
+    response.content = answer.body
+    return response

@@ -1,0 +1,41 @@
+"""One `raw_quotes` run in its own process, against a fake Yahoo: the concurrency test starts
+several at once. `python -m candle_pipeline_tests.concurrent_run DAGSTER_HOME WAREHOUSE_URL
+BASE_URL TICKERS START END REQUESTS_PER_MINUTE BURST`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+
+
+def main(argv: list[str]) -> int:
+    home, warehouse_url, base_url, tickers, start, end, per_minute, burst = argv
+    os.environ["DAGSTER_HOME"] = home
+    import dagster as dg  # noqa: PLC0415 - after DAGSTER_HOME is set
+
+    from candle_pipeline import runs  # noqa: PLC0415
+    from candle_pipeline_tests.providers.fake_yahoo import yahoo_definitions  # noqa: PLC0415
+
+    defs = yahoo_definitions(
+        warehouse_url,
+        base_url,
+        requests_per_minute=float(per_minute),
+        request_burst=int(burst),
+    )
+    with dg.DagsterInstance.get() as instance:
+        outcomes = runs.materialize(
+            defs,
+            instance,
+            tickers.split(","),
+            date.fromisoformat(start),
+            date.fromisoformat(end),
+            select=["raw_quotes"],
+        )
+    for outcome in outcomes:
+        print(outcome.run_id, outcome.success, outcome.error or "")
+    return 0 if outcomes and all(o.success for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""`candle-pipeline doctor` and `pools apply` on a healthy and on broken setups (real Postgres)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.remote_origin import (
+    InProcessCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from candle_pipeline.cli import EXIT_FAILED, main
+from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.resources.warehouse import ensure_tables
+from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
+from candle_pipeline.warehouse.tables import TABLES
+from candle_pipeline_tests.conftest import create_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def setup(
+    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """An external warehouse and instance, the project's dagster.yaml; nothing prepared yet."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(PROJECT_DIR / "dagster.yaml")
+    env = {
+        "CANDLE_DATABASE_URL": create_database(pg_server, "warehouse"),
+        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
+        "DAGSTER_HOME": str(home),
+        "CANDLE_STATE_DIR": str(tmp_path / "state"),
+    }
+    # `pools apply` exports these like every command; recorded so they are restored afterwards.
+    for name in ("CANDLE_MAX_CONCURRENT_RUNS", "CANDLE_COMPUTE_LOG_DIR", "CANDLE_CSV_DIR"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
+
+
+def job_origin(job_name: str) -> RemoteJobOrigin:
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="candle_pipeline.definitions"),
+        location_name="candle_pipeline",
+    )
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["doctor", *args])
+    return code, capsys.readouterr().out
+
+
+def lines_with(output: str, state: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(state)]
+
+
+def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_tables(setup["CANDLE_DATABASE_URL"])
+    assert main(["pools", "apply"]) == 0
+    assert "pool market_api: at most 1 at once (was unlimited)" in capsys.readouterr().out
+    assert main(["pools", "apply"]) == 0
+    assert "pool market_api: at most 1 at once (unchanged)" in capsys.readouterr().out
+
+    code, out = doctor(capsys)
+    assert code == 0, out
+    assert lines_with(out, "PROBLEM") == []
+    assert f"all {len(TABLES)} tables of schema market" in out
+    assert "runs queue, at most 4 at once" in out
+    assert "pool market_api" in out and "at most 1 at once" in out
+    assert "no dagster-daemon is running; nothing waits for one now" in out
+    assert out.rstrip().endswith("no problem found")
+
+
+def test_broken_setup_says_what_is_wrong(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No tables, no pool limit, and a queued run that no daemon will ever start.
+    with dg.DagsterInstance.get() as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="ticker_days_job",
+                status=dg.DagsterRunStatus.QUEUED,
+                remote_job_origin=job_origin("ticker_days_job"),
+            )
+        )
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    problems = "\n".join(lines_with(out, "PROBLEM"))
+    assert "lacks market.market_timings, market.raw_quotes" in problems
+    assert "the first run creates the tables" in problems
+    assert "pool market_api (raw_quotes) has no limit" in problems
+    assert "`candle-pipeline pools apply`" in problems
+    assert "no recent heartbeat from" in problems
+    assert "waiting for it: 1 queued run(s)" in problems
+    assert "3 problem(s) found" in out
+
+    # A pool limit that disagrees with the settings.
+    assert main(["pools", "apply"]) == 0
+    monkeypatch.setenv("CANDLE_MARKET_API_POOL_LIMIT", "3")
+    _, out = doctor(capsys)
+    assert "pool market_api allows 1 at once but CANDLE_MARKET_API_POOL_LIMIT asks for 3" in out
+
+
+def test_unreachable_database_and_bad_settings(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = setup["CANDLE_DATABASE_URL"].replace("/warehouse_", "/missing_")
+    monkeypatch.setenv("CANDLE_DATABASE_URL", gone)
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    assert "cannot connect to postgresql://postgres@/missing_" in out
+    assert 'database "missing_' in out
+
+    monkeypatch.setenv("CANDLE_DAGSTER_DATABASE_URL", "mysql://somewhere/dagster")
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    assert "CANDLE_DAGSTER_DATABASE_URL must be a postgresql:// URL" in out
+
+
+def test_stopped_embedded_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CANDLE_DATABASE_URL", "CANDLE_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    state = tmp_path / "state"
+    monkeypatch.setenv("CANDLE_STATE_DIR", str(state))
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    assert f"the embedded PostgreSQL of {state} is not running" in out
+    assert "`candle-pipeline db up`" in out
+    assert not (state / "postgres" / "data").exists(), "the doctor starts nothing"
+
+
+def test_a_missing_dagster_yaml(
+    setup: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    empty = tmp_path / "empty_home"
+    empty.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(empty))
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    assert f"DAGSTER_HOME={empty} has no dagster.yaml" in out

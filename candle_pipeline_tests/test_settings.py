@@ -1,0 +1,37 @@
+"""Settings from the environment: defaults, and one clear error per bad value."""
+
+import pytest
+
+from candle_pipeline.settings import Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.embedded_database
+    assert settings.source == "csv"
+    assert settings.warehouse_schema == "market"
+    assert settings.default_exchange == "XNYS"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CANDLE_DATABASE_URL": "mysql://u@h/db"}, "must be a postgresql:// URL"),
+        ({"CANDLE_DATABASE_URL": "not a url"}, "not a valid URL"),
+        ({"CANDLE_DATABASE_URL": "postgresql://u:secret@h"}, "must name a database"),
+        ({"CANDLE_SOURCE": "bloomberg"}, "not a known market-data source"),
+        ({"CANDLE_CSV_DIR": "/nonexistent/folder"}, "is not a directory"),
+        ({"CANDLE_PARTITION_START": "2008-02-30"}, "not a date"),
+        ({"CANDLE_TIMINGS_START": "2010-01-01"}, "must not be later than"),
+        ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "-3"}, "must not be negative"),
+        ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "0"}, "must be at least 1"),
+        ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "a year"}, "not a whole number"),
+        ({"CANDLE_WAREHOUSE_SCHEMA": "market; DROP SCHEMA public"}, "not a valid SQL name"),
+        ({"CANDLE_LOG_LEVEL": "LOUD"}, "choose one of"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.from_env(env)
+    assert next(iter(env)) in str(error.value) or "--" in str(error.value)
+    assert "secret" not in str(error.value)

@@ -1,0 +1,2 @@
+-- The Dagster instance (runs, events, schedules) gets its own database next to the warehouse.
+CREATE DATABASE dagster OWNER candle;

@@ -7,8 +7,9 @@ regular-session bars reach the candles.
 Row rules (integrity): a value is missing (NaN), OHLC is inconsistent (`low <= open, close <= high`
 and `low <= high` broken), a price is not positive, the volume is negative, or the timestamp falls
 outside the bar's trade date in the exchange's time zone. Sequence rules: a *spike* moves more than
-`spike_threshold` from the previous valid close (adjusted for a split or dividend in between), and
-a *stale run* repeats the same close with zero volume for `stale_run_bars` bars or more.
+`spike_threshold` from the previous valid close, both as traded and adjusted for a split or
+dividend in between (a known action explains the move only if the data was not adjusted already),
+and a *stale run* repeats the same close with zero volume for `stale_run_bars` bars or more.
 
 The score of a ticker-day is `completeness x validity x consistency`, each in [0, 1]:
 - completeness: usable regular-session bars / bars expected from `market_timings` (390 on a normal
@@ -213,7 +214,11 @@ def validate_quotes(
     flags = {name: rule(bars).to_numpy(dtype=bool) for name, rule in ROW_RULES.items()}
     flags["outside_day"] = _outside_day(bars, exchanges).to_numpy()
     sound = ~np.logical_or.reduce(list(flags.values()))
-    reference = _reference_closes(bars, sound, actions, previous_closes)
+    as_traded, adjusted = _reference_closes(bars, sound, actions, previous_closes)
+    # A known split or dividend may explain a move (unadjusted feeds) but is not required to
+    # (feeds that already adjust history, like Yahoo's): the closer reference counts.
+    closer = _largest_moves(bars, adjusted) < _largest_moves(bars, as_traded)
+    reference = as_traded.mask(closer, adjusted)
     flags["spike"] = (_largest_moves(bars, reference) > rules.spike_threshold).to_numpy()
     flags["stale"] = _stale_runs(bars, rules.stale_run_bars).to_numpy()
     validated = bars.assign(
@@ -240,8 +245,9 @@ def _reference_closes(
     sound: np.ndarray,
     actions: pd.DataFrame | None,
     previous_closes: pd.DataFrame | None,
-) -> pd.Series:
-    """For each bar, the last sound close before it, adjusted for actions in between."""
+) -> tuple[pd.Series, pd.Series]:
+    """For each bar, the last sound close before it, as traded and adjusted for the actions in
+    between (the bar's own close when there is none before it)."""
     ordered = bars.assign(sound=sound).sort_values(["ticker", "ts"], kind="stable")
     by_ticker = ordered["ticker"]
     last_close = (
@@ -254,10 +260,14 @@ def _reference_closes(
         before = previous_closes.set_index("ticker")
         last_close = last_close.fillna(by_ticker.map(before["close"]))
         last_day = last_day.fillna(by_ticker.map(pd.to_datetime(before["trade_date"])))
+    adjusted = last_close
     if actions is not None and not actions.empty:
-        last_close = _adjust_for_actions(ordered, last_close, last_day, actions)
+        adjusted = _adjust_for_actions(ordered, last_close, last_day, actions)
     own_close = ordered["close"].where(ordered["close"] > 0)
-    return last_close.fillna(own_close).reindex(bars.index)
+    return (
+        last_close.fillna(own_close).reindex(bars.index),
+        adjusted.fillna(own_close).reindex(bars.index),
+    )
 
 
 def _adjust_for_actions(

@@ -143,9 +143,10 @@ def test_aapls_stale_pre_split_print_is_the_one_flagged_row_on_the_split_day() -
     assert row["ts"] == pd.Timestamp("2014-06-09 08:00", tz="UTC")
     assert (row["session"], row["open"]) == ("pre", 645.57)
     assert row[list(FLAG_COLUMNS)].sum() == 1 and row["flag_spike"]
+    # Neither reference explains it: the bar opens at the old price and closes at the new one.
     shown = flagged_rows(validation, "spike", 5).iloc[0]
-    assert shown["reference"] == pytest.approx(645.70 / 7)
-    assert shown["move"] == pytest.approx(645.57 / (645.70 / 7) - 1)
+    assert shown["reference"] == 645.70
+    assert shown["move"] == pytest.approx(1 - 92.23 / 645.70)
 
     report = quality_of(validation, "AAPL", SPLIT_DAY)
     assert report.regular_spikes == 0
@@ -168,6 +169,16 @@ def test_the_split_explains_the_overnight_move_and_nothing_else_does() -> None:
     report = quality_of(unexplained, "AAPL", SPLIT_DAY)
     assert (report.regular_spikes, report.consistency) == (1, 0.5)
     assert not report.passed(RULES.threshold)
+
+
+def test_a_feed_already_adjusted_for_the_split_needs_no_explanation() -> None:
+    """Yahoo-style history: the days before the split come divided by the ratio."""
+    before = previous_close("AAPL", date(2014, 6, 6)).assign(close=645.70 / 7)
+    raw = raw_days("AAPL", SPLIT_DAY)
+    regular_only = raw[raw["ts"] >= pd.Timestamp("2014-06-09 13:30", tz="UTC")]
+    validation = validate(regular_only, actions=split_actions("AAPL"), previous_closes=before)
+    assert validation.quotes["is_valid"].all()
+    assert validation.reference.iloc[0] == pytest.approx(645.70 / 7)
 
 
 def test_a_wild_print_is_caught_without_any_previous_close() -> None:

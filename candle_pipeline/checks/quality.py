@@ -138,18 +138,12 @@ def score_evaluations(
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """One `quality_score` evaluation per ticker-day (see the module's docstring on blocking)."""
     for report in reports:
-        passed = report.passed(threshold)
-        if report.status != STATUS_SCORED:
-            description = f"{report.status}: nothing is expected"
-        else:
-            relation = ">=" if passed else "<"
-            description = f"quality score {report.score:.4f} {relation} threshold {threshold}"
         yield dg.AssetCheckEvaluation(
             asset_key=VALIDATED_QUOTES,
             check_name=QUALITY_SCORE,
-            passed=passed,
+            passed=report.passed(threshold),
             severity=dg.AssetCheckSeverity.ERROR,
-            description=description,
+            description=report.verdict(threshold),
             blocking=False,
             partition=_key(report),
             metadata={
@@ -165,25 +159,23 @@ def warning_results(
 ) -> Mapping[str, dg.AssetCheckResult]:
     """The run-level WARN results, by check name."""
     return {
-        SPIKES: _flag_result(SPIKES, validation, "spike", rules),
-        STALE_RUNS: _flag_result(STALE_RUNS, validation, "stale", rules),
+        SPIKES: _flag_result(
+            SPIKES, validation, "spike", {"spike_threshold": rules.spike_threshold}
+        ),
+        STALE_RUNS: _flag_result(
+            STALE_RUNS, validation, "stale", {"stale_run_bars": rules.stale_run_bars}
+        ),
         GAPS: _gaps_result(reports, rules),
     }
 
 
 def _flag_result(
-    check: str, validation: Validation, flag: str, rules: QualityRules
+    check: str, validation: Validation, flag: str, rule: Mapping[str, float]
 ) -> dg.AssetCheckResult:
     quotes = validation.quotes
     hit = quotes[quotes[f"flag_{flag}"]]
     partitions = hit.groupby(["trade_date", "ticker"]).size()
-    metadata: dict[str, object] = {
-        "flagged_rows": len(hit),
-        "partitions": len(partitions),
-        "spike_threshold" if flag == "spike" else "stale_run_bars": (
-            rules.spike_threshold if flag == "spike" else rules.stale_run_bars
-        ),
-    }
+    metadata: dict[str, object] = {"flagged_rows": len(hit), "partitions": len(partitions), **rule}
     if len(hit):
         rows = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN)
         if flag != "spike":

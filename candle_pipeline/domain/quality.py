@@ -151,11 +151,22 @@ class PartitionQuality:
     def passed(self, threshold: float) -> bool:
         return passes(self.status, self.score, threshold)
 
+    def verdict(self, threshold: float) -> str:
+        return verdict(self.status, self.score, threshold)
+
 
 def passes(status: str, score: float | None, threshold: float) -> bool:
     """The quality gate: a closed day passes (nothing is expected); an open day needs
     `score >= threshold`."""
     return status == STATUS_CLOSED or (score is not None and score >= threshold)
+
+
+def verdict(status: str, score: float | None, threshold: float) -> str:
+    """The gate's decision in words, e.g. `quality score 0.4981 < threshold 0.8`."""
+    if status == STATUS_CLOSED or score is None:
+        return f"{status}: nothing is expected"
+    relation = ">=" if passes(status, score, threshold) else "<"
+    return f"quality score {score:.4f} {relation} threshold {threshold}"
 
 
 @dataclass(frozen=True)
@@ -184,12 +195,9 @@ def gate(
             decisions[key] = GateDecision(False, None, "no quality report: validate it first")
             continue
         status, score = by_key[key]
-        allowed = passes(status, score, threshold)
-        if status == STATUS_CLOSED:
-            reason = status
-        else:
-            reason = f"quality score {score:.4f} {'>=' if allowed else '<'} threshold {threshold}"
-        decisions[key] = GateDecision(allowed, score, reason)
+        decisions[key] = GateDecision(
+            passes(status, score, threshold), score, verdict(status, score, threshold)
+        )
     return decisions
 
 

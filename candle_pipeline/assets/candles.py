@@ -15,6 +15,7 @@ import pandas as pd
 
 from candle_pipeline.assets.quotes import TIMINGS_INPUT, per_ticker_asset, rows_by_partition
 from candle_pipeline.assets.types import CANDLES_TYPE
+from candle_pipeline.checks.quality import named
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.quality import GateDecision, gate
 from candle_pipeline.domain.schemas import CandlesSchema
@@ -22,7 +23,7 @@ from candle_pipeline.domain.sessions import SESSION_REGULAR, attach_sessions
 from candle_pipeline.partitions import TickerDay, parse_ticker_days
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.settings import CANDLE_INTERVALS, OFFENDING_ROWS_SHOWN
+from candle_pipeline.settings import CANDLE_INTERVALS
 from candle_pipeline.warehouse.partition_store import replace_partitions
 from candle_pipeline.warehouse.tables import TABLES
 
@@ -86,9 +87,7 @@ def candles(
         raise dg.Failure(
             description=(
                 f"{len(blocked)} ticker-day(s) blocked by the quality gate (threshold "
-                f"{threshold}); their candles were not built: "
-                + ", ".join(td.key for td in blocked[:OFFENDING_ROWS_SHOWN])
-                + (" ..." if len(blocked) > OFFENDING_ROWS_SHOWN else "")
+                f"{threshold}); their candles were not built: {named([td.key for td in blocked])}"
             ),
             metadata={BLOCKED_KEY: dg.MetadataValue.md(_blocked_table(blocked, decisions))},
         )

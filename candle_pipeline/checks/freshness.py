@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from candle_pipeline.checks.quality import OFFENDING_KEY, named
 from candle_pipeline.domain.freshness import due_ticker_days, latest_due_sessions
 from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay
 from candle_pipeline.resources.quality import QualityResource
@@ -18,7 +19,6 @@ from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     FRESHNESS_CHECK_CRON,
     FRESHNESS_LOOKBACK_DAYS,
-    OFFENDING_ROWS_SHOWN,
     OperationsSettings,
 )
 
@@ -80,8 +80,7 @@ def candles_freshness(
             "due_sessions": ", ".join(f"{mic}: {text}" for mic, text in sessions.items()),
             "due_partitions": len(keys),
             "missing_partitions": len(missing),
-            "missing": ", ".join(missing[:OFFENDING_ROWS_SHOWN])
-            + (" ..." if len(missing) > OFFENDING_ROWS_SHOWN else ""),
+            OFFENDING_KEY: named(missing),
             "delay_minutes": quality.freshness_delay_minutes,
         },
     )

@@ -37,6 +37,9 @@ GAPS = "gaps"
 STALE_RUNS = "stale_runs"
 # Metadata key of the score, on materialisations and check evaluations alike.
 SCORE_KEY = "quality_score"
+# Metadata key of the ticker-days a failed run-level check is about (the first few): with the
+# check and its partition, what makes two failures the same one for the alerts.
+OFFENDING_KEY = "offending_partitions"
 
 QUALITY_SCORE_CHECK = dg.AssetCheckSpec(
     QUALITY_SCORE,
@@ -77,6 +80,12 @@ def _rounded(value: float | None) -> float | None:
 
 def _key(report: PartitionQuality) -> str:
     return TickerDay(report.trade_date, report.ticker).key
+
+
+def named(keys: Sequence[str]) -> str:
+    """The first few partition keys, and `...` when there are more."""
+    shown = ", ".join(keys[:OFFENDING_ROWS_SHOWN])
+    return f"{shown} ..." if len(keys) > OFFENDING_ROWS_SHOWN else shown
 
 
 def score_metadata(report: PartitionQuality, threshold: float) -> dict[str, object]:
@@ -181,9 +190,8 @@ def _flag_result(
         if flag != "spike":
             rows = rows.drop(columns=["reference", "move"])
         metadata["offending_rows"] = dg.MetadataValue.md(rows.to_markdown(index=False))
-        metadata["offending_partitions"] = ", ".join(
-            TickerDay(day.date(), ticker).key
-            for day, ticker in partitions.index[:OFFENDING_ROWS_SHOWN]
+        metadata[OFFENDING_KEY] = named(
+            [TickerDay(day.date(), ticker).key for day, ticker in partitions.index]
         )
     return dg.AssetCheckResult(
         check_name=check,
@@ -214,6 +222,7 @@ def _gaps_result(reports: Sequence[PartitionQuality], rules: QualityRules) -> dg
             }
         ).head(OFFENDING_ROWS_SHOWN)
         metadata["offending_gaps"] = dg.MetadataValue.md(table.to_markdown(index=False))
+        metadata[OFFENDING_KEY] = named(sorted(affected))
     return dg.AssetCheckResult(
         check_name=GAPS,
         asset_key=VALIDATED_QUOTES,

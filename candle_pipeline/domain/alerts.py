@@ -35,12 +35,16 @@ def check_alert(
     day: str | None,
     score: float | None,
     run_url: str,
+    offending: str | None = None,
 ) -> Alert:
+    """A failed check: of one ticker-day (`ticker`, `day`) or of several (`offending`)."""
     facts = [("Check", f"{asset} / {check} ({severity})")]
     if ticker:
         facts.append(("Ticker", ticker))
     if day:
         facts.append(("Day", day))
+    if offending:
+        facts.append(("Ticker-days", offending))
     if score is not None:
         facts.append(("Score", f"{score:.4f}"))
     if description:

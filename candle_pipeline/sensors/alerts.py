@@ -2,8 +2,8 @@
 
 Each tick reads the instance's new check evaluations and run failures after the cursor (an event
 storage id), so every failure is seen once however often the sensor ticks. A check that keeps
-failing on the same ticker-day (or, unpartitioned, at all) is alerted when it starts failing, not
-again on every re-run; a run that failed only because `candles` blocked bad ticker-days is not
+failing on the same ticker-day(s) is alerted when it starts failing, not again on every re-run or
+re-evaluation; a run that failed only because `candles` blocked bad ticker-days is not
 alerted twice, its failed `quality_score` checks already were.
 
 Alerts go to CANDLE_ALERT_WEBHOOK_URL (Slack's incoming-webhook JSON) and always to the sensor's
@@ -23,7 +23,7 @@ from dagster._core.storage.tags import (
 )
 
 from candle_pipeline.assets.candles import BLOCKED_KEY
-from candle_pipeline.checks.quality import SCORE_KEY
+from candle_pipeline.checks.quality import OFFENDING_KEY, SCORE_KEY
 from candle_pipeline.domain.alerts import Alert, check_alert, run_alert, slack_payload
 from candle_pipeline.partitions import parse_ticker_day
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
@@ -112,8 +112,15 @@ def alert_for(
         ticker=ticker,
         day=day,
         score=score.value if score is not None else None,
+        offending=_subject(evaluation),
         run_url=webhook.run_url(entry.run_id),
     )
+
+
+def _subject(evaluation: dg.AssetCheckEvaluation) -> str | None:
+    """The ticker-days a failed run-level check is about (None for a per-ticker-day check)."""
+    offending = evaluation.metadata.get(OFFENDING_KEY)
+    return offending.value if offending is not None else None
 
 
 def _rank(severity: str) -> int:
@@ -123,7 +130,8 @@ def _rank(severity: str) -> int:
 def _was_failing(
     context: dg.SensorEvaluationContext, evaluation: dg.AssetCheckEvaluation, entry: EventLogEntry
 ) -> bool:
-    """True when the check's previous result (same partition, earlier run) was a failure too."""
+    """True when the check's previous result (same partition, earlier run) was the same failure:
+    failed too, about the same ticker-days."""
     history = context.instance.event_log_storage.get_asset_check_execution_history(
         evaluation.asset_check_key,
         limit=HISTORY_DEPTH,
@@ -137,7 +145,10 @@ def _was_failing(
         and record.event
         and record.event.timestamp < entry.timestamp
     ]
-    return bool(earlier) and earlier[0].status == AssetCheckExecutionRecordStatus.FAILED
+    if not earlier or earlier[0].status != AssetCheckExecutionRecordStatus.FAILED:
+        return False
+    previous = earlier[0].event.dagster_event.asset_check_evaluation_data
+    return _subject(previous) == _subject(evaluation)
 
 
 def _run_failure_alert(

@@ -153,11 +153,14 @@ def test_bad_days_are_blocked_exactly_and_good_days_of_the_same_run_get_candles(
     assert warnings["spikes"].metadata["offending_partitions"].value == "2013-10-09|SPY"
     assert warnings["stale_runs"].metadata["offending_partitions"].value == "2013-10-11|AIG"
     assert warnings["gaps"].metadata["gaps"].value == 4
+    assert warnings["gaps"].metadata["offending_partitions"].value == (
+        "2013-10-07|SPY, 2013-10-08|SPY, 2013-10-10|SPY, 2013-10-11|AIG"
+    )
 
     # Freshness sees the gate: the blocked Thursday is not fresh, the good Friday is.
     thursday = pipeline.freshness("2013-10-10T23:00:00+00:00")
     assert not thursday.passed
-    assert thursday.metadata["missing"].value == "2013-10-10|SPY"
+    assert thursday.metadata["offending_partitions"].value == "2013-10-10|SPY"
     friday = pipeline.freshness("2013-10-12T12:00:00+00:00")
     assert friday.passed, friday.description
 

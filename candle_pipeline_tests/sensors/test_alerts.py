@@ -125,12 +125,25 @@ def test_each_failure_is_posted_once(
     corrupt.write_day(bad_spy_week.csv_dir, "SPY", "2013-10-11", doubled)
     broken = bad_spy_week.materialize(["SPY"], date(2013, 10, 11), date(2013, 10, 11))
     assert not broken.success
-    evaluate(instance, webhook, third.cursor)
+    fourth = evaluate(instance, webhook, third.cursor)
     assert len(receiver.posts) == 3
     failed_run = receiver.posts[-1]["text"]
     assert failed_run.startswith("Run failed: __ASSET_JOB | Job: __ASSET_JOB; Partitions: ")
     assert "2013-10-11|SPY" in failed_run and "share a timestamp" in failed_run
     assert broken.run_id in failed_run
+
+    # Freshness evaluated again and again: one alert per missing day, not per evaluation.
+    for as_of in ("2013-10-08T23:00:00Z", "2013-10-08T23:30:00Z", "2013-10-09T12:00:00Z"):
+        assert not bad_spy_week.freshness(as_of).passed
+    fifth = evaluate(instance, webhook, fourth.cursor)
+    assert len(receiver.posts) == 4
+    stale = receiver.posts[-1]["text"]
+    assert stale.startswith("Check failed: candles / freshness | ")
+    assert "Ticker-days: 2013-10-08|SPY" in stale
+    assert not bad_spy_week.freshness("2013-10-09T23:00:00Z").passed
+    evaluate(instance, webhook, fifth.cursor)
+    assert len(receiver.posts) == 5
+    assert "Ticker-days: 2013-10-09|SPY" in receiver.posts[-1]["text"], "a new day is a new failure"
 
 
 def test_without_a_url_alerts_go_to_the_log_and_a_refused_alert_is_retried(

@@ -25,7 +25,7 @@ from dagster._core.storage.tags import (
 from candle_pipeline.assets.candles import BLOCKED_KEY
 from candle_pipeline.checks.quality import OFFENDING_KEY, SCORE_KEY
 from candle_pipeline.domain.alerts import Alert, check_alert, run_alert, slack_payload
-from candle_pipeline.partitions import parse_ticker_day
+from candle_pipeline.partitions import KEY_SEPARATOR, parse_ticker_day
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
 from candle_pipeline.runs import failure_message
 from candle_pipeline.settings import (
@@ -99,10 +99,7 @@ def alert_for(
             f"{evaluation.partition or ''} is still failing; alerted when it started"
         )
         return None
-    ticker = day = None
-    if evaluation.partition:
-        ticker_day = parse_ticker_day(evaluation.partition)
-        ticker, day = ticker_day.ticker, ticker_day.trade_date.isoformat()
+    ticker, day = _ticker_and_day(evaluation.partition)
     score = evaluation.metadata.get(SCORE_KEY)
     return check_alert(
         asset=evaluation.asset_key.to_user_string(),
@@ -115,6 +112,16 @@ def alert_for(
         offending=_subject(evaluation),
         run_url=webhook.run_url(entry.run_id),
     )
+
+
+def _ticker_and_day(partition: str | None) -> tuple[str | None, str | None]:
+    """`2013-10-07|SPY` -> ("SPY", "2013-10-07"); a day partition is just the day."""
+    if partition is None:
+        return None, None
+    if KEY_SEPARATOR not in partition:
+        return None, partition
+    ticker_day = parse_ticker_day(partition)
+    return ticker_day.ticker, ticker_day.trade_date.isoformat()
 
 
 def _subject(evaluation: dg.AssetCheckEvaluation) -> str | None:

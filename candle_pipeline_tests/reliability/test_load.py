@@ -1,0 +1,92 @@
+"""Load: four runs at once with the `market_api` pool at 2 never have more than 2 provider calls
+in flight, and the request rate stays within the shared token bucket; without the pool limit the
+same runs do overlap more (the control that shows the test can see the difference)."""
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from candle_pipeline import runs
+from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.partitions import TICKERS_PARTITION_NAME
+from candle_pipeline.settings import MARKET_API_POOL, PROJECT_DIR
+from candle_pipeline_tests.conftest import create_database
+from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, yahoo_definitions
+
+RUNS = ("AAPL", "AMZN", "GOOG", "QQQ")
+DAY = date(2020, 1, 2)
+POOL_LIMIT = 2
+# Slow answers make runs overlap, so only the pool can keep calls apart.
+LATENCY_SECONDS = 1.0
+PER_MINUTE = 120.0
+BURST = 2
+RUN_TIMEOUT_SECONDS = 300
+# A token is taken just before its request is sent; allow one scheduling slice between the two.
+ARRIVAL_SLACK_SECONDS = 0.25
+
+
+def run_four_at_once(pg_server: LocalPostgres, tmp_path: Path, pool_limit: int | None) -> FakeYahoo:
+    warehouse_url = create_database(pg_server, "warehouse")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    dagster_url = create_database(pg_server, "dagster")
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {dagster_url}\ntelemetry:\n  enabled: false\n"
+    )
+    with FakeYahoo(latency_seconds=LATENCY_SECONDS) as yahoo:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            if pool_limit is not None:
+                instance.event_log_storage.set_concurrency_slots(MARKET_API_POOL, pool_limit)
+            instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, list(RUNS))
+            defs = yahoo_definitions(warehouse_url, yahoo.base_url)
+            assert runs.materialize(defs, instance, [], DAY, DAY, select=["market_timings"])[
+                0
+            ].success
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "candle_pipeline_tests.concurrent_run",
+                    str(home),
+                    warehouse_url,
+                    yahoo.base_url,
+                    ticker,
+                    DAY.isoformat(),
+                    DAY.isoformat(),
+                    str(PER_MINUTE),
+                    str(BURST),
+                ],
+                cwd=PROJECT_DIR,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for ticker in RUNS
+        ]
+        outputs = [worker.communicate(timeout=RUN_TIMEOUT_SECONDS)[0] for worker in workers]
+        assert [worker.returncode for worker in workers] == [0] * len(RUNS), outputs
+    return yahoo
+
+
+def test_four_runs_share_two_slots_and_one_rate(pg_server: LocalPostgres, tmp_path: Path) -> None:
+    yahoo = run_four_at_once(pg_server, tmp_path, POOL_LIMIT)
+    assert yahoo.max_in_flight == POOL_LIMIT, "the pool is full at times, never exceeded"
+    arrivals = sorted(a.arrived for a in yahoo.arrivals)
+    per_second = PER_MINUTE / 60
+    for i, first in enumerate(arrivals):
+        for j in range(i + 1, len(arrivals)):
+            allowed = BURST + (arrivals[j] - first + ARRIVAL_SLACK_SECONDS) * per_second
+            assert j - i + 1 <= allowed, f"{j - i + 1} requests in {arrivals[j] - first:.3f} s"
+    span = arrivals[-1] - arrivals[0]
+    print(f"{len(arrivals)} requests in {span:.1f} s, at most {yahoo.max_in_flight} in flight")
+
+
+def test_without_the_pool_limit_the_runs_overlap_more(
+    pg_server: LocalPostgres, tmp_path: Path
+) -> None:
+    yahoo = run_four_at_once(pg_server, tmp_path, pool_limit=None)
+    assert yahoo.max_in_flight > POOL_LIMIT

@@ -20,6 +20,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus
 
 from candle_pipeline import local_env
 from candle_pipeline.pools import LIMIT_VARIABLES, current_limits, pools_in_use, wanted_limits
+from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.settings import (
     DOCTOR_CONNECT_TIMEOUT_SECONDS,
     ENV_DAGSTER_DATABASE_URL,
@@ -207,6 +208,28 @@ def _warehouse_findings(context: Context) -> Iterator[Finding]:
         yield Finding(
             "warehouse", OK, f"{shown}: all {len(TABLES)} tables of schema {WAREHOUSE_SCHEMA}"
         )
+        yield from _schedule_coverage_findings(context)
+
+
+def _schedule_coverage_findings(context: Context) -> Iterator[Finding]:
+    """Every exchange an active watched ticker trades on has an after-close schedule."""
+    from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+
+    with engine_for(context.warehouse_url).connect() as connection:
+        watched = {entry.exchange for entry in watchlist.entries(connection, active_only=True)}
+    unscheduled = sorted(watched - scheduled_exchanges(context.settings))
+    if unscheduled:
+        codes = ",".join(unscheduled)
+        yield Finding(
+            "schedules",
+            PROBLEM,
+            f"watched tickers trade on {codes}, which has no after-close schedule: add it to "
+            f"CANDLE_EXCHANGES (e.g. CANDLE_EXCHANGES={codes}) and reload the code location",
+        )
+    else:
+        scheduled = ", ".join(sorted(scheduled_exchanges(context.settings)))
+        yield Finding("schedules", OK, f"after-close schedules for {scheduled}")
 
 
 def _instance_findings(context: Context) -> Iterator[Finding]:

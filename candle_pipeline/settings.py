@@ -16,6 +16,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from candle_pipeline.domain.exchanges import UnknownExchangeError, validate_mic
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 SAMPLE_DATA_DIR = PACKAGE_DIR / "data" / "sample"
@@ -60,6 +62,7 @@ CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "1d")
 
 # History a newly watched ticker gets backfilled, unless it names its own history start.
 DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
+MAX_BACKFILL_LOOKBACK_DAYS = 100 * 366
 # How often the new-tickers sensor compares the watch list with the ticker partitions.
 NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 
@@ -97,6 +100,7 @@ YAHOO_WINDOW_LIMITS: dict[str, tuple[int | None, int | None]] = {
 # Yahoo publishes no quota; bursts of more than ~2,000 requests an hour get 429s. One request a
 # second sustained, with a burst of a few, stays well below.
 DEFAULT_REQUESTS_PER_MINUTE = 60.0
+MAX_REQUESTS_PER_MINUTE = 6000.0
 DEFAULT_REQUEST_BURST = 5
 # Seconds one HTTP request may take before it counts as a timeout (and is retried).
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 20.0
@@ -177,12 +181,16 @@ class Settings:
         timings_start = parse_date(
             _optional(env, ENV_TIMINGS_START) or DEFAULT_TIMINGS_START, ENV_TIMINGS_START
         )
+        if partition_start > date.today():
+            raise SettingsError(f"{ENV_PARTITION_START}={partition_start} is in the future")
         if timings_start > partition_start:
             raise SettingsError(
                 f"{ENV_TIMINGS_START}={timings_start} must not be later than "
                 f"{ENV_PARTITION_START}={partition_start}: every ticker-day needs its timings"
             )
-        default_exchange = (_optional(env, ENV_DEFAULT_EXCHANGE) or DEFAULT_EXCHANGE).upper()
+        default_exchange = _exchange(
+            _optional(env, ENV_DEFAULT_EXCHANGE) or DEFAULT_EXCHANGE, ENV_DEFAULT_EXCHANGE
+        )
 
         log_level = (_optional(env, ENV_LOG_LEVEL) or DEFAULT_LOG_LEVEL).upper()
         if log_level not in LOG_LEVELS:
@@ -191,11 +199,16 @@ class Settings:
             )
 
         extra_exchanges = tuple(
-            code.strip().upper()
+            _exchange(code, ENV_EXCHANGES)
             for code in (_optional(env, ENV_EXCHANGES) or "").split(",")
             if code.strip()
         )
-        lookback = _positive_int(env, ENV_BACKFILL_LOOKBACK_DAYS, DEFAULT_BACKFILL_LOOKBACK_DAYS)
+        lookback = _positive_int(
+            env,
+            ENV_BACKFILL_LOOKBACK_DAYS,
+            DEFAULT_BACKFILL_LOOKBACK_DAYS,
+            MAX_BACKFILL_LOOKBACK_DAYS,
+        )
         schema = validate_identifier(
             _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
         )
@@ -239,7 +252,18 @@ def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float
         raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is not a number") from None
     if not rate > 0:
         raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} must be above zero")
+    if rate > MAX_REQUESTS_PER_MINUTE:
+        raise SettingsError(
+            f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is absurd: at most {MAX_REQUESTS_PER_MINUTE}"
+        )
     return interval, replay_dir, rate
+
+
+def _exchange(code: str, what: str) -> str:
+    try:
+        return validate_mic(code)
+    except UnknownExchangeError as error:
+        raise SettingsError(f"{what}: {error}") from None
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -328,6 +352,11 @@ TIMINGS_SCHEDULE_DAYS_AHEAD = 7
 COMPUTE_LOG_DIRNAME = "compute_logs"
 # `doctor`: how long a database may take to answer.
 DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
+# Values beyond these are typing mistakes, not configurations.
+MAX_CONCURRENT_RUNS = 256
+MAX_POOL_LIMIT = 64
+MAX_SCHEDULE_DELAY_MINUTES = 12 * 60
+MAX_CATCHUP_DAYS = 366
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -356,24 +385,29 @@ class OperationsSettings:
             )
         return cls(
             max_concurrent_runs=_positive_int(
-                env, ENV_MAX_CONCURRENT_RUNS, DEFAULT_MAX_CONCURRENT_RUNS
+                env, ENV_MAX_CONCURRENT_RUNS, DEFAULT_MAX_CONCURRENT_RUNS, MAX_CONCURRENT_RUNS
             ),
             compute_log_dir=Path(compute_log_dir).expanduser().resolve()
             if compute_log_dir
             else None,
             market_api_pool_limit=_positive_int(
-                env, ENV_MARKET_API_POOL_LIMIT, DEFAULT_MARKET_API_POOL_LIMIT
+                env, ENV_MARKET_API_POOL_LIMIT, DEFAULT_MARKET_API_POOL_LIMIT, MAX_POOL_LIMIT
             ),
             schedule_delay_minutes=_non_negative_int(
-                env, ENV_SCHEDULE_DELAY_MINUTES, DEFAULT_SCHEDULE_DELAY_MINUTES
+                env,
+                ENV_SCHEDULE_DELAY_MINUTES,
+                DEFAULT_SCHEDULE_DELAY_MINUTES,
+                MAX_SCHEDULE_DELAY_MINUTES,
             ),
-            catchup_days=_positive_int(env, ENV_CATCHUP_DAYS, DEFAULT_CATCHUP_DAYS),
+            catchup_days=_positive_int(
+                env, ENV_CATCHUP_DAYS, DEFAULT_CATCHUP_DAYS, MAX_CATCHUP_DAYS
+            ),
             catchup_cron=catchup_cron,
             schedules_running=_boolean(env, ENV_SCHEDULES_RUNNING, default=False),
         )
 
 
-def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _non_negative_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     text = _optional(env, name)
     if text is None:
         return default
@@ -383,11 +417,13 @@ def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={text!r} is not a whole number") from None
     if value < 0:
         raise SettingsError(f"{name}={value} must not be negative")
+    if value > maximum:
+        raise SettingsError(f"{name}={value} is absurd: at most {maximum}")
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _non_negative_int(env, name, default)
+def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    value = _non_negative_int(env, name, default, maximum)
     if value == 0:
         raise SettingsError(f"{name}=0 must be at least 1")
     return value

@@ -82,7 +82,24 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
     assert "runs queue, at most 4 at once" in out
     assert "pool market_api" in out and "at most 1 at once" in out
     assert "no dagster-daemon is running; nothing waits for one now" in out
+    assert "after-close schedules for XNYS" in out
     assert out.rstrip().endswith("no problem found")
+
+
+def test_a_watched_exchange_without_schedule_is_named(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+
+    ensure_tables(setup["CANDLE_DATABASE_URL"])
+    with engine_for(setup["CANDLE_DATABASE_URL"]).begin() as connection:
+        watchlist.add(connection, [watchlist.NewTicker("SHOP.TO")], "XNYS")
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    [line] = [row for row in lines_with(out, "PROBLEM") if "schedules" in row]
+    assert "XTSE, which has no after-close schedule" in line
+    assert "CANDLE_EXCHANGES=XTSE" in line
 
 
 def test_broken_setup_says_what_is_wrong(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from candle_pipeline.settings import Settings, SettingsError
+from candle_pipeline.settings import OperationsSettings, Settings, SettingsError
 
 
 def test_defaults() -> None:
@@ -28,10 +28,34 @@ def test_defaults() -> None:
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "a year"}, "not a whole number"),
         ({"CANDLE_WAREHOUSE_SCHEMA": "market; DROP SCHEMA public"}, "not a valid SQL name"),
         ({"CANDLE_LOG_LEVEL": "LOUD"}, "choose one of"),
+        ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "99999999"}, "is absurd"),
+        ({"CANDLE_PROVIDER_REQUESTS_PER_MINUTE": "1e9"}, "is absurd"),
+        ({"CANDLE_PROVIDER_REQUESTS_PER_MINUTE": "-5"}, "must be above zero"),
+        ({"CANDLE_PARTITION_START": "2999-01-01"}, "is in the future"),
+        ({"CANDLE_DEFAULT_EXCHANGE": "MOON"}, "not known to exchange_calendars"),
+        ({"CANDLE_EXCHANGES": "XLON,NOPE"}, "'NOPE' is not known"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    """Each bad value is one SettingsError naming its variable."""
     with pytest.raises(SettingsError, match=message) as error:
         Settings.from_env(env)
     assert next(iter(env)) in str(error.value) or "--" in str(error.value)
     assert "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CANDLE_MAX_CONCURRENT_RUNS": "0"}, "must be at least 1"),
+        ({"CANDLE_MAX_CONCURRENT_RUNS": "100000"}, "is absurd"),
+        ({"CANDLE_MARKET_API_POOL_LIMIT": "-1"}, "must not be negative"),
+        ({"CANDLE_SCHEDULE_DELAY_MINUTES": "100000"}, "is absurd"),
+        ({"CANDLE_CATCHUP_CRON": "every day"}, "not a cron expression"),
+        ({"CANDLE_SCHEDULES_RUNNING": "maybe"}, "use one of"),
+    ],
+)
+def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as error:
+        OperationsSettings.from_env(env)
+    assert next(iter(env)) in str(error.value)

@@ -30,7 +30,7 @@ from curl_cffi.requests.exceptions import RequestException
 
 from candle_pipeline.providers.base import ProviderError, TransientProviderError
 from candle_pipeline.providers.rate_limit import RateLimiter
-from candle_pipeline.providers.replay import RecordedExchanges
+from candle_pipeline.providers.replay import CHART_PATH, RecordedExchanges
 from candle_pipeline.providers.resilience import CallStats
 
 YAHOO_DOMAIN = "yahoo.com"
@@ -112,7 +112,35 @@ def _checked(response: curl_requests.Response, url: str) -> curl_requests.Respon
         )
     if status >= FIRST_CLIENT_ERROR and status not in AUTH_RENEWAL_STATUSES:
         raise ProviderError(f"{_shown(url)} answered HTTP {status}: {_explanation(response)}")
+    if status < FIRST_CLIENT_ERROR and CHART_PATH in urlsplit(url).path:
+        problem = chart_shape_problem(response.content)
+        if problem is not None:
+            raise ProviderError(f"{_shown(url)}: Yahoo's chart answer is malformed: {problem}")
     return response
+
+
+def chart_shape_problem(content: bytes) -> str | None:
+    """What is wrong with the shape of a chart answer, if anything: every series of prices,
+    volumes and adjusted closes must have one value per timestamp.
+
+    Unreadable JSON is left to yfinance's parser (and reported as malformed JSON there).
+    """
+    try:
+        results = json.loads(content)["chart"]["result"] or []
+    except (ValueError, TypeError, KeyError):
+        return None
+    for result in results:
+        stamps = len(result.get("timestamp") or [])
+        indicators = result.get("indicators") or {}
+        for group in ("quote", "adjclose"):
+            for series in indicators.get(group) or []:
+                for name, values in series.items():
+                    if isinstance(values, list) and len(values) != stamps:
+                        return (
+                            f"{len(values)} '{name}' value(s) for {stamps} timestamp(s); "
+                            "nothing is stored"
+                        )
+    return None
 
 
 def _explanation(response: curl_requests.Response) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from candle_pipeline.providers.base import ProviderError
 from candle_pipeline.providers.replay import ReplayMissError
 from candle_pipeline.providers.yahoo import bars_from_history
 from candle_pipeline_tests.providers.yahoo_fixtures import (
+    YAHOO_FIXTURES,
     at,
     recorded,
     recorded_bars,
@@ -231,3 +233,30 @@ def test_nan_duplicate_live_and_unasked_rows_are_dropped_and_counted() -> None:
 def test_the_answer_names_the_exchange(ticker: str, recording: str, exchange_name: str) -> None:
     result = replaying_provider().fetch_bars(ticker, all_days(recording)[:2])
     assert result.exchange_name == recorded(recording)["meta"]["exchangeName"] == exchange_name
+
+
+HANDMADE = YAHOO_FIXTURES.parent / "yahoo-http-handmade"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("chart-notimestamp-quotes-length.fake.json", r"1 '\w+' value\(s\) for 0 timestamp\(s\)"),
+        ("chart-notimestamp-weird-quote.fake.json", r"1 '\w+' value\(s\) for 0 timestamp\(s\)"),
+    ],
+)
+def test_mismatched_array_lengths_are_one_clear_error(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    (tmp_path / name).write_bytes((HANDMADE / name).read_bytes())
+    with pytest.raises(ProviderError, match=f"chart answer is malformed: {message}") as error:
+        replaying_provider(folder=tmp_path).fetch_bars("AAPL", [date(2020, 1, 2)])
+    assert "nothing is stored" in str(error.value)
+
+
+def test_an_answer_with_empty_quotes_is_an_error_not_an_empty_success(tmp_path: Path) -> None:
+    name = "chart-TSLA-2025-01-01-to-2025-01-02-interval-1h.fake.json"
+    (tmp_path / name).write_bytes((HANDMADE / name).read_bytes())
+    provider = replaying_provider(interval="1h", folder=tmp_path, clock=at(date(2025, 1, 10)))
+    with pytest.raises(ProviderError, match="without any bars; nothing is stored"):
+        provider.fetch_bars("TSLA", [date(2025, 1, 1)])

@@ -478,6 +478,10 @@ PREVIOUS_CLOSE_LOOKBACK_DAYS = 10
 OFFENDING_ROWS_SHOWN = 5
 # The latest trading day's candles are due this long after the exchange's regular close.
 DEFAULT_FRESHNESS_DELAY_MINUTES = 120
+# Beyond a day, the next session closes before the last one is due.
+MAX_FRESHNESS_DELAY_MINUTES = 24 * 60
+# A move of more than 10x is no threshold: every split would pass unexplained.
+MAX_SPIKE_THRESHOLD = 10.0
 # How often the freshness check runs when its schedule is on (UTC cron).
 FRESHNESS_CHECK_CRON = "*/30 * * * *"
 # Days back from today in which the freshness check looks for the latest closed session.
@@ -523,9 +527,14 @@ class QualitySettings:
             quality_threshold=_fraction(
                 env, ENV_QUALITY_THRESHOLD, DEFAULT_QUALITY_THRESHOLD, upper=1.0
             ),
-            spike_threshold=_fraction(env, ENV_SPIKE_THRESHOLD, DEFAULT_SPIKE_THRESHOLD),
+            spike_threshold=_fraction(
+                env, ENV_SPIKE_THRESHOLD, DEFAULT_SPIKE_THRESHOLD, upper=MAX_SPIKE_THRESHOLD
+            ),
             freshness_delay_minutes=_positive_int(
-                env, ENV_FRESHNESS_DELAY_MINUTES, DEFAULT_FRESHNESS_DELAY_MINUTES
+                env,
+                ENV_FRESHNESS_DELAY_MINUTES,
+                DEFAULT_FRESHNESS_DELAY_MINUTES,
+                MAX_FRESHNESS_DELAY_MINUTES,
             ),
             alert_webhook_configured=_optional(env, ENV_ALERT_WEBHOOK_URL) is not None,
             alert_min_severity=severity,
@@ -533,10 +542,8 @@ class QualitySettings:
         )
 
 
-def _fraction(
-    env: Mapping[str, str], name: str, default: float, upper: float | None = None
-) -> float:
-    """A positive number (at most `upper` when given), e.g. 0.8 for 80%."""
+def _fraction(env: Mapping[str, str], name: str, default: float, upper: float) -> float:
+    """A number in (0, upper], e.g. 0.8 for 80%."""
     text = _optional(env, name)
     if text is None:
         return default
@@ -544,9 +551,10 @@ def _fraction(
         value = float(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not a number (e.g. 0.8 for 80%)") from None
-    if not value > 0 or (upper is not None and value > upper):
-        bound = f" and at most {upper}" if upper is not None else ""
-        raise SettingsError(f"{name}={text} must be greater than 0{bound}")
+    if not value > 0:
+        raise SettingsError(f"{name}={text} must be greater than 0")
+    if value > upper:
+        raise SettingsError(f"{name}={text} is absurd: at most {upper}")
     return value
 
 

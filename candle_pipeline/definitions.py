@@ -5,20 +5,27 @@ import dagster as dg
 from candle_pipeline.assets.candles import candles
 from candle_pipeline.assets.market_timings import market_timings
 from candle_pipeline.assets.quotes import raw_quotes, validated_quotes
+from candle_pipeline.checks.freshness import candles_freshness, freshness_schedule
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.schedules import build_schedules, scheduled_exchanges, watchlist_listings
+from candle_pipeline.sensors.alerts import quality_alerts_sensor
 from candle_pipeline.sensors.new_tickers import new_tickers_sensor
 from candle_pipeline.settings import get_operations_settings, get_settings
 
 ASSETS = [market_timings, raw_quotes, validated_quotes, candles]
-SENSORS = [new_tickers_sensor]
-SCHEDULES = build_schedules(
-    scheduled_exchanges(get_settings()), watchlist_listings, get_operations_settings()
-)
+ASSET_CHECKS = [candles_freshness]
+SENSORS = [new_tickers_sensor, quality_alerts_sensor]
+SCHEDULES = [
+    *build_schedules(
+        scheduled_exchanges(get_settings()), watchlist_listings, get_operations_settings()
+    ),
+    freshness_schedule(get_operations_settings()),
+]
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,
     sensors=SENSORS,

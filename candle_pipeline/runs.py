@@ -8,7 +8,7 @@ Dagster UI shows them like any other run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -165,9 +165,13 @@ def _run(
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """The root cause of each failed step, without Dagster's wrapping."""
+    return failure_message(result.all_events)
+
+
+def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
+    """The root cause of each failed step among `events`, without Dagster's wrapping."""
     messages = []
-    for event in result.all_events:
+    for event in events:
         if not (event.is_step_failure and event.step_failure_data):
             continue
         error = event.step_failure_data.error

@@ -450,3 +450,115 @@ def _is_cron(text: str) -> bool:
 def get_operations_settings() -> OperationsSettings:
     """The process's operations settings, read from the environment on first use."""
     return OperationsSettings.from_env()
+
+
+# --- Data quality (issue 4): validation rules, the quality gate, freshness and alerts ---------
+
+ENV_QUALITY_THRESHOLD = "CANDLE_QUALITY_THRESHOLD"
+ENV_SPIKE_THRESHOLD = "CANDLE_SPIKE_THRESHOLD"
+ENV_FRESHNESS_DELAY_MINUTES = "CANDLE_FRESHNESS_DELAY_MINUTES"
+ENV_ALERT_WEBHOOK_URL = "CANDLE_ALERT_WEBHOOK_URL"
+ENV_ALERT_MIN_SEVERITY = "CANDLE_ALERT_MIN_SEVERITY"
+ENV_DAGSTER_UI_URL = "CANDLE_DAGSTER_UI_URL"
+
+# A ticker-day whose quality score is below this never reaches `candles`.
+DEFAULT_QUALITY_THRESHOLD = 0.8
+# A bar is a spike when a price moves more than this fraction from the previous close.
+DEFAULT_SPIKE_THRESHOLD = 0.5
+# Each unexplained spike in the regular session multiplies the consistency component by this.
+SPIKE_PENALTY = 0.5
+# A stale run: at least this many consecutive bars with the same close and zero volume.
+STALE_RUN_MIN_BARS = 10
+# A gap: at least this many consecutive expected regular-session bars without a usable bar
+# (single quiet minutes without a trade are normal and only lower completeness).
+GAP_MIN_BARS = 5
+# A ticker's first bar is measured from its last valid close at most this many days earlier.
+PREVIOUS_CLOSE_LOOKBACK_DAYS = 10
+# Offending rows (or gaps) shown in a check's metadata and in a partition's metadata.
+OFFENDING_ROWS_SHOWN = 5
+# The latest trading day's candles are due this long after the exchange's regular close.
+DEFAULT_FRESHNESS_DELAY_MINUTES = 120
+# Beyond a day, the next session closes before the last one is due.
+MAX_FRESHNESS_DELAY_MINUTES = 24 * 60
+# A move of more than 10x is no threshold: every split would pass unexplained.
+MAX_SPIKE_THRESHOLD = 10.0
+# How often the freshness check runs when its schedule is on (UTC cron).
+FRESHNESS_CHECK_CRON = "*/30 * * * *"
+# Days back from today in which the freshness check looks for the latest closed session.
+FRESHNESS_LOOKBACK_DAYS = 10
+# Check failures of at least this severity are alerted; failed runs always are.
+ALERT_SEVERITIES = ("WARN", "ERROR")
+DEFAULT_ALERT_MIN_SEVERITY = "ERROR"
+DEFAULT_DAGSTER_UI_URL = "http://localhost:3000"
+ALERT_SENSOR_INTERVAL_SECONDS = 30
+# Events read from the instance per sensor tick; the cursor continues on the next tick.
+ALERT_EVENTS_PER_TICK = 500
+WEBHOOK_TIMEOUT_SECONDS = 10
+# Error messages and check results are cut to this many characters in an alert.
+ALERT_DETAIL_CHARS = 500
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the quality rules and gate, the freshness delay and where alerts go.
+
+    The webhook URL is a secret: only whether it is set is kept here; resources read it through
+    `dagster.EnvVar`.
+    """
+
+    quality_threshold: float = DEFAULT_QUALITY_THRESHOLD
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
+    freshness_delay_minutes: int = DEFAULT_FRESHNESS_DELAY_MINUTES
+    alert_webhook_configured: bool = False
+    alert_min_severity: str = DEFAULT_ALERT_MIN_SEVERITY
+    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> QualitySettings:
+        env = os.environ if environ is None else environ
+        severity = (_optional(env, ENV_ALERT_MIN_SEVERITY) or DEFAULT_ALERT_MIN_SEVERITY).upper()
+        if severity not in ALERT_SEVERITIES:
+            choices = ", ".join(ALERT_SEVERITIES)
+            raise SettingsError(f"{ENV_ALERT_MIN_SEVERITY}={severity!r}: choose one of {choices}")
+        ui_url = (_optional(env, ENV_DAGSTER_UI_URL) or DEFAULT_DAGSTER_UI_URL).rstrip("/")
+        if not ui_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{ENV_DAGSTER_UI_URL}={ui_url!r} must be an http(s):// URL")
+        return cls(
+            quality_threshold=_fraction(
+                env, ENV_QUALITY_THRESHOLD, DEFAULT_QUALITY_THRESHOLD, upper=1.0
+            ),
+            spike_threshold=_fraction(
+                env, ENV_SPIKE_THRESHOLD, DEFAULT_SPIKE_THRESHOLD, upper=MAX_SPIKE_THRESHOLD
+            ),
+            freshness_delay_minutes=_positive_int(
+                env,
+                ENV_FRESHNESS_DELAY_MINUTES,
+                DEFAULT_FRESHNESS_DELAY_MINUTES,
+                MAX_FRESHNESS_DELAY_MINUTES,
+            ),
+            alert_webhook_configured=_optional(env, ENV_ALERT_WEBHOOK_URL) is not None,
+            alert_min_severity=severity,
+            dagster_ui_url=ui_url,
+        )
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float, upper: float) -> float:
+    """A number in (0, upper], e.g. 0.8 for 80%."""
+    text = _optional(env, name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number (e.g. 0.8 for 80%)") from None
+    if not value > 0:
+        raise SettingsError(f"{name}={text} must be greater than 0")
+    if value > upper:
+        raise SettingsError(f"{name}={text} is absurd: at most {upper}")
+    return value
+
+
+@functools.cache
+def get_quality_settings() -> QualitySettings:
+    """The process's quality settings, read from the environment on first use."""
+    return QualitySettings.from_env()

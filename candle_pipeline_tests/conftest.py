@@ -66,10 +66,12 @@ def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
 
 def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
     """The real assets wired to a test warehouse and a CSV folder."""
-    from candle_pipeline.definitions import ASSETS, SENSORS  # noqa: PLC0415
+    from candle_pipeline.definitions import ASSET_CHECKS, ASSETS, SCHEDULES, SENSORS  # noqa: PLC0415
 
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=ASSET_CHECKS,
+        schedules=SCHEDULES,
         sensors=SENSORS,
         resources=build_resources(settings_for(csv_dir), warehouse_url),
     )

@@ -170,5 +170,10 @@ def test_the_image_command_serves_the_code_location(code_server: int) -> None:
         schedules = sorted(schedule.name for schedule in repository.get_schedules())
         jobs = {job.name for job in repository.get_all_jobs()}
     assert assets == ["candles", "market_timings", "raw_quotes", "validated_quotes"]
-    assert schedules == ["catchup_weekly", "market_timings_daily", "xnys_after_close"]
+    assert schedules == [
+        "candles_freshness_schedule",
+        "catchup_weekly",
+        "market_timings_daily",
+        "xnys_after_close",
+    ]
     assert {"ticker_days_job", "market_timings_job"} <= jobs

@@ -19,6 +19,14 @@ from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.settings import SAMPLE_DATA_DIR, SAMPLE_SESSIONS
 from candle_pipeline_tests.conftest import create_database, definitions_for, postgres_instance
+from candle_pipeline_tests.quality.records import (
+    CANDLES,
+    VALIDATED,
+    evaluations,
+    latest_evaluations,
+    partition_metadata,
+    quality_reports,
+)
 
 MINUTE_DIR = SAMPLE_DATA_DIR / "lean-minute"
 CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 1
@@ -216,3 +224,70 @@ def test_a_closed_day_makes_no_provider_call(
     }
     assert provider_requests == {2}, "one file read per open day, none for the weekend"
     assert outcomes[-1].success
+
+
+# --- Data quality on the real sample ---
+
+
+def test_real_days_score_what_a_reader_expects(sample: Warehouse) -> None:
+    reports = quality_reports(sample.url)
+    scored = reports[reports["status"] == "scored"]
+    assert len(scored) == 4 * 6 + 3 + 3
+    assert scored["score"].min() >= 0.95, scored["score"].to_dict()
+    assert scored["passed"].all()
+    closed = reports[reports["status"] == "market closed"]
+    assert {"2013-10-05|SPY", "2015-12-25|GOOG", "2014-06-08|AAPL"} <= set(closed.index)
+    assert closed["score"].isna().all()
+
+    early_close = reports.loc["2015-12-24|GOOG"]
+    assert (early_close["expected_bars"], early_close["usable_bars"]) == (210, 210)
+    assert (early_close["gaps"], early_close["score"]) == (0, 1.0)
+    quiet = reports.loc["2015-12-28|GOOG"]
+    assert (quiet["usable_bars"], quiet["gaps"]) == (382, 0)
+
+    split_day = reports.loc["2014-06-09|AAPL"]
+    assert (split_day["spike_rows"], split_day["regular_spikes"]) == (1, 0)
+    assert split_day["score"] == pytest.approx(833 / 834)
+
+
+def test_the_split_days_stale_print_is_flagged_and_shown(sample: Warehouse) -> None:
+    validated = sample.table("validated_quotes")
+    flagged = validated[~validated["is_valid"]]
+    assert flagged[["ticker", "session", "open", "flag_spike"]].values.tolist() == [
+        ["AAPL", "pre", 645.57, True]
+    ]
+    assert flagged["ts"].item() == pd.Timestamp("2014-06-09 08:00", tz="UTC")
+
+    metadata = partition_metadata(sample.instance, VALIDATED, "2014-06-09|AAPL")
+    assert isinstance(metadata["quality_score"], dg.FloatMetadataValue)
+    assert metadata["quality_score"].value == pytest.approx(833 / 834, abs=1e-4)
+    assert metadata["flagged_spike"].value == 1
+    assert "08:00:00" in metadata["failed_rows"].value
+    assert "spike" in metadata["failed_rows"].value
+
+    spikes = evaluations(sample.instance, "spikes")
+    assert len(spikes) == len(SAMPLE_SESSIONS)
+    [failed] = [evaluation for evaluation in spikes if not evaluation.passed]
+    assert failed.severity == dg.AssetCheckSeverity.WARN
+    assert failed.metadata["offending_partitions"].value == "2014-06-09|AAPL"
+    assert "645.57" in failed.metadata["offending_rows"].value
+
+
+def test_every_real_day_passes_the_gate_and_gets_candles(sample: Warehouse) -> None:
+    keys = {
+        f"{day.isoformat()}|{ticker}"
+        for tickers, start, end in SAMPLE_SESSIONS
+        for ticker in tickers
+        for day in runs.day_range(start, end)
+    }
+    gate = latest_evaluations(sample.instance, "quality_score")
+    assert set(gate) == keys
+    assert all(evaluation.passed for evaluation in gate.values())
+    assert sample.instance.get_materialized_partitions(CANDLES) == keys
+    closed_day = partition_metadata(sample.instance, VALIDATED, "2013-10-05|SPY")
+    assert closed_day["status"].value == "market closed"
+    assert "quality_score" not in closed_day
+    gaps = evaluations(sample.instance, "gaps")
+    assert len(gaps) == len(SAMPLE_SESSIONS)
+    assert all(evaluation.passed for evaluation in gaps), "the early close is not a gap"
+    assert all(evaluation.passed for evaluation in evaluations(sample.instance, "stale_runs"))

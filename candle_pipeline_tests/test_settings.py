@@ -2,7 +2,7 @@
 
 import pytest
 
-from candle_pipeline.settings import OperationsSettings, Settings, SettingsError
+from candle_pipeline.settings import OperationsSettings, QualitySettings, Settings, SettingsError
 
 
 def test_defaults() -> None:
@@ -58,4 +58,31 @@ def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message
 def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message) as error:
         OperationsSettings.from_env(env)
+    assert next(iter(env)) in str(error.value)
+
+
+def test_quality_defaults_and_the_webhook_url_is_not_kept() -> None:
+    assert QualitySettings.from_env({}) == QualitySettings()
+    configured = QualitySettings.from_env(
+        {"CANDLE_ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/secret"}
+    )
+    assert configured.alert_webhook_configured
+    assert "secret" not in repr(configured)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CANDLE_QUALITY_THRESHOLD": "1.5"}, "is absurd: at most 1.0"),
+        ({"CANDLE_QUALITY_THRESHOLD": "0"}, "must be greater than 0"),
+        ({"CANDLE_SPIKE_THRESHOLD": "half"}, "is not a number"),
+        ({"CANDLE_SPIKE_THRESHOLD": "50"}, "is absurd"),
+        ({"CANDLE_FRESHNESS_DELAY_MINUTES": "99999"}, "is absurd"),
+        ({"CANDLE_ALERT_MIN_SEVERITY": "info"}, "choose one of WARN, ERROR"),
+        ({"CANDLE_DAGSTER_UI_URL": "localhost:3000"}, "must be an http"),
+    ],
+)
+def test_bad_quality_values_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as error:
+        QualitySettings.from_env(env)
     assert next(iter(env)) in str(error.value)

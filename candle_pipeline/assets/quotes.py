@@ -1,15 +1,25 @@
 """`raw_quotes` (as the provider returned them) and `validated_quotes` (flagged and tagged)."""
 
 from collections import Counter
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER
 from candle_pipeline.assets.metadata import add_partition_metadata
-from candle_pipeline.domain.bars import RAW_COLUMNS, STORED_RAW_COLUMNS, empty_bars
+from candle_pipeline.assets.types import RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
+from candle_pipeline.checks.quality import (
+    QUALITY_SCORE_CHECK,
+    VALIDATED_QUOTES,
+    VALIDATED_QUOTES_CHECKS,
+    partition_metadata,
+    score_evaluations,
+    warning_results,
+)
+from candle_pipeline.domain.bars import STORED_RAW_COLUMNS, empty_bars
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
-from candle_pipeline.domain.quality import quality_report, validate_quotes
+from candle_pipeline.domain.quality import assess, validate_quotes
 from candle_pipeline.domain.sessions import plan_fetches
 from candle_pipeline.partitions import (
     DATE_DIMENSION,
@@ -19,6 +29,7 @@ from candle_pipeline.partitions import (
 )
 from candle_pipeline.providers.yahoo import DROP_REASONS
 from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import MARKET_API_POOL
@@ -50,7 +61,9 @@ def rows_by_partition(frame: pd.DataFrame) -> dict[TickerDay, int]:
     return {TickerDay(day.date(), ticker): int(n) for (day, ticker), n in counts.items()}
 
 
-@per_ticker_asset(ins={"market_timings": TIMINGS_INPUT}, pool=MARKET_API_POOL)
+@per_ticker_asset(
+    ins={"market_timings": TIMINGS_INPUT}, pool=MARKET_API_POOL, dagster_type=RAW_QUOTES_TYPE
+)
 def raw_quotes(
     context: dg.AssetExecutionContext,
     market_data: MarketDataResource,
@@ -122,27 +135,52 @@ def raw_quotes(
     return raw
 
 
-@per_ticker_asset(ins={"market_timings": TIMINGS_INPUT})
+@per_ticker_asset(
+    ins={"market_timings": TIMINGS_INPUT},
+    check_specs=VALIDATED_QUOTES_CHECKS,
+    dagster_type=VALIDATED_QUOTES_TYPE,
+)
 def validated_quotes(
     context: dg.AssetExecutionContext,
     watchlist: WatchlistResource,
+    quality: QualityResource,
     raw_quotes: pd.DataFrame,
     market_timings: pd.DataFrame,
-) -> pd.DataFrame:
-    """Every raw bar, tagged regular/pre/post from market_timings and flagged by quality rules."""
-    validated = validate_quotes(
-        raw_quotes.loc[:, list(RAW_COLUMNS)], market_timings, watchlist.exchanges()
+) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetCheckEvaluation]:
+    """Every raw bar, tagged regular/pre/post from market_timings and flagged by quality rules.
+
+    Each ticker-day gets a quality score (metadata `quality_score`, history in
+    `market.quality_reports`) and the checks `quality_score`, `spikes`, `gaps` and `stale_runs`.
+    Moves across the run's ex-dates are measured against closes adjusted by the splits and
+    dividends `raw_quotes` stored in `market.corporate_actions`.
+    """
+    ticker_days = parse_ticker_days(context.partition_keys)
+    rules = quality.rules()
+    exchanges = watchlist.exchanges()
+    first_day = min(td.trade_date for td in ticker_days)
+    before = quality.previous_closes(sorted({td.ticker for td in ticker_days}), first_day)
+    validation = validate_quotes(
+        raw_quotes,
+        market_timings,
+        exchanges,
+        rules,
+        actions=quality.corporate_actions(ticker_days),
+        previous_closes=before,
     )
-    reports = {
-        TickerDay(day.date(), ticker): quality_report(group)
-        for (day, ticker), group in validated.groupby(["trade_date", "ticker"])
-    }
-    empty = quality_report(validated.iloc[0:0])
-    add_partition_metadata(
-        context,
-        {
-            ticker_day.key: reports.get(ticker_day, empty).as_metadata()
-            for ticker_day in parse_ticker_days(context.partition_keys)
-        },
-    )
-    return validated
+    reports = assess(validation, market_timings, exchanges, ticker_days, rules)
+    add_partition_metadata(context, partition_metadata(validation, reports, rules.threshold))
+    yield dg.Output(validation.quotes)
+
+    quality.write_reports(reports, context.run_id)
+    selected = context.selected_asset_check_keys
+    if QUALITY_SCORE_CHECK.key in selected:
+        yield from score_evaluations(reports, rules.threshold)
+        yield dg.Output(
+            None,
+            output_name=context.assets_def.get_output_name_for_asset_check_key(
+                QUALITY_SCORE_CHECK.key
+            ),
+        )
+    for name, result in warning_results(validation, reports, rules).items():
+        if dg.AssetCheckKey(VALIDATED_QUOTES, name) in selected:
+            yield result

@@ -5,14 +5,25 @@ from __future__ import annotations
 import dagster as dg
 
 from candle_pipeline.io_managers.postgres import PostgresPartitionIOManager
+from candle_pipeline.resources.alerts import AlertWebhookResource
 from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.settings import ENV_DATABASE_URL, Settings
+from candle_pipeline.settings import (
+    ENV_ALERT_WEBHOOK_URL,
+    ENV_DATABASE_URL,
+    QualitySettings,
+    Settings,
+    get_quality_settings,
+)
 
 
-def build_resources(settings: Settings, database_url: str | None = None) -> dict[str, object]:
+def build_resources(
+    settings: Settings, database_url: str | None = None, quality: QualitySettings | None = None
+) -> dict[str, object]:
     """Resources for `settings`; the database URL comes from the environment unless given."""
+    quality = quality or get_quality_settings()
     warehouse = WarehouseResource(database_url=database_url or dg.EnvVar(ENV_DATABASE_URL))
     return {
         "warehouse": warehouse,
@@ -29,5 +40,16 @@ def build_resources(settings: Settings, database_url: str | None = None) -> dict
             warehouse=warehouse,
             default_exchange=settings.default_exchange,
             extra_exchanges=list(settings.extra_exchanges),
+        ),
+        "quality": QualityResource(
+            warehouse=warehouse,
+            quality_threshold=quality.quality_threshold,
+            spike_threshold=quality.spike_threshold,
+            freshness_delay_minutes=quality.freshness_delay_minutes,
+        ),
+        "alert_webhook": AlertWebhookResource(
+            url=dg.EnvVar(ENV_ALERT_WEBHOOK_URL) if quality.alert_webhook_configured else None,
+            dagster_ui_url=quality.dagster_ui_url,
+            min_severity=quality.alert_min_severity,
         ),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from candle_pipeline.domain.quality import FLAG_COLUMNS
+from candle_pipeline.domain.quality import FLAG_COLUMNS, FLAG_NAMES
 from candle_pipeline.settings import get_settings
 
 WAREHOUSE_SCHEMA = get_settings().warehouse_schema
@@ -202,3 +202,34 @@ def _add_missing_columns(connection: sa.Connection) -> None:
                     f"ADD COLUMN IF NOT EXISTS {quote(column.name)} {column_type}"
                 )
             )
+
+
+# --- Data quality (issue 4) ---
+
+# One row per ticker-day and run of `validated_quotes`: the score, its components and what the
+# rules found. `candles` reads the latest row of each ticker-day to decide whether it may be built.
+quality_reports = sa.Table(
+    "quality_reports",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("trade_date", sa.Date, primary_key=True),
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("score", sa.Float(precision=53)),
+    sa.Column("completeness", sa.Float(precision=53)),
+    sa.Column("validity", sa.Float(precision=53)),
+    sa.Column("consistency", sa.Float(precision=53)),
+    sa.Column("threshold", sa.Float(precision=53), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("valid_rows", sa.Integer, nullable=False),
+    sa.Column("regular_bars", sa.Integer, nullable=False),
+    sa.Column("expected_bars", sa.Integer, nullable=False),
+    sa.Column("usable_bars", sa.Integer, nullable=False),
+    sa.Column("gaps", sa.Integer, nullable=False),
+    sa.Column("gap_bars", sa.Integer, nullable=False),
+    sa.Column("regular_spikes", sa.Integer, nullable=False),
+    *[sa.Column(f"{name}_rows", sa.Integer, nullable=False) for name in FLAG_NAMES],
+    sa.Index("quality_reports_latest", "ticker", "trade_date", "evaluated_at"),
+)

@@ -206,6 +206,14 @@ def test_browser_shows_the_graph_partitions_and_checks(
     assert metadata_value(page, "rows") == str(CANDLES_PER_FULL_DAY)
     screenshot(page, "ui-candles", tmp_path)
 
+    # validated_quotes: a partition shows its quality score and its components.
+    open_partition(page, deployment, "validated_quotes", "2013-10-07", "SPY")
+    assert metadata_value(page, "status") == "scored"
+    for label in ("quality_score", "completeness", "validity", "consistency"):
+        assert float(metadata_value(page, label)) == 1.0, label
+    assert metadata_value(page, "expected_bars") == "390"
+    screenshot(page, "ui-quality", tmp_path)
+
     # A Saturday of raw_quotes: materialised empty, and the page says why.
     open_partition(page, deployment, "raw_quotes", "2013-10-05", "IBM")
     assert metadata_value(page, "rows") == "0"

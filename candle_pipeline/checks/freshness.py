@@ -1,0 +1,108 @@
+"""`freshness` on `candles`: the latest due trading day of every ticker has its candles.
+
+A session is due `CANDLE_FRESHNESS_DELAY_MINUTES` after its exchange's regular close (the early
+close on a short day). Besides running after each materialisation of `candles`, the check runs in
+its own job on `candles_freshness_schedule` (on with the other schedules, CANDLE_SCHEDULES_RUNNING),
+because a stale asset is precisely one that no run touches.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+
+from candle_pipeline.checks.quality import OFFENDING_KEY, named
+from candle_pipeline.domain.freshness import due_ticker_days, latest_due_sessions
+from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay
+from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.settings import (
+    FRESHNESS_CHECK_CRON,
+    FRESHNESS_LOOKBACK_DAYS,
+    OperationsSettings,
+)
+
+CANDLES = dg.AssetKey("candles")
+FRESHNESS = "freshness"
+
+
+class FreshnessConfig(dg.Config):
+    """`as_of`: evaluate as at this ISO-8601 time (UTC when it has no zone); default now."""
+
+    as_of: str | None = None
+
+    def moment(self) -> datetime:
+        if self.as_of is None:
+            return datetime.now(UTC)
+        moment = datetime.fromisoformat(self.as_of)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dg.asset_check(
+    asset=CANDLES,
+    name=FRESHNESS,
+    description=(
+        "ERROR: every ticker has candles for its exchange's latest session once that session is "
+        "due (regular close + CANDLE_FRESHNESS_DELAY_MINUTES)."
+    ),
+)
+def candles_freshness(
+    context: dg.AssetCheckExecutionContext,
+    config: FreshnessConfig,
+    watchlist: WatchlistResource,
+    quality: QualityResource,
+) -> dg.AssetCheckResult:
+    tickers = context.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
+    exchanges = watchlist.exchanges()
+    delay = timedelta(minutes=quality.freshness_delay_minutes)
+    due_sessions = latest_due_sessions(
+        exchanges.mics_for(tickers), config.moment(), delay, FRESHNESS_LOOKBACK_DAYS
+    )
+    due = due_ticker_days(tickers, exchanges, due_sessions)
+    keys = {TickerDay(day, ticker).key for day, ticker in due}
+    materialised = context.instance.event_log_storage.get_latest_storage_id_by_partition(
+        CANDLES, DagsterEventType.ASSET_MATERIALIZATION, keys
+    )
+    missing = sorted(keys - set(materialised))
+    sessions = {
+        mic: f"{session.session_date} (due {session.due_at:%Y-%m-%d %H:%M} UTC)"
+        for mic, session in sorted(due_sessions.items())
+    }
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(missing)} of {len(keys)} due ticker-day(s) have no candles"
+            if keys
+            else "no ticker has a due session"
+        ),
+        metadata={
+            "due_sessions": ", ".join(f"{mic}: {text}" for mic, text in sessions.items()),
+            "due_partitions": len(keys),
+            "missing_partitions": len(missing),
+            OFFENDING_KEY: named(missing),
+            "delay_minutes": quality.freshness_delay_minutes,
+        },
+    )
+
+
+freshness_job = dg.define_asset_job(
+    "candles_freshness_job", selection=dg.AssetSelection.checks(candles_freshness)
+)
+
+
+def freshness_schedule(operations: OperationsSettings) -> dg.ScheduleDefinition:
+    """Runs the check on FRESHNESS_CHECK_CRON; on by default with the other schedules
+    (CANDLE_SCHEDULES_RUNNING)."""
+    return dg.ScheduleDefinition(
+        name="candles_freshness_schedule",
+        job=freshness_job,
+        cron_schedule=FRESHNESS_CHECK_CRON,
+        execution_timezone="UTC",
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING
+            if operations.schedules_running
+            else dg.DefaultScheduleStatus.STOPPED
+        ),
+        description=f"Evaluates the freshness of `candles` on the cron `{FRESHNESS_CHECK_CRON}`.",
+    )

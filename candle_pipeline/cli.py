@@ -29,7 +29,7 @@ from tabulate import tabulate
 from candle_pipeline import local_env
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
-from candle_pipeline.resources.warehouse import engine_for, ensure_tables
+from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
     DEMO_MARKET_API_LIMIT,
@@ -42,6 +42,7 @@ from candle_pipeline.settings import (
     mask_url,
     parse_date,
 )
+from candle_pipeline.warehouse.tables import SchemaMismatchError
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         InvalidTickerError,
         LocalPostgresError,
         LookupError,
+        SchemaMismatchError,
     ) as error:
         print(f"candle-pipeline: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -238,13 +240,14 @@ def _demo(_: argparse.Namespace) -> int:
     from candle_pipeline.definitions import defs  # noqa: PLC0415
     from candle_pipeline.tickers import register  # noqa: PLC0415
     from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
+    from candle_pipeline.warehouse.quality_reports import latest_reports  # noqa: PLC0415
 
     engine = _warehouse_engine(env.warehouse_url)
     sample_tickers = [ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers]
     with engine.begin() as connection:
         watchlist.add(
             connection,
-            [watchlist.NewTicker(ticker) for ticker in sample_tickers],
+            [watchlist.NewTicker(ticker, active=False) for ticker in sample_tickers],
             get_settings().default_exchange,
         )
     outcomes: list[RunOutcome] = []
@@ -267,9 +270,29 @@ def _demo(_: argparse.Namespace) -> int:
     )
     counts["trade_date"] = pd.to_datetime(counts["trade_date"])
     table = expected.merge(counts, how="left", on=["ticker", "trade_date"]).fillna(0)
+    with WarehouseResource(database_url=env.warehouse_url).connection() as conn:
+        scores = latest_reports(
+            conn, list(zip(expected["trade_date"].dt.date, expected["ticker"], strict=True))
+        )
+    table = table.merge(
+        scores[["ticker", "trade_date", "score"]], how="left", on=["ticker", "trade_date"]
+    )
+    table["score"] = table["score"].map(lambda score: "" if pd.isna(score) else f"{score:.3f}")
     table["trade_date"] = table["trade_date"].dt.date
-    print("\nRows per partition (all zero: the market was closed that day)")
-    print(tabulate(table, headers="keys", tablefmt="github", showindex=False, intfmt=","))
+    print(
+        "\nRows and quality score per partition "
+        "(zero rows and no score: the market was closed that day)"
+    )
+    print(
+        tabulate(
+            table,
+            headers="keys",
+            tablefmt="github",
+            showindex=False,
+            intfmt=",",
+            disable_numparse=[table.columns.get_loc("score")],
+        )
+    )
     print("\nRows per table")
     print(
         tabulate(

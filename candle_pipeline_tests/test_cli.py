@@ -113,7 +113,11 @@ def test_demo_fills_the_configured_database_and_is_repeatable(
     env.pop("DAGSTER_HOME", None)
     first = run_cli(["demo"], env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Rows per partition" in first.stdout
+    assert "Rows and quality score per partition" in first.stdout
+    assert (
+        "| SPY      | 2013-10-07   |          828 |                828 |       125 | 1.000   |"
+        in first.stdout
+    )
     assert "| SPY      | 2013-10-07   |          828 |" in first.stdout
     assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started"
     after_first = counts(url)
@@ -127,14 +131,17 @@ def test_demo_fills_the_configured_database_and_is_repeatable(
     listed = run_cli(["tickers", "list"], env)
     rows = [line.split("|")[1:4] for line in listed.stdout.splitlines()[2:]]
     assert [[cell.strip() for cell in row] for row in rows] == [
-        [ticker, "XNYS", "True"] for ticker in ("AAPL", "AIG", "BAC", "GOOG", "IBM", "SPY")
+        [ticker, "XNYS", "False"] for ticker in ("AAPL", "AIG", "BAC", "GOOG", "IBM", "SPY")
     ]
 
     added = run_cli(["tickers", "add", "nvda", "BRK.B", "--exchange", "XNAS"], env)
     assert added.returncode == 0, added.stderr
     assert "watching 2 ticker(s)" in added.stdout
+    removed = run_cli(["tickers", "remove", "NVDA"], env)
+    assert "deactivated 1 ticker(s): NVDA" in removed.stdout
+    assert "deleted 0 partition(s)" in removed.stdout
     removed = run_cli(["tickers", "remove", "SPY", "--delete-partitions"], env)
-    assert "deactivated 1 ticker(s): SPY" in removed.stdout
+    assert "deactivated 0 ticker(s)" in removed.stdout, "the sample is kept for its history only"
     assert "deleted 1 partition(s)" in removed.stdout
     listed = run_cli(["tickers", "list"], env).stdout
     assert "| BRK-B    | XNAS       | True     | False       |" in listed

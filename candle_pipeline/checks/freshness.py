@@ -42,8 +42,8 @@ class FreshnessConfig(dg.Config):
     asset=CANDLES,
     name=FRESHNESS,
     description=(
-        "ERROR: every ticker has candles for its exchange's latest session once that session is "
-        "due (regular close + CANDLE_FRESHNESS_DELAY_MINUTES)."
+        "ERROR: every active watched ticker has candles for its exchange's latest session once "
+        "that session is due (regular close + CANDLE_FRESHNESS_DELAY_MINUTES)."
     ),
 )
 def candles_freshness(
@@ -52,7 +52,8 @@ def candles_freshness(
     watchlist: WatchlistResource,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    tickers = context.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
+    registered = set(context.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME))
+    tickers = [entry.ticker for entry in watchlist.active() if entry.ticker in registered]
     exchanges = watchlist.exchanges()
     delay = timedelta(minutes=quality.freshness_delay_minutes)
     due_sessions = latest_due_sessions(

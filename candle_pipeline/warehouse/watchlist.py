@@ -36,6 +36,8 @@ class NewTicker:
     exchange: str | None = None
     history_start: date | None = None
     name: str | None = None
+    # False: kept for its history only (the bundled sample); never scheduled or backfilled.
+    active: bool = True
 
 
 def add(
@@ -55,7 +57,7 @@ def add(
             "ticker": ticker,
             "exchange": mic,
             "exchange_source": source,
-            "active": True,
+            "active": entry.active,
             "history_start": entry.history_start,
             "name": entry.name,
             "added_at": now,
@@ -68,7 +70,7 @@ def add(
         set_={
             "exchange": statement.excluded.exchange,
             "exchange_source": statement.excluded.exchange_source,
-            "active": True,
+            "active": sa.or_(watchlist.c.active, statement.excluded.active),
             "history_start": sa.func.coalesce(
                 statement.excluded.history_start, watchlist.c.history_start
             ),

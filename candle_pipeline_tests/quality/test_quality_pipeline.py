@@ -17,8 +17,9 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.resources.warehouse import engine_for, ensure_tables
+from candle_pipeline.tickers import register
+from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import create_database, definitions_for
 from candle_pipeline_tests.quality import corrupt
 from candle_pipeline_tests.quality.records import (
@@ -50,11 +51,12 @@ class Pipeline:
         self.instance = instance
 
     def materialize(self, tickers: list[str], start: date, end: date) -> runs.RunOutcome:
-        """One run of the per-ticker assets (after market_timings, which must succeed)."""
-        registered = self.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        self.instance.add_dynamic_partitions(
-            TICKERS_PARTITION_NAME, [t for t in tickers if t not in registered]
-        )
+        """One run of the per-ticker assets (after market_timings, which must succeed), for
+        tickers on the watch list."""
+        ensure_tables(self.url)
+        with engine_for(self.url).begin() as connection:
+            watchlist.add(connection, [watchlist.NewTicker(t) for t in tickers], "XNYS")
+        register(self.instance, tickers)
         timings, per_ticker = runs.materialize(self.defs, self.instance, tickers, start, end)
         assert timings.success, timings.error
         return per_ticker

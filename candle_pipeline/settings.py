@@ -32,8 +32,10 @@ ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
 ENV_EXCHANGES = "CANDLE_EXCHANGES"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
+ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"
+ENV_BACKFILL_PARTITIONS_PER_RUN = "CANDLE_BACKFILL_PARTITIONS_PER_RUN"
 
-KNOWN_SOURCES = ("csv",)
+KNOWN_SOURCES = ("csv", "synthetic")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day of the per-ticker daily partitions; the bundled and fixture data start in 2008.
@@ -62,6 +64,16 @@ NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
 
+# --- Scale (issue 7) ---
+# Bar interval of the `synthetic` source (made-up bars for benchmarks and load tests only).
+SYNTHETIC_INTERVALS = ("1m", "1d")
+DEFAULT_SYNTHETIC_INTERVAL = "1m"
+# Backfill policy of the per-ticker assets: unset, one run per partition range Dagster plans;
+# a number N, runs of at most N ticker-days each (bounds a run's memory and its retry cost).
+DEFAULT_BACKFILL_PARTITIONS_PER_RUN: int | None = None
+# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer.
+COPY_CHUNK_ROWS = 200_000
+
 
 class SettingsError(ValueError):
     """A setting from the environment is missing or malformed; the message names it."""
@@ -83,6 +95,8 @@ class Settings:
     log_level: str = DEFAULT_LOG_LEVEL
     extra_exchanges: tuple[str, ...] = ()
     backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
+    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
+    backfill_partitions_per_run: int | None = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
 
     @property
     def embedded_database(self) -> bool:
@@ -139,6 +153,16 @@ class Settings:
         )
         lookback = _positive_int(env, ENV_BACKFILL_LOOKBACK_DAYS, DEFAULT_BACKFILL_LOOKBACK_DAYS)
 
+        synthetic_interval = _optional(env, ENV_SYNTHETIC_INTERVAL) or DEFAULT_SYNTHETIC_INTERVAL
+        if synthetic_interval not in SYNTHETIC_INTERVALS:
+            raise SettingsError(
+                f"{ENV_SYNTHETIC_INTERVAL}={synthetic_interval!r}: choose one of "
+                f"{', '.join(SYNTHETIC_INTERVALS)}"
+            )
+        partitions_per_run = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
+        if _optional(env, ENV_BACKFILL_PARTITIONS_PER_RUN) is not None:
+            partitions_per_run = _positive_int(env, ENV_BACKFILL_PARTITIONS_PER_RUN, default=1)
+
         return cls(
             database_url=database_url,
             dagster_database_url=dagster_database_url,
@@ -152,6 +176,8 @@ class Settings:
             log_level=log_level,
             extra_exchanges=extra_exchanges,
             backfill_lookback_days=lookback,
+            synthetic_interval=synthetic_interval,
+            backfill_partitions_per_run=partitions_per_run,
         )
 
 

@@ -71,8 +71,9 @@ DEFAULT_SYNTHETIC_INTERVAL = "1m"
 # Backfill policy of the per-ticker assets: unset, one run per partition range Dagster plans;
 # a number N, runs of at most N ticker-days each (bounds a run's memory and its retry cost).
 DEFAULT_BACKFILL_PARTITIONS_PER_RUN: int | None = None
-# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer.
-COPY_CHUNK_ROWS = 200_000
+# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
+# the next chunk overlap with the server ingesting the previous one.
+COPY_CHUNK_ROWS = 50_000
 
 
 class SettingsError(ValueError):

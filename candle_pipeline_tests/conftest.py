@@ -12,11 +12,12 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
+from candle_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_DIR, Settings
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
@@ -46,11 +47,19 @@ def warehouse_url(pg_server: LocalPostgres) -> str:
     return create_database(pg_server, "warehouse")
 
 
+def shipped_storage(url: str) -> dict[str, object]:
+    """The `storage` section of the project's dagster.yaml, pointed at `url`."""
+    storage = yaml.safe_load((PROJECT_DIR / "dagster.yaml").read_text())["storage"]
+    [(kind, section)] = storage.items()
+    return {kind: {**section, "config": {**section["config"], "postgres_url": url}}}
+
+
 @contextmanager
 def postgres_instance(server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
-    """A real Dagster instance whose run, event and schedule storage is a new Postgres database."""
+    """A real Dagster instance whose run, event and schedule storage is a new Postgres database,
+    with the storage the project ships in dagster.yaml."""
     url = create_database(server, "dagster")
-    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+    with dg.instance_for_test(overrides={"storage": shipped_storage(url)}) as inst:
         yield inst
 
 

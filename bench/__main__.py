@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import date
 
-from bench import write
+from bench import aggregate, end_to_end, partition_space, write
 from bench.common import Report, load_average, machine_description, postgres_server, server_version
+from bench.end_to_end import Scenario
 
-SECTIONS = ("write",)
-FULL = {"write_rows": 1_000_000, "repeats": 3}
-QUICK = {"write_rows": 100_000, "repeats": 1}
+SECTIONS = ("write", "aggregate", "end-to-end", "partition-space")
+JANUARY = date(2024, 1, 2)
+FULL = {
+    "write_rows": 1_000_000,
+    "repeats": 3,
+    "aggregate_tickers": 500,
+    "scenarios": [
+        Scenario("503 tickers x 20 days, daily bars", 503, JANUARY, 20, "1d"),
+        Scenario("50 tickers x 5 days, minute bars", 50, JANUARY, 5, "1m"),
+    ],
+    "space": (503, 5),
+}
+QUICK = {
+    "write_rows": 100_000,
+    "repeats": 1,
+    "aggregate_tickers": 100,
+    "scenarios": [
+        Scenario("50 tickers x 5 days, daily bars", 50, JANUARY, 5, "1d"),
+        Scenario("10 tickers x 2 days, minute bars", 10, JANUARY, 2, "1m"),
+    ],
+    "space": (20, 1),
+}
 
 
 def main() -> None:
@@ -26,6 +47,12 @@ def main() -> None:
         print(f"database: {server_version(server)} (embedded server settings, fsync on)")
         if "write" in args.only:
             write.run(server, report, sizes["write_rows"], sizes["repeats"])
+        if "aggregate" in args.only:
+            aggregate.run(report, sizes["aggregate_tickers"], sizes["repeats"])
+        if "end-to-end" in args.only:
+            end_to_end.run(server, report, sizes["scenarios"])
+        if "partition-space" in args.only:
+            partition_space.run(server, report, *sizes["space"])
     print(f"\nload average at the end: {load_average()}")
     print(f"total {time.perf_counter() - started:.0f} s")
     print("\n" + report.markdown())

@@ -1,6 +1,6 @@
 """Asset backfills driven as the backfill daemon drives them, in this process.
 
-`backfill_instance` is a real instance (the shipped Postgres storage) whose run launcher runs
+`backfill_instance` is a real instance (the storage shipped in dagster.yaml) whose run launcher runs
 each launched run synchronously in this process; `BackfillDriver` loads the project's code
 location (`candle_pipeline.definitions`), submits a backfill and runs the daemon's iterations
 until the backfill is done. Used by the tests and by the benchmarks.
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
+import yaml
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -26,9 +27,18 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 
+from candle_pipeline.settings import PROJECT_DIR
+
 FINISHED = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED}
 FINISHED |= {BulkActionStatus.COMPLETED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
 DEFINITIONS_MODULE = "candle_pipeline.definitions"
+
+
+def shipped_storage(url: str) -> dict[str, object]:
+    """The `storage` section of the project's dagster.yaml, pointed at `url`."""
+    storage = yaml.safe_load((PROJECT_DIR / "dagster.yaml").read_text())["storage"]
+    [(kind, section)] = storage.items()
+    return {kind: {**section, "config": {**section["config"], "postgres_url": url}}}
 
 
 @contextmanager
@@ -63,11 +73,12 @@ class BackfillDriver:
 
     @classmethod
     @contextmanager
-    def loaded(cls, instance: dg.DagsterInstance) -> Iterator[BackfillDriver]:
+    def loaded(
+        cls, instance: dg.DagsterInstance, module: str = DEFINITIONS_MODULE
+    ) -> Iterator[BackfillDriver]:
+        """The `defs` of `module` as the code location (the project's, unless told)."""
         target = InProcessWorkspaceLoadTarget(
-            InProcessCodeLocationOrigin(
-                LoadableTargetOrigin(module_name=DEFINITIONS_MODULE, attribute="defs")
-            )
+            InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name=module, attribute="defs"))
         )
         with create_test_daemon_workspace_context(target, instance) as workspace:
             yield cls(workspace)
@@ -75,7 +86,11 @@ class BackfillDriver:
     def asset_graph(self):
         return self.workspace.create_request_context().asset_graph
 
-    def submit(self, partitions_by_asset: Mapping[str, Sequence[str]]) -> str:
+    def submit(
+        self,
+        partitions_by_asset: Mapping[str, Sequence[str]],
+        run_config: Mapping[str, object] | None = None,
+    ) -> str:
         """A backfill of exactly these partition keys of these assets; returns its id."""
         graph = self.asset_graph()
         subsets = {}
@@ -94,7 +109,7 @@ class BackfillDriver:
             ),
             title=None,
             description=None,
-            run_config=None,
+            run_config=run_config,
         )
         self.instance.add_backfill(backfill)
         return backfill_id

@@ -12,12 +12,12 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-import yaml
 from psycopg import sql
 
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_DIR, Settings
+from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
+from candle_pipeline_tests.backfill_driver import shipped_storage
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
@@ -45,13 +45,6 @@ def create_database(server: LocalPostgres, prefix: str) -> str:
 def warehouse_url(pg_server: LocalPostgres) -> str:
     """The URL of a new, empty warehouse database."""
     return create_database(pg_server, "warehouse")
-
-
-def shipped_storage(url: str) -> dict[str, object]:
-    """The `storage` section of the project's dagster.yaml, pointed at `url`."""
-    storage = yaml.safe_load((PROJECT_DIR / "dagster.yaml").read_text())["storage"]
-    [(kind, section)] = storage.items()
-    return {kind: {**section, "config": {**section["config"], "postgres_url": url}}}
 
 
 @contextmanager

@@ -31,8 +31,12 @@ from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay, parse_ticker_day
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.settings import ENV_DATABASE_URL, Settings
-from candle_pipeline_tests.backfill_driver import BackfillDriver, backfill_instance
-from candle_pipeline_tests.conftest import create_database, definitions_for, shipped_storage
+from candle_pipeline_tests.backfill_driver import (
+    BackfillDriver,
+    backfill_instance,
+    shipped_storage,
+)
+from candle_pipeline_tests.conftest import create_database, definitions_for
 
 TICKERS = ["SPY", "IBM", "AIG"]
 DAYS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9)]

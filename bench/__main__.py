@@ -21,6 +21,7 @@ FULL = {
         Scenario("50 tickers x 5 days, minute bars", 50, JANUARY, 5, "1m"),
     ],
     "space": (503, 5),
+    "space_designs": ("calendar-days", "trading-days", "weeks"),
 }
 QUICK = {
     "write_rows": 100_000,
@@ -31,6 +32,7 @@ QUICK = {
         Scenario("10 tickers x 2 days, minute bars", 10, JANUARY, 2, "1m"),
     ],
     "space": (20, 1),
+    "space_designs": ("calendar-days",),
 }
 
 
@@ -52,7 +54,8 @@ def main() -> None:
         if "end-to-end" in args.only:
             end_to_end.run(server, report, sizes["scenarios"])
         if "partition-space" in args.only:
-            partition_space.run(server, report, *sizes["space"])
+            for design in sizes["space_designs"]:
+                partition_space.run(server, report, *sizes["space"], design)
     print(f"\nload average at the end: {load_average()}")
     print(f"total {time.perf_counter() - started:.0f} s")
     print("\n" + report.markdown())

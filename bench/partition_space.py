@@ -28,12 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
 import requests
 
 from bench.common import BYTES_PER_MIB, Report, create_database, peak_rss_mib, section, tickers
+from bench.space_designs import DESIGNS, ENV_DESIGN
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import (
     ENV_DAGSTER_DATABASE_URL,
@@ -99,8 +101,8 @@ query { workspaceOrError { ... on Workspace { locationEntries {
 """
 
 
-def run(server: LocalPostgres, report: Report, ticker_count: int, years: int) -> None:
-    section(f"4. partition space: {ticker_count} tickers x {years} year(s) of daily partitions")
+def run(server: LocalPostgres, report: Report, ticker_count: int, years: int, design: str) -> None:
+    section(f"4. partition space, {design}: {ticker_count} tickers x {years} year(s)")
     today = date.today()
     start = today - timedelta(days=DAYS_PER_YEAR * years)
     home = Path(tempfile.mkdtemp(prefix="candle-bench-home-"))
@@ -112,37 +114,38 @@ def run(server: LocalPostgres, report: Report, ticker_count: int, years: int) ->
         ENV_DAGSTER_DATABASE_URL: create_database(server, "bench_space_dagster"),
         ENV_PARTITION_START: start.isoformat(),
         ENV_TIMINGS_START: start.isoformat(),
+        ENV_DESIGN: design,
     }
+
+    def add(name: str, value: float, unit: str, note: str = "") -> None:
+        report.add(SECTION, f"{design}: {name}", value, unit, note)
+
     try:
         populated = _child(env, "populate", str(ticker_count))
-        report.add(
-            SECTION,
+        add(
             "partitions of one asset",
             populated["partitions"],
             "partitions",
             f"from {start}, {ticker_count} tickers",
         )
-        report.add(SECTION, "registering the ticker partitions", populated["register_seconds"], "s")
-        report.add(
-            SECTION,
+        add("registering the ticker partitions", populated["register_seconds"], "s")
+        add(
             "materialisations recorded (bulk insert)",
             populated["materialized"],
             "events",
-            f"{populated['insert_seconds']:.0f} s; last {MISSING_DAYS} days missing",
+            f"{populated['insert_seconds']:.0f} s; the last {MISSING_DAYS} days missing",
         )
-        launched = _with_webserver(env, report, populated)
-        for label, backfill_id in launched.items():
+        launched = _with_webserver(env, add, populated)
+        for kind, backfill_id in launched.items():
             planned = _child(env, "plan", backfill_id)
-            report.add(
-                SECTION,
-                f"daemon plans the {label} backfill (first iteration)",
+            add(
+                f"daemon plans the {kind} backfill (first iteration)",
                 planned["seconds"],
                 "s",
                 f"{planned['runs']} runs requested",
             )
-            report.add(
-                SECTION,
-                f"daemon memory planning the {label} backfill",
+            add(
+                f"daemon memory planning the {kind} backfill",
                 planned["peak_rss_mib"],
                 "MiB",
             )
@@ -164,8 +167,13 @@ def _child(env: dict[str, str], step: str, argument: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dict[str, str]:
+def _with_webserver(
+    env: dict[str, str], add: Callable[..., None], populated: dict
+) -> dict[str, str]:
     port = _free_port()
+    workspace = PROJECT_DIR / "workspace.yaml"
+    if env[ENV_DESIGN] != DESIGNS[0]:
+        workspace = Path(__file__).with_name("space_workspace.yaml")
     webserver = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "dagster-webserver"),
@@ -174,7 +182,7 @@ def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dic
             "-p",
             str(port),
             "-w",
-            str(PROJECT_DIR / "workspace.yaml"),
+            str(workspace),
         ],
         env=env,
         cwd=PROJECT_DIR,
@@ -186,8 +194,7 @@ def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dic
     try:
         started = time.perf_counter()
         _wait_for_location(url)
-        report.add(
-            SECTION,
+        add(
             "webserver start with the code location loaded",
             time.perf_counter() - started,
             "s",
@@ -196,15 +203,13 @@ def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dic
         cold, answer = _timed_graphql(url, PARTITION_STATUS_QUERY, variables)
         warm, _ = _timed_graphql(url, PARTITION_STATUS_QUERY, variables)
         ranges = answer["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
-        report.add(
-            SECTION,
+        add(
             "partition status via GraphQL, cold (builds the cache)",
             cold,
             "s",
             f"{len(ranges)} status ranges; target < {STATUS_TARGET_SECONDS}",
         )
-        report.add(
-            SECTION,
+        add(
             "partition status via GraphQL, warm",
             warm,
             "s",
@@ -225,10 +230,9 @@ def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dic
             ]
         }
         seconds, answer = _timed_graphql(url, LAUNCH_BACKFILL, {"params": missing})
-        launched["missing-days"] = _backfill_id(answer)
-        report.add(
-            SECTION,
-            "launch a backfill of the missing days via GraphQL",
+        launched["missing-recent-days"] = _backfill_id(answer)
+        add(
+            "launch a backfill of the missing recent days via GraphQL",
             seconds,
             "s",
             f"{populated['missing']} partitions",
@@ -236,14 +240,13 @@ def _with_webserver(env: dict[str, str], report: Report, populated: dict) -> dic
         everything = {"allPartitions": True, "assetSelection": [{"path": [ASSET]}]}
         seconds, answer = _timed_graphql(url, LAUNCH_BACKFILL, {"params": everything})
         launched["all-partitions"] = _backfill_id(answer)
-        report.add(
-            SECTION,
+        add(
             "launch an all-partitions backfill via GraphQL",
             seconds,
             "s",
             f"{populated['partitions']} partitions",
         )
-        report.add(SECTION, "webserver peak memory", _peak_mib(webserver.pid), "MiB")
+        add("webserver peak memory", _peak_mib(webserver.pid), "MiB")
         return launched
     finally:
         os.killpg(webserver.pid, signal.SIGTERM)
@@ -315,15 +318,14 @@ def _populate(ticker_count: int) -> dict:
     import dagster as dg  # noqa: PLC0415
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from candle_pipeline.partitions import (  # noqa: PLC0415
-        TICKERS_PARTITION_NAME,
-        TickerDay,
-        trading_date_partitions,
-    )
+    from bench.space_designs import DESIGN, date_partitions  # noqa: PLC0415
+    from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay  # noqa: PLC0415
 
     symbols = tickers(ticker_count)
-    days = [date.fromisoformat(key) for key in trading_date_partitions.get_partition_keys()]
-    materialized_days, missing_days = days[:-MISSING_DAYS], days[-MISSING_DAYS:]
+    days = [date.fromisoformat(key) for key in date_partitions(DESIGN).get_partition_keys()]
+    recent = date.today() - timedelta(days=MISSING_DAYS)
+    materialized_days = [day for day in days if day < recent]
+    missing_days = [day for day in days if day >= recent]
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
         instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, symbols)
@@ -380,11 +382,18 @@ def _plan(backfill_id: str) -> dict:
     from dagster._core.instance.ref import InstanceRef  # noqa: PLC0415
     from dagster._core.storage.tags import BACKFILL_ID_TAG  # noqa: PLC0415
 
-    from candle_pipeline_tests.backfill_driver import BackfillDriver  # noqa: PLC0415
+    from candle_pipeline_tests.backfill_driver import (  # noqa: PLC0415
+        DEFINITIONS_MODULE,
+        BackfillDriver,
+    )
 
     queued = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
     ref = InstanceRef.from_dir(os.environ[ENV_DAGSTER_HOME], overrides={"run_coordinator": queued})
-    with dg.DagsterInstance.from_ref(ref) as instance, BackfillDriver.loaded(instance) as driver:
+    module = DEFINITIONS_MODULE if os.environ[ENV_DESIGN] == DESIGNS[0] else "bench.space_designs"
+    with (
+        dg.DagsterInstance.from_ref(ref) as instance,
+        BackfillDriver.loaded(instance, module) as driver,
+    ):
         backfill = instance.get_backfill(backfill_id)
         started = time.perf_counter()
         with partition_loading_context(dynamic_partitions_store=instance):

@@ -6,16 +6,17 @@ import argparse
 import time
 from datetime import date
 
-from bench import aggregate, end_to_end, partition_space, write
+from bench import aggregate, end_to_end, floor, partition_space, write
 from bench.common import Report, load_average, machine_description, postgres_server, server_version
 from bench.end_to_end import Scenario
 
-SECTIONS = ("write", "aggregate", "end-to-end", "partition-space")
+SECTIONS = ("write", "aggregate", "floor", "end-to-end", "partition-space")
 JANUARY = date(2024, 1, 2)
 FULL = {
     "write_rows": 1_000_000,
     "repeats": 3,
     "aggregate_tickers": 500,
+    "floor": (100, 10, 300),
     "scenarios": [
         Scenario("503 tickers x 20 days, daily bars", 503, JANUARY, 20, "1d"),
         Scenario("50 tickers x 5 days, minute bars", 50, JANUARY, 5, "1m"),
@@ -24,14 +25,15 @@ FULL = {
     "space_designs": ("calendar-days", "trading-days", "weeks"),
 }
 QUICK = {
-    "write_rows": 100_000,
+    "write_rows": 50_000,
     "repeats": 1,
     "aggregate_tickers": 100,
+    "floor": (20, 5, 60),
     "scenarios": [
         Scenario("50 tickers x 5 days, daily bars", 50, JANUARY, 5, "1d"),
         Scenario("10 tickers x 2 days, minute bars", 10, JANUARY, 2, "1m"),
     ],
-    "space": (20, 1),
+    "space": (10, 1),
     "space_designs": ("calendar-days",),
 }
 
@@ -51,6 +53,8 @@ def main() -> None:
             write.run(server, report, sizes["write_rows"], sizes["repeats"])
         if "aggregate" in args.only:
             aggregate.run(report, sizes["aggregate_tickers"], sizes["repeats"])
+        if "floor" in args.only:
+            floor.run(server, report, *sizes["floor"])
         if "end-to-end" in args.only:
             end_to_end.run(server, report, sizes["scenarios"])
         if "partition-space" in args.only:

@@ -27,7 +27,8 @@ from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.providers.synthetic import SOURCE_NAME, SyntheticProvider
 from candle_pipeline.settings import SP500_CONSTITUENTS
 
-BYTES_PER_MIB = 1024 * 1024
+KIB = 1024
+BYTES_PER_MIB = KIB * KIB
 
 
 @dataclass
@@ -147,10 +148,18 @@ def spread(times: Sequence[float]) -> str:
     return f"best of {len(times)}, median {statistics.median(times):.2f}s"
 
 
-def peak_rss_mib(children: bool = False) -> float:
-    """Peak resident memory of this process (or of its finished children), MiB."""
-    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process since it started (exec), MiB.
+
+    /proc's VmHWM, not getrusage: ru_maxrss survives exec, so a child would report at least
+    the size of the process that started it.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / KIB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB
 
 
 def tickers(count: int) -> list[str]:

@@ -171,10 +171,22 @@ def daily_levels(profile: TickerProfile, days: Sequence[date]) -> tuple[np.ndarr
     return open_, close
 
 
-@functools.lru_cache(maxsize=64)
 def session_minutes(mic: str, first: date, last: date) -> dict[date, np.ndarray]:
     """Start times (ns since the Unix epoch, UTC) of the regular minute bars of each open day."""
-    timings = market_timings([mic], first, last)
+    by_day: dict[date, np.ndarray] = {}
+    for year in range(first.year, last.year + 1):
+        by_day.update(
+            (day, minutes)
+            for day, minutes in _session_minutes_of_year(mic, year).items()
+            if first <= day <= last
+        )
+    return by_day
+
+
+@functools.lru_cache(maxsize=64)
+def _session_minutes_of_year(mic: str, year: int) -> dict[date, np.ndarray]:
+    """One calendar computation per exchange and year, whatever days are asked for."""
+    timings = market_timings([mic], date(year, 1, 1), date(year, 12, 31))
     opened = timings[timings["is_open"]]
     as_ns = {
         column: opened[column].to_numpy(dtype="datetime64[ns]").view("int64")

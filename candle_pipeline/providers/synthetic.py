@@ -212,6 +212,12 @@ def _exchange_timezone(mic: str) -> str:
     return str(xcals.get_calendar(mic).tz)
 
 
+@functools.lru_cache(maxsize=65536)
+def _local_midnight_ns(timezone: str, day: date) -> int:
+    """The start of `day` in `timezone`, as ns since the Unix epoch."""
+    return pd.Timestamp(day).tz_localize(timezone).value
+
+
 @functools.lru_cache(maxsize=64)
 def _u_shape(count: int) -> np.ndarray:
     """Weights over a session's minutes, INTRADAY_U_DEPTH times higher at the edges; mean 1."""
@@ -348,13 +354,13 @@ def _minute_bars(ticker: str, path: MinutePath) -> pd.DataFrame:
 
 def _daily_bars(ticker: str, path: MinutePath, timezone: str) -> pd.DataFrame:
     """One bar per session summarising its minutes, stamped at local midnight like real feeds."""
-    trade_dates = pd.Series(np.array(path.days, dtype="datetime64[ns]"))
+    midnights = np.array([_local_midnight_ns(timezone, day) for day in path.days], dtype="int64")
     return pd.DataFrame(
         {
             "ticker": ticker,
-            "trade_date": trade_dates,
+            "trade_date": np.array(path.days, dtype="datetime64[ns]"),
             "interval": "1d",
-            "ts": trade_dates.dt.tz_localize(timezone).dt.tz_convert("UTC"),
+            "ts": pd.to_datetime(midnights, utc=True),
             "open": path.open[path.starts],
             "high": np.maximum.reduceat(path.high, path.starts),
             "low": np.minimum.reduceat(path.low, path.starts),

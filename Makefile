@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PG_STAMP := $(VENV)/.postgres-binaries
 TEST_WORKERS ?= 2
 
-.PHONY: install demo ui test lint format bench clean
+.PHONY: install demo ui test lint format bench bench-quick clean
 
 install: $(STAMP) $(PG_STAMP)
 
@@ -41,6 +41,14 @@ ui: install
 
 test: install
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# Every figure of docs/benchmarks.md with its baseline, from one run (about an hour on 2 cores);
+# bench-quick: the same figures at small sizes, within two minutes.
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -66,6 +66,7 @@ class Result:
     trading_ticker_days: int
     register_seconds: float
     peak_rss_mib: float
+    rows_written: int
 
 
 def window(scenario: Scenario) -> list[date]:
@@ -126,6 +127,15 @@ def run(server: LocalPostgres, report: Report, scenarios: list[Scenario]) -> Non
         )
         report.add(
             SECTION, f"{name}: registering the ticker partitions", real.register_seconds, "s"
+        )
+        above = real.seconds - floor.seconds
+        report.add(
+            SECTION,
+            f"{name}: rows written to the warehouse",
+            real.rows_written,
+            "rows",
+            f"{above:.1f} s above the floor: {1000 * above / max(real.rows_written, 1):.2f} ms "
+            "per 1,000 rows",
         )
 
 
@@ -199,7 +209,16 @@ def _worker(module: str, dagster_url: str, scenario: Scenario) -> Result:
         trading_ticker_days=open_days * len(symbols),
         register_seconds=register_seconds,
         peak_rss_mib=peak_rss_mib(),
+        rows_written=_warehouse_rows() if module == REAL_MODULE else 0,
     )
+
+
+def _warehouse_rows() -> int:
+    """Rows the pipeline wrote: every table of the warehouse."""
+    from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
+    from candle_pipeline.warehouse.summary import table_totals  # noqa: PLC0415
+
+    return sum(table_totals(engine_for(os.environ[ENV_DATABASE_URL])).values())
 
 
 def main() -> None:

@@ -4,6 +4,8 @@
   lock, delete of the partitions, binary COPY encoded by NumPy, one transaction);
 - the old way: `executemany` upserts (INSERT ... ON CONFLICT DO UPDATE) in batches of 500 rows,
   each batch its own transaction, rows taken from the DataFrame with `itertuples`;
+- the alternative binary encoder: psycopg's binary COPY with `set_types`, a `write_row` per row,
+  into an empty table (encoding included);
 - the ceiling: a plain COPY of an already encoded buffer (encoding not timed) into an empty table
   with the same indexes, in CSV and in binary; the faster of the two is the ceiling.
 
@@ -20,6 +22,7 @@ from datetime import date
 
 import pandas as pd
 import psycopg
+import sqlalchemy as sa
 from psycopg import sql
 
 from bench.common import Report, best_of, create_database, section, spread, synthetic_raw, tickers
@@ -37,6 +40,15 @@ BARS_PER_DAY = 390
 EXECUTEMANY_BATCH = 500
 PLAIN_TABLE = "bench_plain"
 SPEC = TABLES["raw_quotes"]
+# PostgreSQL type names for psycopg's binary COPY, by SQLAlchemy column type.
+_PG_TYPES = {
+    sa.Text: "text",
+    sa.Date: "date",
+    sa.DateTime: "timestamptz",
+    sa.Float: "float8",
+    sa.Integer: "int4",
+    sa.Boolean: "bool",
+}
 
 
 def run(server: LocalPostgres, report: Report, rows: int, repeats: int) -> None:
@@ -88,6 +100,22 @@ class _WriteBench:
                 cursor.executemany(self.upsert, records[start : start + EXECUTEMANY_BATCH])
                 self.conn.commit()
 
+    def psycopg_binary_copy(self) -> None:
+        """The alternative to NumPy encoding: psycopg's binary COPY, one write_row per row."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, SPEC.columns))
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(self.plain, columns)
+        types = [_PG_TYPES[type(column.type)] for column in SPEC.table.columns]
+        records = (
+            self.frame.astype(object)
+            .where(self.frame.notna(), None)
+            .itertuples(index=False, name=None)
+        )
+        with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for record in records:
+                copy.write_row(record)
+        self.conn.commit()
+
     def plain_copy(self, kind: str) -> None:
         data = self.csv_data if kind == "csv" else self.binary_data
         statement = sql.SQL("COPY {} FROM STDIN (FORMAT {})").format(self.plain, sql.SQL(kind))
@@ -105,6 +133,10 @@ class _WriteBench:
             "plain COPY binary, empty table": (
                 lambda: self.truncate(self.plain),
                 lambda: self.plain_copy("binary"),
+            ),
+            "psycopg binary COPY (set_types, write_row), empty table": (
+                lambda: self.truncate(self.plain),
+                self.psycopg_binary_copy,
             ),
             "project write, fresh partitions": (self.fresh_table, self.project_write),
             "project write, rewrite": (self.written_table, self.project_write),

@@ -50,7 +50,8 @@ EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 DEFAULT_POOL_SIZE = 1
 UNBOUNDED_OVERFLOW = -1
 DEFAULT_POOL_RECYCLE_SECONDS = 3600
-# Events per INSERT; PostgreSQL allows 65,535 parameters per statement, 7 per event row.
+# Events Dagster hands the storage at once (DAGSTER_EVENT_BATCH_SIZE): one INSERT statement,
+# which SQLAlchemy sends as multi-row VALUES pages.
 DEFAULT_EVENT_BATCH_SIZE = 1000
 # Events stored here by one INSERT per batch; the asset record keeps the last of each asset.
 BULK_EVENT_TYPES = frozenset(

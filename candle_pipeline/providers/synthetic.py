@@ -7,15 +7,15 @@ What it produces, deterministically (the same ticker and day always give the sam
 else is asked in the same call):
 - Sessions follow the exchange's real calendar (`domain.sessions.market_timings`): no bars on
   weekends and holidays, shorter sessions on early closes, no bars in lunch breaks.
-- Each ticker draws its own profile from a seed derived from its symbol: a starting price, an
+- Each ticker draws its own profile from a seed derived from its symbol: a reference price, an
   annual volatility, a drift and an average daily volume.
 - The daily close follows a random walk in log price over calendar days around a slow trend (so
   weekend gaps exist and prices stay plausible from 1970 to 2100); the open is the previous
   calendar day's level plus a small overnight gap.
 - Minute bars (`interval="1m"`) are a Brownian bridge from the day's open to its close with the
   U-shaped intraday volatility and volume of equity markets; their first open and last close are
-  the day's open and close. Daily bars (`interval="1d"`) carry the same open and close, with a
-  high and low drawn around them.
+  the day's open and close. Daily bars (`interval="1d"`, stamped at local midnight like real
+  feeds) summarise the same day's minute bars: they equal their 1d candle.
 - Prices are in cents, high >= max(open, close) and low <= min(open, close); volumes are whole
   shares.
 """

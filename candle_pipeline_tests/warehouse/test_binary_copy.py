@@ -129,3 +129,29 @@ def test_values_the_column_type_cannot_hold_are_refused_before_anything_is_sent(
     text_times = frame.assign(ts=["yesterday"])
     with pytest.raises(BinaryCopyError, match="column ts must hold timestamps"):
         list(binary_copy.encode_rows(candles, text_times))
+
+
+def test_a_value_refused_mid_write_rolls_the_whole_write_back(
+    warehouse: WarehouseResource,
+) -> None:
+    candles = TABLES["candles"]
+    good = pd.DataFrame(
+        {
+            "ticker": ["SPY"],
+            "trade_date": pd.to_datetime(["2024-01-02"]),
+            "interval": ["1d"],
+            "ts": pd.to_datetime(["2024-01-02 14:30"], utc=True),
+            "open": [1.0],
+            "high": [2.0],
+            "low": [0.5],
+            "close": [1.5],
+            "volume": [10.0],
+            "bar_count": [390],
+        }
+    )
+    partitions = [(date(2024, 1, 2), "SPY")]
+    with warehouse.connection() as conn:
+        replace_partitions(conn, candles, partitions, good)
+        with pytest.raises(BinaryCopyError, match="32-bit"):
+            replace_partitions(conn, candles, partitions, good.assign(bar_count=2**40))
+        assert load_partitions(conn, candles, partitions)["bar_count"].tolist() == [390]

@@ -11,7 +11,7 @@ PG_STAMP := $(VENV)/.postgres-binaries
 CHROMIUM := /usr/bin/chromium
 TEST_WORKERS ?= 2
 
-.PHONY: install demo ui test lint format bench clean
+.PHONY: install demo ui test lint format bench bench-quick clean
 
 install: $(STAMP) $(PG_STAMP)
 
@@ -52,6 +52,14 @@ $(CHROMIUM):
 
 test: install $(CHROMIUM)
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# Every figure of docs/benchmarks.md with its baseline, from one run (about an hour on 2 cores);
+# bench-quick: the same figures at small sizes, within two minutes.
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -45,6 +45,18 @@ class TickerDay(NamedTuple):
         return f"{self.trade_date.isoformat()}{KEY_SEPARATOR}{self.ticker}"
 
 
+def ticker_day_backfill_policy() -> dg.BackfillPolicy:
+    """Single runs, or runs of at most CANDLE_BACKFILL_PARTITIONS_PER_RUN ticker-days.
+
+    Either way Dagster first splits a backfill into ranges one key wide in one dimension (one
+    date x many tickers, or one ticker x many dates, whichever is fewer), then chunks each range.
+    """
+    chunk = _settings.backfill_partitions_per_run
+    if chunk is None:
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=chunk)
+
+
 def parse_ticker_day(key: str) -> TickerDay:
     """`2013-10-07|SPY` -> TickerDay(date(2013, 10, 7), 'SPY')."""
     day, separator, ticker = str(key).partition(KEY_SEPARATOR)

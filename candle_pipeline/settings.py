@@ -36,8 +36,10 @@ ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
 ENV_EXCHANGES = "CANDLE_EXCHANGES"
 ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
+ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"
+ENV_BACKFILL_PARTITIONS_PER_RUN = "CANDLE_BACKFILL_PARTITIONS_PER_RUN"
 
-KNOWN_SOURCES = ("csv", "yahoo")
+KNOWN_SOURCES = ("csv", "yahoo", "synthetic")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day of the per-ticker daily partitions; the bundled and fixture data start in 2008.
@@ -74,6 +76,19 @@ DB_RETRY_MAX_WAIT_SECONDS = 8.0
 
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
+
+# --- Scale (issue 7) ---
+# Bar interval of the `synthetic` source (made-up bars for benchmarks and load tests only).
+SYNTHETIC_INTERVALS = ("1m", "1d")
+DEFAULT_SYNTHETIC_INTERVAL = "1m"
+# Backfill policy of the per-ticker assets: unset, one run per partition range Dagster plans;
+# a number N, runs of at most N ticker-days each (bounds a run's memory and its retry cost).
+DEFAULT_BACKFILL_PARTITIONS_PER_RUN: int | None = None
+# More ticker-days per run than the S&P 500 over ten years is a typo, not a policy.
+MAX_BACKFILL_PARTITIONS_PER_RUN = 2_000_000
+# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
+# the next chunk overlap with the server ingesting the previous one.
+COPY_CHUNK_ROWS = 50_000
 
 
 # --- Market-data client (issue 3): provider requests, rate limits, retries, Yahoo ---
@@ -145,6 +160,8 @@ class Settings:
     yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
     yahoo_replay_dir: Path | None = None
     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
+    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
+    backfill_partitions_per_run: int | None = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
 
     @property
     def embedded_database(self) -> bool:
@@ -214,6 +231,21 @@ class Settings:
         )
         yahoo_interval, yahoo_replay_dir, requests_per_minute = _market_data_client(env)
 
+        synthetic_interval = _optional(env, ENV_SYNTHETIC_INTERVAL) or DEFAULT_SYNTHETIC_INTERVAL
+        if synthetic_interval not in SYNTHETIC_INTERVALS:
+            raise SettingsError(
+                f"{ENV_SYNTHETIC_INTERVAL}={synthetic_interval!r}: choose one of "
+                f"{', '.join(SYNTHETIC_INTERVALS)}"
+            )
+        partitions_per_run = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
+        if _optional(env, ENV_BACKFILL_PARTITIONS_PER_RUN) is not None:
+            partitions_per_run = _positive_int(
+                env,
+                ENV_BACKFILL_PARTITIONS_PER_RUN,
+                default=1,
+                maximum=MAX_BACKFILL_PARTITIONS_PER_RUN,
+            )
+
         return cls(
             database_url=database_url,
             dagster_database_url=dagster_database_url,
@@ -231,6 +263,8 @@ class Settings:
             yahoo_interval=yahoo_interval,
             yahoo_replay_dir=yahoo_replay_dir,
             requests_per_minute=requests_per_minute,
+            synthetic_interval=synthetic_interval,
+            backfill_partitions_per_run=partitions_per_run,
         )
 
 

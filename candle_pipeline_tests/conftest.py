@@ -17,6 +17,7 @@ from psycopg import sql
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
+from candle_pipeline_tests.backfill_driver import shipped_storage
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
@@ -48,9 +49,10 @@ def warehouse_url(pg_server: LocalPostgres) -> str:
 
 @contextmanager
 def postgres_instance(server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
-    """A real Dagster instance whose run, event and schedule storage is a new Postgres database."""
+    """A real Dagster instance whose run, event and schedule storage is a new Postgres database,
+    with the storage the project ships in dagster.yaml."""
     url = create_database(server, "dagster")
-    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as inst:
+    with dg.instance_for_test(overrides={"storage": shipped_storage(url)}) as inst:
         yield inst
 
 

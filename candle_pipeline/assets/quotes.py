@@ -25,6 +25,7 @@ from candle_pipeline.partitions import (
     DATE_DIMENSION,
     TickerDay,
     parse_ticker_days,
+    ticker_day_backfill_policy,
     ticker_day_partitions,
 )
 from candle_pipeline.providers.yahoo import DROP_REASONS
@@ -48,7 +49,7 @@ def per_ticker_asset(**kwargs: object):
     """The decorator shared by every date x ticker asset."""
     return dg.asset(
         partitions_def=ticker_day_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=ticker_day_backfill_policy(),
         group_name=GROUP,
         io_manager_key=IO_MANAGER,
         kinds={"pandas", "postgres"},

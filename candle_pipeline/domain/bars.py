@@ -102,6 +102,7 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
 
 def stamp(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
     """Raw bars: the provider's bars with where and when they were fetched."""
-    return bars.assign(source=source, fetched_at=pd.Timestamp(fetched_at).tz_convert("UTC")).astype(
-        {"fetched_at": "datetime64[ns, UTC]"}
+    stamped_at = pd.Series(
+        pd.Timestamp(fetched_at).tz_convert("UTC"), index=bars.index, dtype=BAR_DTYPES["fetched_at"]
     )
+    return bars.assign(source=source, fetched_at=stamped_at)

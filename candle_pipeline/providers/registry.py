@@ -10,31 +10,40 @@ from candle_pipeline.providers.csv_files import CsvProvider
 from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import RecordedExchanges
 from candle_pipeline.providers.resilience import BreakerSettings, Resilience, RetryPolicy
+from candle_pipeline.providers.synthetic import SyntheticProvider
 from candle_pipeline.providers.yahoo import YahooProvider
-from candle_pipeline.settings import KNOWN_SOURCES
+from candle_pipeline.settings import (
+    DEFAULT_EXCHANGE,
+    DEFAULT_SYNTHETIC_INTERVAL,
+    DEFAULT_YAHOO_INTERVAL,
+    KNOWN_SOURCES,
+)
 
 YAHOO_ENDPOINT = "https://query2.finance.yahoo.com"
 
 
 @dataclass(frozen=True)
-class NetworkOptions:
-    """How a provider that calls a service over HTTP is called."""
+class ProviderOptions:
+    """How a provider is built: how one that calls a service over HTTP calls it, and what the
+    synthetic source makes up."""
 
     retry: RetryPolicy
     breaker: BreakerSettings
     timeout_seconds: float
-    yahoo_interval: str
+    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
     limiter: RateLimiter | None = None
     yahoo_replay_dir: str | None = None
     yahoo_base_url: str | None = None
+    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
+    default_mic: str = DEFAULT_EXCHANGE
 
 
-def needs_rate_limit(source: str, options: NetworkOptions) -> bool:
+def needs_rate_limit(source: str, options: ProviderOptions) -> bool:
     """Whether `source` sends requests over the network (a replay does not)."""
     return source == "yahoo" and options.yahoo_replay_dir is None
 
 
-def build_provider(source: str, csv_dir: str, options: NetworkOptions) -> MarketDataProvider:
+def build_provider(source: str, csv_dir: str, options: ProviderOptions) -> MarketDataProvider:
     if source == "csv":
         return CsvProvider(root=Path(csv_dir))
     if source == "yahoo":
@@ -51,4 +60,6 @@ def build_provider(source: str, csv_dir: str, options: NetworkOptions) -> Market
             base_url=options.yahoo_base_url,
             replay=replay,
         )
+    if source == "synthetic":
+        return SyntheticProvider(interval=options.synthetic_interval, mic=options.default_mic)
     raise ValueError(f"unknown market-data source {source!r}; known: {', '.join(KNOWN_SOURCES)}")

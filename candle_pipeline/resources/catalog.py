@@ -35,6 +35,8 @@ def build_resources(
             yahoo_interval=settings.yahoo_interval,
             yahoo_replay_dir=str(settings.yahoo_replay_dir) if settings.yahoo_replay_dir else None,
             requests_per_minute=settings.requests_per_minute,
+            synthetic_interval=settings.synthetic_interval,
+            default_exchange=settings.default_exchange,
         ),
         "watchlist": WatchlistResource(
             warehouse=warehouse,

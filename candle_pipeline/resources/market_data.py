@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from candle_pipeline.domain.bars import ADJ_CLOSE, stamp
 from candle_pipeline.providers.base import FetchResult, MarketDataProvider
 from candle_pipeline.providers.rate_limit import limiter_for
-from candle_pipeline.providers.registry import NetworkOptions, build_provider, needs_rate_limit
+from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
 from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
 from candle_pipeline.settings import (
@@ -25,11 +25,13 @@ from candle_pipeline.settings import (
     DEFAULT_BACKOFF_MAX_SECONDS,
     DEFAULT_BREAKER_FAILURES,
     DEFAULT_BREAKER_RESET_SECONDS,
+    DEFAULT_EXCHANGE,
     DEFAULT_MAX_RETRY_AFTER_SECONDS,
     DEFAULT_REQUEST_BURST,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_SYNTHETIC_INTERVAL,
     DEFAULT_YAHOO_INTERVAL,
 )
 
@@ -53,6 +55,8 @@ class MarketDataResource(dg.ConfigurableResource):
     max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
     breaker_failures: int = DEFAULT_BREAKER_FAILURES
     breaker_reset_seconds: float = DEFAULT_BREAKER_RESET_SECONDS
+    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
+    default_exchange: str = DEFAULT_EXCHANGE
 
     _provider: MarketDataProvider | None = PrivateAttr(default=None)
 
@@ -66,7 +70,7 @@ class MarketDataResource(dg.ConfigurableResource):
         return self._provider
 
     def _build(self) -> MarketDataProvider:
-        options = NetworkOptions(
+        options = ProviderOptions(
             retry=RetryPolicy(
                 attempts=self.retry_attempts,
                 backoff_initial_seconds=self.backoff_initial_seconds,
@@ -79,6 +83,8 @@ class MarketDataResource(dg.ConfigurableResource):
             yahoo_interval=self.yahoo_interval,
             yahoo_replay_dir=self.yahoo_replay_dir,
             yahoo_base_url=self.yahoo_base_url,
+            synthetic_interval=self.synthetic_interval,
+            default_mic=self.default_exchange,
         )
         if needs_rate_limit(self.source, options):
             ensure_tables(self.warehouse.database_url)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from candle_pipeline.domain.candles import CANDLE_COLUMNS, aggregate
+from candle_pipeline.domain.candles import CANDLE_COLUMNS, CANDLE_DTYPES, aggregate
 
 OPEN = pd.Timestamp("2013-10-07 13:30", tz="UTC")
 
@@ -74,3 +74,67 @@ def test_empty_input_and_unknown_interval() -> None:
     assert aggregate(minute_bars(0)).empty
     with pytest.raises(ValueError, match="7m"):
         aggregate(minute_bars(5), ["7m"])
+
+
+def reference_candles(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Candles by a plain pandas groupby over every bar at most as wide as the interval."""
+    widths = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400}
+    usable = bars[bars["interval"].map(widths) <= widths[interval]].sort_values(["ticker", "ts"])
+    if interval == "1d":
+        bucket = usable["open_utc"]
+    else:
+        width = pd.Timedelta(seconds=widths[interval])
+        bucket = usable["open_utc"] + (usable["ts"] - usable["open_utc"]) // width * width
+    grouped = usable.assign(bucket=bucket).groupby(["ticker", "bucket"], sort=True)
+    return grouped.agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+        bar_count=("close", "size"),
+    ).reset_index()
+
+
+def test_coarse_intervals_built_from_finer_ones_equal_a_direct_groupby() -> None:
+    """Tickers, days, 1m, 5m and daily bars mixed and shuffled; one ticker-day has a lunch-like
+    gap. Every interval must equal a groupby of the raw bars, whatever it was reduced from."""
+    rng = np.random.default_rng(7)
+    second_open = pd.Timestamp("2013-10-08 13:30", tz="UTC")
+    frames = [
+        minute_bars(390, "SPY"),
+        minute_bars(390, "SPY", second_open),
+        minute_bars(210, "IBM"),
+        minute_bars(390, "BRK-B").drop(index=range(120, 180)),
+        minute_bars(78, "AIG").iloc[::5].assign(interval="5m"),
+        minute_bars(1, "BAC", second_open).assign(
+            interval="1d", ts=pd.Timestamp("2013-10-08 04:00", tz="UTC")
+        ),
+    ]
+    bars = pd.concat(frames, ignore_index=True)
+    bars[["open", "high", "low", "close", "volume"]] *= rng.uniform(0.5, 1.5, (len(bars), 1))
+    shuffled = bars.sample(frac=1, random_state=3)
+    candles = aggregate(shuffled)
+    for interval in ("5m", "15m", "30m", "1h", "1d"):
+        got = (
+            candles[candles["interval"] == interval]
+            .sort_values(["ticker", "ts"])
+            .reset_index(drop=True)
+        )
+        expected = reference_candles(bars, interval)
+        assert got["ticker"].tolist() == expected["ticker"].tolist(), interval
+        assert got["ts"].tolist() == expected["bucket"].tolist(), interval
+        for column in ("open", "high", "low", "close", "volume"):
+            np.testing.assert_allclose(got[column], expected[column], err_msg=interval)
+        assert got["bar_count"].tolist() == expected["bar_count"].tolist(), interval
+    assert set(candles[candles["ticker"] == "BAC"]["interval"]) == {"1d"}
+
+
+def test_candles_carry_the_trade_date_of_their_bars() -> None:
+    second_open = pd.Timestamp("2013-10-08 13:30", tz="UTC")
+    bars = pd.concat([minute_bars(30, "SPY"), minute_bars(30, "SPY", second_open)])
+    candles = aggregate(bars, ["15m", "1d"])
+    by_day = candles.groupby("trade_date")["ts"].agg(["min", "max"])
+    assert by_day.loc[pd.Timestamp("2013-10-07"), "max"] < second_open
+    assert by_day.loc[pd.Timestamp("2013-10-08"), "min"] == second_open
+    assert candles.dtypes.to_dict() == CANDLE_DTYPES

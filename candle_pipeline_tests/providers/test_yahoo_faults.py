@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from candle_pipeline.providers.base import ProviderError, ProviderUnavailableError
-from candle_pipeline.providers.registry import NetworkOptions, build_provider
+from candle_pipeline.providers.registry import ProviderOptions, build_provider
 from candle_pipeline.providers.resilience import BreakerSettings
 from candle_pipeline.providers.yahoo import YahooProvider
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault
@@ -31,7 +31,7 @@ def yahoo() -> Iterator[FakeYahoo]:
 def provider_for(
     service: FakeYahoo, breaker_failures: int = 50, timeout: float = CLIENT_TIMEOUT
 ) -> YahooProvider:
-    options = NetworkOptions(
+    options = ProviderOptions(
         retry=FAST_RETRY,
         breaker=BreakerSettings(failures=breaker_failures, reset_seconds=60),
         timeout_seconds=timeout,

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from candle_pipeline.providers.registry import NetworkOptions, build_provider
+from candle_pipeline.providers.registry import ProviderOptions, build_provider
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
 from candle_pipeline.providers.yahoo import YahooProvider
 
@@ -62,7 +62,7 @@ def replaying_provider(
     clock: Callable[[], datetime] | None = None,
     folder: Path = YAHOO_FIXTURES,
 ) -> YahooProvider:
-    options = NetworkOptions(
+    options = ProviderOptions(
         retry=FAST_RETRY,
         breaker=BreakerSettings(failures=5, reset_seconds=60),
         timeout_seconds=5,

@@ -1,0 +1,1 @@
+"""Benchmarks of candle-pipeline: `python -m bench` (full) or `python -m bench --quick`."""

@@ -1,0 +1,215 @@
+"""The Dagster instance storage of candle-pipeline: dagster-postgres, made cheap per event.
+
+dagster-postgres opens a new PostgreSQL connection for every statement (its engines use
+`NullPool`, dagster-io/dagster#20325) and makes its pool settings unconfigurable (#33935). A
+single-run backfill of N ticker-days writes N "materialisation planned" events and N
+materialisations per asset, each with a few statements: connection set-up dominates the cost of
+a large backfill. `CandleInstanceStorage` is dagster-postgres with three changes:
+
+- **Pooled connections.** Each storage (runs, events, schedules) keeps up to `pool_size` idle
+  connections (`QueuePool`, pre-pinged, recycled after `pool_recycle_seconds`). `max_overflow`
+  defaults to -1: a burst opens extra connections, as NullPool would, and never waits for one
+  (the failure mitodl/ol-infrastructure#5497 hit with a bounded pool).
+- **Batched event writes.** Dagster writes the materialisations of a multi-partition output in
+  batches when `DAGSTER_EVENT_BATCH_SIZE` is set; `event_batch_size` sets it for every process
+  that opens this instance (an explicit environment value wins).
+- **Batched planned events, cheaper batches.** dagster-postgres writes "planned" events one by
+  one, and compiles each batch of materialisations as one statement with thousands of literals.
+  Here a batch of either is one executemany INSERT and one asset-record update per asset. Every
+  partition keeps its own planned event, so failed and in-progress partitions still show in the
+  UI (unlike DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS).
+
+Select it in dagster.yaml with `storage: custom: {module: candle_pipeline.instance_storage,
+class: CandleInstanceStorage, config: {postgres_url: ...}}`. It overrides private methods of
+dagster-postgres 0.29 (pinned); `candle_pipeline_tests/test_instance_storage.py` fails if they
+change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from dagster import Field, IntSource
+from dagster._config.config_schema import UserConfigSchema
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.config import pg_config
+from dagster._core.storage.event_log import SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
+from dagster_postgres.utils import create_pg_engine, pg_url_from_config
+
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+DEFAULT_POOL_SIZE = 1
+UNBOUNDED_OVERFLOW = -1
+DEFAULT_POOL_RECYCLE_SECONDS = 3600
+# Events Dagster hands the storage at once (DAGSTER_EVENT_BATCH_SIZE): one INSERT statement,
+# which SQLAlchemy sends as multi-row VALUES pages.
+DEFAULT_EVENT_BATCH_SIZE = 1000
+# Events stored here by one INSERT per batch; the asset record keeps the last of each asset.
+BULK_EVENT_TYPES = frozenset(
+    {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_MATERIALIZATION}
+)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    pool_size: int = DEFAULT_POOL_SIZE
+    max_overflow: int = UNBOUNDED_OVERFLOW
+    pool_recycle_seconds: int = DEFAULT_POOL_RECYCLE_SECONDS
+
+    def engine(self, postgres_url: str) -> sa.Engine:
+        """An AUTOCOMMIT engine like dagster-postgres's, but keeping connections."""
+        return create_pg_engine(
+            postgres_url,
+            isolation_level="AUTOCOMMIT",
+            poolclass=sa.pool.QueuePool,
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            pool_recycle=self.pool_recycle_seconds,
+            pool_pre_ping=True,
+        )
+
+
+class PooledRunStorage(PostgresRunStorage):
+    def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
+        super().__init__(postgres_url)
+        self._engine.dispose()
+        self._engine = pool.engine(postgres_url)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()
+
+
+class PooledScheduleStorage(PostgresScheduleStorage):
+    def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
+        super().__init__(postgres_url)
+        self._engine.dispose()
+        self._engine = pool.engine(postgres_url)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()
+
+
+class PooledEventLogStorage(PostgresEventLogStorage):
+    def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
+        super().__init__(postgres_url)
+        self._engine.dispose()
+        self._engine = pool.engine(postgres_url)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Planned events and materialisations of a batch in one INSERT; other events as
+        dagster-postgres stores them."""
+        bulk = [event for event in events if _bulk_insertable(event)]
+        others = [event for event in events if not _bulk_insertable(event)]
+        if bulk:
+            self._insert_asset_events(bulk)
+        if others:
+            super().store_event_batch(others)
+
+    def _insert_asset_events(self, events: Sequence[EventLogEntry]) -> None:
+        """What dagster-postgres does for a batch of materialisations, as one executemany
+        INSERT (compiled once, sent as multi-row VALUES) instead of a statement with thousands
+        of literals compiled per batch; and for planned events too."""
+        rows = [self._event_to_row(event) for event in events]
+        statement = SqlEventLogStorageTable.insert().returning(
+            SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+        )
+        with self._connect() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(statement, rows)]
+        last_by_asset: dict[object, tuple[EventLogEntry, int]] = {}
+        for event, event_id in zip(events, event_ids, strict=True):
+            last_by_asset[(event.get_dagster_event().asset_key, event.dagster_event_type)] = (
+                event,
+                event_id,
+            )
+        with self.index_transaction() as conn:
+            self._store_asset_event_tags(conn, events, event_ids)
+            for event, event_id in last_by_asset.values():
+                self._store_asset_event(conn, event, event_id)
+
+
+def _bulk_insertable(event: EventLogEntry) -> bool:
+    dagster_event = event.dagster_event
+    return (
+        dagster_event is not None
+        and dagster_event.event_type in BULK_EVENT_TYPES
+        and dagster_event.asset_key is not None
+    )
+
+
+class CandleInstanceStorage(DagsterStorage, ConfigurableClass):
+    """dagster-postgres run, event and schedule storage with pooled connections and batching."""
+
+    def __init__(
+        self,
+        postgres_url: str,
+        pool: PoolSettings,
+        event_batch_size: int = DEFAULT_EVENT_BATCH_SIZE,
+        inst_data: ConfigurableClassData | None = None,
+    ) -> None:
+        self._inst_data = inst_data
+        if event_batch_size > 0:
+            os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(event_batch_size))
+        self._run_storage = PooledRunStorage(postgres_url, pool)
+        self._event_log_storage = PooledEventLogStorage(postgres_url, pool)
+        self._schedule_storage = PooledScheduleStorage(postgres_url, pool)
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {
+            **pg_config(),
+            "pool_size": Field(IntSource, is_required=False, default_value=DEFAULT_POOL_SIZE),
+            "max_overflow": Field(IntSource, is_required=False, default_value=UNBOUNDED_OVERFLOW),
+            "pool_recycle_seconds": Field(
+                IntSource, is_required=False, default_value=DEFAULT_POOL_RECYCLE_SECONDS
+            ),
+            "event_batch_size": Field(
+                IntSource, is_required=False, default_value=DEFAULT_EVENT_BATCH_SIZE
+            ),
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> CandleInstanceStorage:
+        return cls(
+            postgres_url=pg_url_from_config(config_value),
+            pool=PoolSettings(
+                pool_size=config_value["pool_size"],
+                max_overflow=config_value["max_overflow"],
+                pool_recycle_seconds=config_value["pool_recycle_seconds"],
+            ),
+            event_batch_size=config_value["event_batch_size"],
+            inst_data=inst_data,
+        )
+
+    @property
+    def event_log_storage(self) -> PooledEventLogStorage:
+        return self._event_log_storage
+
+    @property
+    def run_storage(self) -> PooledRunStorage:
+        return self._run_storage
+
+    @property
+    def schedule_storage(self) -> PooledScheduleStorage:
+        return self._schedule_storage

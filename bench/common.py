@@ -21,7 +21,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from candle_pipeline.domain.bars import stamp
+from candle_pipeline.domain.bars import raw_quotes
 from candle_pipeline.domain.symbols import normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.providers.synthetic import SOURCE_NAME, SyntheticProvider
@@ -174,6 +174,7 @@ def synthetic_raw(symbols: Sequence[str], days: Sequence[date], interval: str) -
     provider = SyntheticProvider(interval=interval)
     fetched_at = datetime.now(UTC)
     frames = [
-        stamp(provider.fetch_bars(symbol, days).bars, SOURCE_NAME, fetched_at) for symbol in symbols
+        raw_quotes(provider.fetch_bars(symbol, days).bars, SOURCE_NAME, fetched_at)
+        for symbol in symbols
     ]
     return pd.concat(frames, ignore_index=True)

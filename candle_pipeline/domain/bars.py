@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 KEY_COLUMNS = ("ticker", "trade_date", "interval", "ts")
@@ -106,3 +107,10 @@ def stamp(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame
         pd.Timestamp(fetched_at).tz_convert("UTC"), index=bars.index, dtype=BAR_DTYPES["fetched_at"]
     )
     return bars.assign(source=source, fetched_at=stamped_at)
+
+
+def raw_quotes(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
+    """The rows `raw_quotes` stores, in the table's column order: stamped bars, with `adj_close`
+    empty when the provider has none (only Yahoo adjusts)."""
+    with_adjusted = bars if ADJ_CLOSE in bars else bars.assign(**{ADJ_CLOSE: np.nan})
+    return stamp(with_adjusted, source=source, fetched_at=fetched_at)[list(STORED_RAW_COLUMNS)]

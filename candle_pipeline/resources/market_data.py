@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import numpy as np
 from pydantic import PrivateAttr
 
-from candle_pipeline.domain.bars import ADJ_CLOSE, stamp
+from candle_pipeline.domain.bars import raw_quotes, stamp
 from candle_pipeline.providers.base import FetchResult, MarketDataProvider
 from candle_pipeline.providers.rate_limit import limiter_for
 from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
@@ -98,7 +97,6 @@ class MarketDataResource(dg.ConfigurableResource):
         """Raw bars and corporate actions of `ticker` on `days`, in as few requests as allowed."""
         result = self.provider.fetch_bars(ticker, days)
         fetched_at = datetime.now(UTC)
-        bars = result.bars if ADJ_CLOSE in result.bars else result.bars.assign(adj_close=np.nan)
-        raw = stamp(bars, source=self.provider.name, fetched_at=fetched_at)
+        raw = raw_quotes(result.bars, source=self.provider.name, fetched_at=fetched_at)
         actions = stamp(result.actions, source=self.provider.name, fetched_at=fetched_at)
         return dataclasses.replace(result, bars=raw, actions=actions)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib.metadata import version
@@ -23,7 +21,7 @@ from psycopg import sql
 
 from candle_pipeline.domain.bars import raw_quotes
 from candle_pipeline.domain.symbols import normalize_tickers
-from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.providers.synthetic import SOURCE_NAME, SyntheticProvider
 from candle_pipeline.settings import SP500_CONSTITUENTS
 
@@ -103,18 +101,9 @@ def load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-@contextmanager
-def postgres_server(durable: bool = True) -> Iterator[LocalPostgres]:
+def postgres_server(durable: bool = True) -> AbstractContextManager[LocalPostgres]:
     """A throw-away PostgreSQL cluster with the embedded server's own settings."""
-    root = Path(tempfile.mkdtemp(prefix="candle-bench-"))
-    root.chmod(0o755)
-    server = LocalPostgres(root / "pg", durable=durable)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    return throwaway_server(prefix="candle-bench-", durable=durable)
 
 
 def server_version(server: LocalPostgres) -> str:

@@ -78,38 +78,30 @@ class PoolSettings:
         )
 
 
-class PooledRunStorage(PostgresRunStorage):
+class _PooledEngine:
+    """A dagster-postgres storage whose NullPool engine is replaced by a pooled one."""
+
+    _engine: sa.Engine
+
     def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
-        super().__init__(postgres_url)
+        super().__init__(postgres_url)  # type: ignore[call-arg]  # the dagster-postgres storage
         self._engine.dispose()
         self._engine = pool.engine(postgres_url)
 
     def dispose(self) -> None:
-        super().dispose()
+        super().dispose()  # type: ignore[misc]  # the dagster-postgres storage
         self._engine.dispose()
 
 
-class PooledScheduleStorage(PostgresScheduleStorage):
-    def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
-        super().__init__(postgres_url)
-        self._engine.dispose()
-        self._engine = pool.engine(postgres_url)
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()
+class PooledRunStorage(_PooledEngine, PostgresRunStorage):
+    """Runs, pooled."""
 
 
-class PooledEventLogStorage(PostgresEventLogStorage):
-    def __init__(self, postgres_url: str, pool: PoolSettings) -> None:
-        super().__init__(postgres_url)
-        self._engine.dispose()
-        self._engine = pool.engine(postgres_url)
+class PooledScheduleStorage(_PooledEngine, PostgresScheduleStorage):
+    """Schedules and sensors' ticks, pooled."""
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()
 
+class PooledEventLogStorage(_PooledEngine, PostgresEventLogStorage):
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Planned events and materialisations of a batch in one INSERT; other events as
         dagster-postgres stores them."""

@@ -10,6 +10,9 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,9 @@ SOCKET_PORT = 5432
 MAX_SOCKET_PATH = 107
 START_TIMEOUT_SECONDS = 60
 PG_BIN_ENV = "CANDLE_PG_BIN"
+# A throw-away server's folder is created by root (in tests and benchmarks) and must be
+# traversable by the postgres user that runs the server.
+TEMPORARY_ROOT_MODE = 0o755
 
 
 class LocalPostgresError(RuntimeError):
@@ -211,3 +217,18 @@ class LocalPostgres:
 
 def running_as_root() -> bool:
     return os.geteuid() == 0
+
+
+@contextmanager
+def throwaway_server(prefix: str, durable: bool = False) -> Iterator[LocalPostgres]:
+    """A PostgreSQL cluster in a new folder the postgres user can reach, removed afterwards:
+    for tests (fsync off) and benchmarks (the embedded server's own settings)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(TEMPORARY_ROOT_MODE)
+    server = LocalPostgres(root / "pg", durable=durable)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
 from candle_pipeline_tests.backfill_driver import shipped_storage
@@ -24,14 +22,9 @@ FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    """A throw-away PostgreSQL cluster (fsync off) in a folder the postgres user can reach."""
-    root = Path(tempfile.mkdtemp(prefix="candle-pg-"))
-    root.chmod(0o755)
-    server = LocalPostgres(root / "pg", durable=False)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    """The session's PostgreSQL server, shared by the tests that do not stop it."""
+    with throwaway_server(prefix="candle-pg-") as server:
+        yield server
 
 
 def create_database(server: LocalPostgres, prefix: str) -> str:

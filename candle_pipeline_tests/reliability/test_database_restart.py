@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
 from candle_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_DIR
 from candle_pipeline.warehouse.partition_store import replace_partitions
@@ -29,13 +28,8 @@ SECONDS_BEFORE_RESTART = 6.0
 @pytest.fixture
 def own_server() -> Iterator[LocalPostgres]:
     """A server of this test's own, since the test restarts it."""
-    root = Path(tempfile.mkdtemp(prefix="candle-restart-"))
-    root.chmod(0o755)
-    server = LocalPostgres(root / "pg", durable=False)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with throwaway_server(prefix="candle-restart-") as server:
+        yield server
 
 
 def expected_raw_rows() -> int:

@@ -32,8 +32,6 @@ from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
-    DEMO_MARKET_API_LIMIT,
-    MARKET_API_POOL,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -250,9 +248,9 @@ def _demo(_: argparse.Namespace) -> int:
             [watchlist.NewTicker(ticker, active=False) for ticker in sample_tickers],
             get_settings().default_exchange,
         )
+    print("\n".join(_apply_pools()))
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
-        _limit_market_api_pool(instance)
         register(instance, sample_tickers)
         for tickers, start, end in SAMPLE_SESSIONS:
             outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
@@ -307,14 +305,6 @@ def _demo(_: argparse.Namespace) -> int:
         "see it in the Dagster UI with `make ui`"
     )
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
-
-
-def _limit_market_api_pool(instance: dg.DagsterInstance) -> None:
-    """`dagster instance concurrency set market_api N`, unless the pool already has a limit."""
-    limits = {pool.name for pool in instance.event_log_storage.get_pool_limits()}
-    if MARKET_API_POOL not in limits:
-        instance.event_log_storage.set_concurrency_slots(MARKET_API_POOL, DEMO_MARKET_API_LIMIT)
-        print(f"concurrency pool {MARKET_API_POOL}: at most {DEMO_MARKET_API_LIMIT} steps at once")
 
 
 def _ui(args: argparse.Namespace) -> int:

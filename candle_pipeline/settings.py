@@ -130,10 +130,6 @@ DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
 # seconds before one trial request is let through again.
 DEFAULT_BREAKER_FAILURES = 8
 DEFAULT_BREAKER_RESET_SECONDS = 300.0
-# The Dagster concurrency pool of every asset that calls a market-data provider, and the limit the
-# demo sets on it (`dagster instance concurrency set market_api 2`).
-MARKET_API_POOL = "market_api"
-DEMO_MARKET_API_LIMIT = 2
 
 
 class SettingsError(ValueError):
@@ -370,8 +366,8 @@ ENV_SCHEDULES_RUNNING = "CANDLE_SCHEDULES_RUNNING"
 # Runs in progress at once across the deployment (the QueuedRunCoordinator's limit).
 DEFAULT_MAX_CONCURRENT_RUNS = 4
 # The concurrency pool of every step that calls the market-data provider. Its limit is how many
-# such steps run at once across all run workers; the client's rate limit is per process, so the
-# provider sees up to limit x that rate.
+# such steps run at once across all run workers (`pools apply`, `demo` and `ui` set it); the
+# request rate itself is the token bucket's, shared through the warehouse.
 MARKET_API_POOL = "market_api"
 DEFAULT_MARKET_API_POOL_LIMIT = 1
 # Per-exchange schedules tick this long after the exchange's regular close.

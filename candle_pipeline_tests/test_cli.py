@@ -125,8 +125,8 @@ def test_demo_fills_the_configured_database_and_is_repeatable(
     second = run_cli(["demo"], env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(url) == after_first
-    assert "concurrency pool market_api: at most 2 steps at once" in first.stdout
-    assert "concurrency pool market_api" not in second.stdout, "a limit already set is kept"
+    assert "pool market_api: at most 1 at once (was unlimited)" in first.stdout
+    assert "pool market_api: at most 1 at once (unchanged)" in second.stdout
 
     listed = run_cli(["tickers", "list"], env)
     rows = [line.split("|")[1:4] for line in listed.stdout.splitlines()[2:]]

@@ -149,6 +149,7 @@ def _instance() -> dg.DagsterInstance:
 
 def _tickers(args: argparse.Namespace) -> int:
     from candle_pipeline import tickers  # noqa: PLC0415 - loads the partitions
+    from candle_pipeline.partitions import partition_space_warning  # noqa: PLC0415
     from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
     settings = get_settings()
@@ -178,6 +179,9 @@ def _tickers(args: argparse.Namespace) -> int:
                 "new_tickers_sensor registers their partitions and backfills their history "
                 "while the Dagster daemon runs (`make ui`)"
             )
+            warning = partition_space_warning(len({*tickers.registered(instance), *added}))
+            if warning:
+                print(f"warning: {warning}")
         elif args.action == "remove":
             canonical = normalize_tickers(entry.ticker for entry in entries)
             deactivated, deleted = tickers.remove(

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from candle_pipeline.settings import TIMINGS_DAYS_AHEAD, get_settings
+from candle_pipeline.settings import TIMINGS_DAYS_AHEAD, USABLE_PARTITION_SPACE, get_settings
 
 TICKERS_PARTITION_NAME = "tickers"
 DATE_DIMENSION = "date"
@@ -67,3 +67,18 @@ def parse_ticker_day(key: str) -> TickerDay:
 
 def parse_ticker_days(keys: Iterable[str]) -> list[TickerDay]:
     return [parse_ticker_day(key) for key in keys]
+
+
+def partition_space_warning(ticker_count: int) -> str | None:
+    """Why `ticker_count` tickers make the per-ticker assets' partition space too large for
+    Dagster to stay usable, or None when they do not."""
+    days = trading_date_partitions.get_num_partitions()
+    space = days * ticker_count
+    if space <= USABLE_PARTITION_SPACE:
+        return None
+    return (
+        f"{ticker_count} tickers x {days} days since {_settings.partition_start} = {space:,} "
+        f"partitions per per-ticker asset, above the ~{USABLE_PARTITION_SPACE:,} up to which the "
+        "UI's partition status and backfill planning stay fast (docs/benchmarks.md): set "
+        "CANDLE_PARTITION_START later or watch fewer tickers"
+    )

@@ -48,6 +48,10 @@ DEFAULT_PARTITION_START = "2008-01-01"
 # ahead, because exchanges publish their holidays a year or more in advance.
 DEFAULT_TIMINGS_START = "2000-01-01"
 TIMINGS_DAYS_AHEAD = 400
+# Partitions per per-ticker asset (tickers x days) up to which Dagster stays usable on 2 cores:
+# beyond it the UI's partition status takes more than 5 s and every backfill-daemon iteration
+# spends tens of seconds enumerating the partition space (docs/benchmarks.md, section 4).
+USABLE_PARTITION_SPACE = 400_000
 DEFAULT_EXCHANGE = "XNYS"
 # Console log level of runs launched from the command line; the Dagster UI keeps every event.
 DEFAULT_LOG_LEVEL = "WARNING"

@@ -16,8 +16,15 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from candle_pipeline.cli import EXIT_FAILED, main
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.partitions import trading_date_partitions
 from candle_pipeline.resources.warehouse import ensure_tables
-from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
+from candle_pipeline.settings import (
+    PROJECT_DIR,
+    USABLE_PARTITION_SPACE,
+    get_operations_settings,
+    get_settings,
+)
+from candle_pipeline.tickers import register
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline_tests.conftest import create_database
 
@@ -83,7 +90,34 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
     assert "pool market_api" in out and "at most 1 at once" in out
     assert "no dagster-daemon is running; nothing waits for one now" in out
     assert "after-close schedules for XNYS" in out
+    assert "0 ticker(s): the partition space stays usable" in out
     assert out.rstrip().endswith("no problem found")
+
+
+def test_a_partition_space_too_large_for_dagster_is_a_problem(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ensure_tables(setup["CANDLE_DATABASE_URL"])
+    assert main(["pools", "apply"]) == 0
+    assert main(["tickers", "import-sp500"]) == 0
+    days = trading_date_partitions.get_num_partitions()
+    imported = capsys.readouterr().out
+    assert f"warning: 503 tickers x {days} days since 2008-01-01 = {503 * days:,}" in imported
+    assert "set CANDLE_PARTITION_START later or watch fewer tickers" in imported
+    assert main(["tickers", "add", "NVDA"]) == 0
+    assert "warning" not in capsys.readouterr().out, "the imported tickers have no partitions yet"
+
+    with dg.DagsterInstance.get() as instance:
+        register(instance, [f"T{index}" for index in range(USABLE_PARTITION_SPACE // days)])
+    code, out = doctor(capsys)
+    assert code == 0, out
+    with dg.DagsterInstance.get() as instance:
+        register(instance, ["ONE-MORE"])
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    [problem] = lines_with(out, "PROBLEM")
+    assert f"{USABLE_PARTITION_SPACE // days + 1} tickers x {days} days" in problem
+    assert "docs/benchmarks.md" in problem
 
 
 def test_a_watched_exchange_without_schedule_is_named(

@@ -42,6 +42,7 @@ SECONDS_PER_MINUTE = 60
 MEMORY_TARGET_MIB = 2048
 SP500_TARGET_SECONDS = 300
 FLOOR_TARGET_RATIO = 1.3
+COMPLETED = "COMPLETED_SUCCESS"
 # The per-ticker partitions span five years, as in the partition-space figures: the backfill
 # daemon enumerates the whole space at every iteration, so it is part of every backfill's cost.
 PARTITION_SPACE_DAYS = 5 * 365
@@ -89,6 +90,9 @@ def run(server: LocalPostgres, report: Report, scenarios: list[Scenario]) -> Non
         floor = _spawn(server, scenario, FLOOR_MODULE)
         real = _spawn(server, scenario, REAL_MODULE)
         name = scenario.label
+        for kind, result in (("floor", floor), ("pipeline", real)):
+            if result.status != COMPLETED:
+                raise RuntimeError(f"{name}: the {kind} backfill ended {result.status}: no figure")
         report.add(
             SECTION,
             f"{name}: partitions per asset",

@@ -161,9 +161,5 @@ def tickers(count: int) -> list[str]:
 def synthetic_raw(symbols: Sequence[str], days: Sequence[date], interval: str) -> pd.DataFrame:
     """Raw quotes as the `raw_quotes` asset would produce them from the synthetic source."""
     provider = SyntheticProvider(interval=interval)
-    fetched_at = datetime.now(UTC)
-    frames = [
-        raw_quotes(provider.fetch_bars(symbol, days).bars, SOURCE_NAME, fetched_at)
-        for symbol in symbols
-    ]
-    return pd.concat(frames, ignore_index=True)
+    frames = [provider.fetch_bars(symbol, days).bars for symbol in symbols]
+    return raw_quotes(frames, [datetime.now(UTC)] * len(frames), SOURCE_NAME)

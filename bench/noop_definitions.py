@@ -85,12 +85,11 @@ def validated_quotes(
         )
     yield dg.Output(
         None,
-        output_name=context.assets_def.get_output_name_for_asset_check_key(
-            QUALITY_SCORE_CHECK.key
-        ),
+        output_name=context.assets_def.get_output_name_for_asset_check_key(QUALITY_SCORE_CHECK.key),
     )
     for check in WARNING_CHECKS:
         yield dg.AssetCheckResult(check_name=check.name, passed=True)
+
 
 defs = dg.Definitions(
     assets=[market_timings, raw_quotes, validated_quotes, candles], executor=EXECUTOR

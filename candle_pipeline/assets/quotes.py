@@ -17,8 +17,6 @@ from candle_pipeline.checks.quality import (
     score_evaluations,
     warning_results,
 )
-from candle_pipeline.domain.bars import STORED_RAW_COLUMNS, empty_bars
-from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
 from candle_pipeline.domain.quality import assess, validate_quotes
 from candle_pipeline.domain.sessions import plan_fetches
 from candle_pipeline.partitions import (
@@ -80,17 +78,8 @@ def raw_quotes(
     """
     ticker_days = parse_ticker_days(context.partition_keys)
     plan = plan_fetches(ticker_days, market_timings, watchlist.exchanges())
-    results = [market_data.fetch(ticker, days) for ticker, days in plan.open_days.items()]
-    raw = (
-        pd.concat([r.bars for r in results], ignore_index=True)
-        if results
-        else empty_bars(STORED_RAW_COLUMNS)
-    )
-    actions = (
-        pd.concat([r.actions for r in results], ignore_index=True)
-        if results
-        else empty_actions(STORED_ACTION_COLUMNS)
-    )
+    fetched = market_data.fetch_all(plan.open_days)
+    raw, actions, results = fetched.bars, fetched.actions, fetched.results
     action_partitions = [(td.trade_date, td.ticker) for td in ticker_days]
     actions_written = warehouse.run(
         lambda conn: replace_partitions(

@@ -103,14 +103,31 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
 
 def stamp(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
     """Raw bars: the provider's bars with where and when they were fetched."""
+    return stamp_fetches([bars], [fetched_at], source)
+
+
+def stamp_fetches(
+    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+) -> pd.DataFrame:
+    """The frames of several fetches as one, each row with `source` and its fetch's time: one
+    concatenation and two column writes, however many fetches a run made."""
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    times = pd.DatetimeIndex([pd.Timestamp(moment).tz_convert("UTC") for moment in fetched_at])
+    lengths = [len(frame) for frame in frames]
     stamped_at = pd.Series(
-        pd.Timestamp(fetched_at).tz_convert("UTC"), index=bars.index, dtype=BAR_DTYPES["fetched_at"]
+        times.repeat(lengths), index=combined.index, dtype=BAR_DTYPES["fetched_at"]
     )
-    return bars.assign(source=source, fetched_at=stamped_at)
+    return combined.assign(source=source, fetched_at=stamped_at)
 
 
-def raw_quotes(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
-    """The rows `raw_quotes` stores, in the table's column order: stamped bars, with `adj_close`
-    empty when the provider has none (only Yahoo adjusts)."""
-    with_adjusted = bars if ADJ_CLOSE in bars else bars.assign(**{ADJ_CLOSE: np.nan})
-    return stamp(with_adjusted, source=source, fetched_at=fetched_at)[list(STORED_RAW_COLUMNS)]
+def raw_quotes(
+    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+) -> pd.DataFrame:
+    """The rows `raw_quotes` stores for the bars of several fetches, in the table's column
+    order, with `adj_close` empty where the provider has none (only Yahoo adjusts)."""
+    if not frames:
+        return empty_bars(STORED_RAW_COLUMNS)
+    stamped = stamp_fetches(frames, fetched_at, source)
+    if ADJ_CLOSE not in stamped:
+        stamped[ADJ_CLOSE] = np.nan
+    return stamped[list(STORED_RAW_COLUMNS)]

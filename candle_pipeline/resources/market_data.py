@@ -6,13 +6,15 @@ processes), and stamps what the provider returns with source and fetch time.
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import pandas as pd
 from pydantic import PrivateAttr
 
-from candle_pipeline.domain.bars import raw_quotes, stamp
+from candle_pipeline.domain.bars import raw_quotes, stamp_fetches
+from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
 from candle_pipeline.providers.base import FetchResult, MarketDataProvider
 from candle_pipeline.providers.rate_limit import limiter_for
 from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
@@ -33,6 +35,16 @@ from candle_pipeline.settings import (
     DEFAULT_SYNTHETIC_INTERVAL,
     DEFAULT_YAHOO_INTERVAL,
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """What one run fetched: each ticker's result (bars unstamped, with what its requests cost,
+    in the order asked), and all bars and corporate actions stamped, as the tables store them."""
+
+    results: list[FetchResult]
+    bars: pd.DataFrame
+    actions: pd.DataFrame
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -93,10 +105,22 @@ class MarketDataResource(dg.ConfigurableResource):
             options = dataclasses.replace(options, limiter=limiter)
         return build_provider(self.source, self.csv_dir, options)
 
-    def fetch(self, ticker: str, days: Sequence[date]) -> FetchResult:
-        """Raw bars and corporate actions of `ticker` on `days`, in as few requests as allowed."""
-        result = self.provider.fetch_bars(ticker, days)
-        fetched_at = datetime.now(UTC)
-        raw = raw_quotes(result.bars, source=self.provider.name, fetched_at=fetched_at)
-        actions = stamp(result.actions, source=self.provider.name, fetched_at=fetched_at)
-        return dataclasses.replace(result, bars=raw, actions=actions)
+    def fetch_all(self, open_days: Mapping[str, Sequence[date]]) -> Fetched:
+        """Raw bars and corporate actions of each ticker on its days, in as few requests as the
+        provider allows, stamped with source and each ticker's fetch time."""
+        results: list[FetchResult] = []
+        fetched_at: list[datetime] = []
+        for ticker, days in open_days.items():
+            results.append(self.provider.fetch_bars(ticker, days))
+            fetched_at.append(datetime.now(UTC))
+        source = self.provider.name
+        actions = (
+            stamp_fetches([r.actions for r in results], fetched_at, source)
+            if results
+            else empty_actions(STORED_ACTION_COLUMNS)
+        )
+        return Fetched(
+            results=results,
+            bars=raw_quotes([r.bars for r in results], fetched_at, source),
+            actions=actions,
+        )

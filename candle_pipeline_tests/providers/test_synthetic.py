@@ -108,9 +108,13 @@ def test_the_source_is_labelled_synthetic(tmp_path) -> None:
     # The synthetic source never touches the warehouse (no rate limit): its URL is never used.
     unused = WarehouseResource(database_url="postgresql://unused.invalid/none")
     resource = MarketDataResource(source="synthetic", csv_dir=str(tmp_path), warehouse=unused)
-    result = resource.fetch("SPY", [MONDAY])
-    assert set(result.bars["source"]) == {"synthetic"}
-    assert len(result.bars) == 390
+    fetched = resource.fetch_all({"SPY": [MONDAY], "IBM": [MONDAY, MONDAY + timedelta(days=1)]})
+    assert set(fetched.bars["source"]) == {"synthetic"}
+    assert fetched.bars.groupby("ticker").size().to_dict() == {"SPY": 390, "IBM": 780}
+    assert [result.requests for result in fetched.results] == [1, 1]
+    spy = fetched.bars["ticker"] == "SPY"
+    assert fetched.bars.loc[spy, "fetched_at"].max() <= fetched.bars.loc[~spy, "fetched_at"].min()
+    assert fetched.bars["adj_close"].isna().all(), "the synthetic source has no adjusted close"
 
 
 def test_settings_select_the_source_interval_and_backfill_chunks() -> None:

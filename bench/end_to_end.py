@@ -144,18 +144,23 @@ def run(server: LocalPostgres, report: Report, scenarios: list[Scenario]) -> Non
         )
 
 
-def _spawn(server: LocalPostgres, scenario: Scenario, module: str) -> Result:
+def spawn_environment(server: LocalPostgres, scenario: Scenario) -> dict[str, str]:
+    """The environment of a backfill process: a new warehouse, the synthetic source, and
+    partitions spanning PARTITION_SPACE_DAYS."""
     space_start = date.today() - timedelta(days=PARTITION_SPACE_DAYS)
-    warehouse_url = create_database(server, "bench_e2e_warehouse")
-    dagster_url = create_database(server, "bench_e2e_dagster")
-    env = {
+    return {
         **os.environ,
-        ENV_DATABASE_URL: warehouse_url,
+        ENV_DATABASE_URL: create_database(server, "bench_e2e_warehouse"),
         ENV_SOURCE: "synthetic",
         ENV_SYNTHETIC_INTERVAL: scenario.interval,
         ENV_PARTITION_START: space_start.isoformat(),
         ENV_TIMINGS_START: space_start.isoformat(),
     }
+
+
+def _spawn(server: LocalPostgres, scenario: Scenario, module: str) -> Result:
+    env = spawn_environment(server, scenario)
+    dagster_url = create_database(server, "bench_e2e_dagster")
     command = [
         sys.executable,
         "-m",

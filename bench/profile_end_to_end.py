@@ -1,0 +1,65 @@
+"""`python -m bench.profile_end_to_end [--tickers N] [--days N]`: where a backfill's time goes.
+
+Runs one end-to-end backfill of daily bars (as section 3 of the bench does) under `cProfile`,
+writes the profile next to the working directory (`end_to_end.prof`) and prints the project's
+functions and Dagster's event handling by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import subprocess
+import sys
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from bench.common import create_database, postgres_server
+from bench.end_to_end import REAL_MODULE, Scenario, spawn_environment
+from candle_pipeline.settings import PROJECT_DIR
+
+FIRST_DAY = date(2024, 1, 2)
+PROFILE_FILE = Path("end_to_end.prof")
+SHOWN = "|".join(
+    (
+        "candle_pipeline/(assets|resources|providers|io_managers|domain|checks|warehouse)",
+        "handle_new_event",
+        "store_asset_check_event",
+        "backfill_driver.py:.*run",
+    )
+)
+ROWS_SHOWN = 30
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_end_to_end", description=__doc__)
+    parser.add_argument("--tickers", type=int, default=100)
+    parser.add_argument("--days", type=int, default=10, help="trading days")
+    args = parser.parse_args()
+    scenario = Scenario("profile", args.tickers, FIRST_DAY, args.days, "1d")
+    with postgres_server() as server:
+        env = spawn_environment(server, scenario)
+        command = [
+            sys.executable,
+            "-m",
+            "cProfile",
+            "-o",
+            str(PROFILE_FILE.resolve()),
+            "-m",
+            "bench.end_to_end",
+            "--module",
+            REAL_MODULE,
+            "--dagster-url",
+            create_database(server, "bench_profile_dagster"),
+            "--scenario",
+            json.dumps({**asdict(scenario), "first_day": scenario.first_day.isoformat()}),
+        ]
+        subprocess.run(command, env=env, cwd=PROJECT_DIR, check=True, capture_output=True)
+    stats = pstats.Stats(str(PROFILE_FILE))
+    stats.sort_stats("cumulative").print_stats(SHOWN, ROWS_SHOWN)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,8 @@ Each scenario is one asset backfill of market_timings and the three per-ticker a
 window of days, submitted to a real instance on PostgreSQL (the storage shipped in dagster.yaml)
 and driven by the backfill daemon's own iterations; launched runs execute synchronously in the
 same process (no run-worker start-up). The data come from the synthetic provider. The floor is
-the same backfill of `bench.noop_definitions` (same assets, partitions and policies, no work).
+the same backfill of `bench.noop_definitions` (same assets, partitions, policies and checks; no
+work, only the same check events).
 
 Each backfill runs in a fresh process (`python -m bench.end_to_end ...`) so that its peak memory
 is its own.
@@ -38,7 +39,6 @@ REAL_MODULE = "candle_pipeline.definitions"
 FLOOR_MODULE = "bench.noop_definitions"
 PER_TICKER_ASSETS = ("raw_quotes", "validated_quotes", "candles")
 MAX_ITERATIONS = 500
-SECONDS_PER_MINUTE = 60
 MEMORY_TARGET_MIB = 2048
 SP500_TARGET_SECONDS = 300
 FLOOR_TARGET_RATIO = 1.3

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import create_database, postgres_server
-from bench.end_to_end import REAL_MODULE, Scenario, spawn_environment
+from bench.end_to_end import COMPLETED, REAL_MODULE, Result, Scenario, spawn_environment
 from candle_pipeline.settings import PROJECT_DIR
 
 FIRST_DAY = date(2024, 1, 2)
@@ -56,7 +56,15 @@ def main() -> None:
             "--scenario",
             json.dumps({**asdict(scenario), "first_day": scenario.first_day.isoformat()}),
         ]
-        subprocess.run(command, env=env, cwd=PROJECT_DIR, check=True, capture_output=True)
+        completed = subprocess.run(
+            command, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=False
+        )
+    if completed.returncode != 0:
+        raise SystemExit(f"the profiled backfill failed:\n{completed.stderr[-4000:]}")
+    result = Result(**json.loads(completed.stdout.strip().splitlines()[-1]))
+    if result.status != COMPLETED:
+        raise SystemExit(f"the profiled backfill ended {result.status}: no profile")
+    print(f"backfill: {result.seconds:.1f} s under the profiler, {result.runs} runs")
     stats = pstats.Stats(str(PROFILE_FILE))
     stats.sort_stats("cumulative").print_stats(SHOWN, ROWS_SHOWN)
 

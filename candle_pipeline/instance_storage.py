@@ -53,6 +53,9 @@ DEFAULT_POOL_RECYCLE_SECONDS = 3600
 # Events Dagster hands the storage at once (DAGSTER_EVENT_BATCH_SIZE): one INSERT statement,
 # which SQLAlchemy sends as multi-row VALUES pages.
 DEFAULT_EVENT_BATCH_SIZE = 1000
+# dagster-postgres settings this storage does not pass on (token-based logins, creating no tables):
+# left out of its schema so that setting them is a configuration error, not silently ignored.
+UNSUPPORTED_PG_CONFIG = frozenset({"auth_provider", "should_autocreate_tables"})
 # Events stored here by one INSERT per batch; the asset record keeps the last of each asset.
 BULK_EVENT_TYPES = frozenset(
     {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_MATERIALIZATION}
@@ -91,6 +94,16 @@ class _PooledEngine:
     def dispose(self) -> None:
         super().dispose()  # type: ignore[misc]  # the dagster-postgres storage
         self._engine.dispose()
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        """In the webserver dagster-postgres swaps in an engine of its own (one held connection
+        with a statement timeout); the pooled one it replaces is closed, not leaked."""
+        pooled = self._engine
+        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)  # type: ignore[misc]
+        if self._engine is not pooled:
+            pooled.dispose()
 
 
 class PooledRunStorage(_PooledEngine, PostgresRunStorage):
@@ -168,7 +181,9 @@ class CandleInstanceStorage(DagsterStorage, ConfigurableClass):
     @classmethod
     def config_type(cls) -> UserConfigSchema:
         return {
-            **pg_config(),
+            **{
+                key: field for key, field in pg_config().items() if key not in UNSUPPORTED_PG_CONFIG
+            },
             "pool_size": Field(IntSource, is_required=False, default_value=DEFAULT_POOL_SIZE),
             "max_overflow": Field(IntSource, is_required=False, default_value=UNBOUNDED_OVERFLOW),
             "pool_recycle_seconds": Field(

@@ -226,8 +226,8 @@ def throwaway_server(prefix: str, durable: bool = False) -> Iterator[LocalPostgr
     root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(TEMPORARY_ROOT_MODE)
     server = LocalPostgres(root / "pg", durable=durable)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()

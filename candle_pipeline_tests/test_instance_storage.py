@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -111,3 +112,16 @@ def test_partitions_of_a_failed_run_are_reported_failed(shipped_instance) -> Non
     )
     assert sorted(attempts) == KEYS
     assert {run_id for run_id, _ in attempts.values()} == {result.run_id}
+
+
+def test_settings_the_storage_would_ignore_are_refused(shipped_instance, tmp_path: Path) -> None:
+    home = tmp_path / "refusing_home"
+    home.mkdir()
+    shipped = (PROJECT_DIR / "dagster.yaml").read_text()
+    marker = "      event_batch_size: 1000\n"
+    assert marker in shipped
+    (home / "dagster.yaml").write_text(
+        shipped.replace(marker, marker + "      should_autocreate_tables: false\n")
+    )
+    with pytest.raises(DagsterInvalidConfigError, match="should_autocreate_tables"):
+        dg.DagsterInstance.from_config(str(home))

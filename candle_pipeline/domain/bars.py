@@ -101,11 +101,6 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
     return bars.reset_index(drop=True)
 
 
-def stamp(bars: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
-    """Raw bars: the provider's bars with where and when they were fetched."""
-    return stamp_fetches([bars], [fetched_at], source)
-
-
 def stamp_fetches(
     frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
 ) -> pd.DataFrame:

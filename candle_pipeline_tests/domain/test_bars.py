@@ -1,7 +1,14 @@
 import pandas as pd
 import pytest
 
-from candle_pipeline.domain.bars import BAR_COLUMNS, BarsError, check_bars
+from candle_pipeline.domain.bars import (
+    BAR_COLUMNS,
+    STORED_RAW_COLUMNS,
+    BarsError,
+    check_bars,
+    empty_bars,
+    raw_quotes,
+)
 
 
 def bars(**overrides: object) -> pd.DataFrame:
@@ -54,3 +61,20 @@ def test_duplicated_and_unsorted_rows() -> None:
 def test_one_interval_per_ticker_day() -> None:
     with pytest.raises(BarsError, match="mixes bar intervals"):
         check_bars(bars(interval=["1m", "1d"]), "test")
+
+
+def test_each_fetch_stamps_its_own_rows_even_around_an_empty_one() -> None:
+    times = [pd.Timestamp(f"2026-01-0{day} 12:00", tz="UTC") for day in (1, 2, 3)]
+    first = check_bars(bars(), "test")
+    third = check_bars(bars(ticker="IBM"), "test").assign(adj_close=[0.9, 1.9])
+    raw = raw_quotes([first, empty_bars(), third], times, "csv")
+    assert list(raw.columns) == list(STORED_RAW_COLUMNS)
+    assert raw["fetched_at"].tolist() == [times[0], times[0], times[2], times[2]]
+    assert raw["fetched_at"].dtype == "datetime64[ns, UTC]"
+    assert set(raw["source"]) == {"csv"}
+    assert raw["adj_close"].isna().tolist() == [True, True, False, False]
+
+
+def test_a_run_that_fetched_nothing_stores_no_rows() -> None:
+    raw = raw_quotes([], [], "csv")
+    assert raw.empty and list(raw.columns) == list(STORED_RAW_COLUMNS)

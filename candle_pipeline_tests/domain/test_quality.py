@@ -8,7 +8,7 @@ import pandas as pd
 import pandera.errors
 import pytest
 
-from candle_pipeline.domain.bars import stamp
+from candle_pipeline.domain.bars import stamp_fetches
 from candle_pipeline.domain.quality import (
     FLAG_COLUMNS,
     STATUS_CLOSED,
@@ -34,7 +34,7 @@ SPLIT_DAY = date(2014, 6, 9)
 
 def raw_days(ticker: str, *days: date) -> pd.DataFrame:
     bars = CsvProvider(SAMPLE_DATA_DIR).fetch_bars(ticker, list(days)).bars
-    return stamp(bars, "csv", pd.Timestamp("2026-01-01", tz="UTC"))
+    return stamp_fetches([bars], [pd.Timestamp("2026-01-01", tz="UTC")], "csv")
 
 
 def validate(raw: pd.DataFrame, **kwargs: object) -> Validation:

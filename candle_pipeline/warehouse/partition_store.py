@@ -43,7 +43,7 @@ def replace_partitions(
     """Replace the rows of `partitions` in `spec`'s table by `frame`; returns rows written."""
     rows = _conform(spec, frame)
     _check_rows_inside(spec, partitions, rows)
-    table = _qualified(spec)
+    table = qualified(spec.table)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{spec.table.fullname}",))
         conn.execute(
@@ -78,7 +78,7 @@ def load_partitions(
     )
     statement = query.format(
         columns=sql.SQL(", ").join(_export_expression(column) for column in spec.table.columns),
-        table=_qualified(spec),
+        table=qualified(spec.table),
         keys=_keys_relation(spec),
         match=_key_match(spec),
         order=sql.SQL(", ").join(sql.Identifier("t", name) for name in spec.order_by),
@@ -92,8 +92,9 @@ def load_partitions(
     return _parse_export(spec, buffer)
 
 
-def _qualified(spec: PartitionedTable) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(spec.table.schema), sql.Identifier(spec.name))
+def qualified(table: sa.Table) -> sql.Composed:
+    """`schema.table` as a quoted SQL identifier."""
+    return sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
 
 
 def _key_names(spec: PartitionedTable) -> list[str]:

@@ -20,7 +20,7 @@ from candle_pipeline.domain.quality import (
     PartitionQuality,
 )
 from candle_pipeline.settings import PREVIOUS_CLOSE_LOOKBACK_DAYS
-from candle_pipeline.warehouse.partition_store import replace_partitions
+from candle_pipeline.warehouse.partition_store import qualified, replace_partitions
 from candle_pipeline.warehouse.tables import PartitionedTable, quality_reports, validated_quotes
 
 REPORTS = PartitionedTable(
@@ -76,9 +76,7 @@ def latest_reports(
     conn: psycopg.Connection, ticker_days: Sequence[tuple[date, str]]
 ) -> pd.DataFrame:
     """The latest report of each of `ticker_days` that has one (REPORTS columns)."""
-    table = sql.SQL("{}.{}").format(
-        sql.Identifier(quality_reports.schema), sql.Identifier(quality_reports.name)
-    )
+    table = qualified(quality_reports)
     query = sql.SQL(
         "SELECT DISTINCT ON (t.ticker, t.trade_date) {columns} FROM {table} AS t "
         "JOIN unnest(%s::date[], %s::text[]) AS k(trade_date, ticker) "
@@ -101,9 +99,7 @@ def previous_closes(conn: psycopg.Connection, tickers: Sequence[str], before: da
 
     Tickers without a valid bar in the last PREVIOUS_CLOSE_LOOKBACK_DAYS days are left out.
     """
-    table = sql.SQL("{}.{}").format(
-        sql.Identifier(validated_quotes.schema), sql.Identifier(validated_quotes.name)
-    )
+    table = qualified(validated_quotes)
     query = sql.SQL(
         "SELECT t.ticker, last.trade_date, last.close FROM unnest(%s::text[]) AS t(ticker) "
         "CROSS JOIN LATERAL (SELECT v.trade_date, v.close FROM {table} AS v "

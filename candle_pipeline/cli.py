@@ -1,8 +1,9 @@
 """`candle-pipeline`: the command line of the project.
 
 candle-pipeline db up|down|url
-candle-pipeline tickers add|remove TICKER... | tickers list
-candle-pipeline materialize --tickers A,B --start YYYY-MM-DD --end YYYY-MM-DD [--select ...]
+candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
+candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
+candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
 candle-pipeline demo
 candle-pipeline ui [--port N]
 candle-pipeline doctor [--expect-daemon]
@@ -17,11 +18,10 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 import psycopg
 import sqlalchemy as sa
 from tabulate import tabulate
@@ -29,7 +29,8 @@ from tabulate import tabulate
 from candle_pipeline import local_env
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
-from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
+from candle_pipeline.partitions import days_between
+from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
     PROJECT_DIR,
@@ -41,9 +42,6 @@ from candle_pipeline.settings import (
     parse_date,
 )
 from candle_pipeline.warehouse.tables import SchemaMismatchError
-
-if TYPE_CHECKING:
-    import dagster as dg
 
 DEFAULT_UI_PORT = 3000
 EXIT_USAGE = 2
@@ -89,24 +87,40 @@ def _parser() -> argparse.ArgumentParser:
     tickers.add_argument("action", choices=["add", "remove", "list", "import-sp500"])
     tickers.add_argument("tickers", nargs="*", metavar="TICKER")
     tickers.add_argument("--exchange", help="MIC of the exchange, e.g. XNAS (default: inferred)")
-    tickers.add_argument("--history-start", help="first day of history to backfill, YYYY-MM-DD")
     tickers.add_argument(
-        "--delete-partitions",
-        action="store_true",
-        help="with remove: also delete the tickers' Dagster partitions (data stays)",
+        "--history-start",
+        help="first day the ticker counts (its history to fetch), YYYY-MM-DD "
+        "(default: CANDLE_BACKFILL_LOOKBACK_DAYS before today; an earlier one extends it)",
     )
     tickers.set_defaults(handler=_tickers)
 
-    run = commands.add_parser("materialize", help="materialise assets for tickers x days")
-    run.add_argument("--tickers", default="", help="comma-separated tickers, e.g. SPY,IBM")
+    run = commands.add_parser("materialize", help="complete the day partitions of a range of days")
     run.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     run.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    run.add_argument(
+        "--tickers", default="", help="only these watched tickers, comma-separated (default: all)"
+    )
+    run.add_argument(
+        "--refetch",
+        action="store_true",
+        help="ask the provider again for complete ticker-days too, and replace them",
+    )
     run.add_argument(
         "--select",
         default=",".join(ALL_ASSETS),
         help=f"comma-separated assets (default: all of {', '.join(ALL_ASSETS)})",
     )
     run.set_defaults(handler=_materialize)
+
+    coverage = commands.add_parser(
+        "coverage", help="which ticker-days are complete, missing, failed or blocked"
+    )
+    coverage.add_argument(
+        "--ticker", default="", help="one ticker (a line per month) or several, comma-separated"
+    )
+    coverage.add_argument("--start", help="first day, YYYY-MM-DD (default: the first partition)")
+    coverage.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
+    coverage.set_defaults(handler=_coverage)
 
     demo = commands.add_parser("demo", help="load the bundled sample and print a summary")
     demo.set_defaults(handler=_demo)
@@ -148,8 +162,7 @@ def _instance() -> dg.DagsterInstance:
 
 
 def _tickers(args: argparse.Namespace) -> int:
-    from candle_pipeline import tickers  # noqa: PLC0415 - loads the partitions
-    from candle_pipeline.partitions import partition_space_warning  # noqa: PLC0415
+    from candle_pipeline.partitions import today  # noqa: PLC0415 - loads Dagster
     from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
     settings = get_settings()
@@ -169,32 +182,36 @@ def _tickers(args: argparse.Namespace) -> int:
         raise CliError(f"`tickers {args.action}` needs at least one ticker")
     env = local_env.prepare(settings)
     engine = _warehouse_engine(env.warehouse_url)
-    with _instance() as instance:
-        if args.action in ("add", "import-sp500"):
-            started = time.monotonic()
-            with engine.begin() as connection:
-                added = watchlist.add(connection, entries, settings.default_exchange)
-            print(
-                f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); "
-                "new_tickers_sensor registers their partitions and backfills their history "
-                "while the Dagster daemon runs (`make ui`)"
-            )
-            warning = partition_space_warning(len({*tickers.registered(instance), *added}))
-            if warning:
-                print(f"warning: {warning}")
-        elif args.action == "remove":
-            canonical = normalize_tickers(entry.ticker for entry in entries)
-            deactivated, deleted = tickers.remove(
-                engine, instance, canonical, args.delete_partitions
-            )
-            print(f"deactivated {len(deactivated)} ticker(s): {', '.join(deactivated) or '-'}")
-            print(f"deleted {len(deleted)} partition(s); warehouse rows are kept")
+    current_day = today()
+    if args.action in ("add", "import-sp500"):
+        started = time.monotonic()
+        default_start = current_day - timedelta(days=settings.backfill_lookback_days)
+        with engine.begin() as connection:
+            added = watchlist.add(connection, entries, settings.default_exchange, default_start)
+        print(
+            f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); while the "
+            "Dagster daemon runs (`make ui`), new_tickers_sensor fetches their history, from "
+            f"their history start ({history_start or default_start} unless given before) to "
+            "yesterday"
+        )
+    elif args.action == "remove":
+        canonical = normalize_tickers(entry.ticker for entry in entries)
+        with engine.begin() as connection:
+            removed = watchlist.deactivate(connection, canonical, current_day)
+        not_watched = sorted(set(canonical) - set(removed))
+        print(
+            f"removed {len(removed)} ticker(s) from {current_day} on: "
+            f"{', '.join(removed) or '-'}; their earlier days and stored rows stay"
+        )
+        if not_watched:
+            print(f"not being watched, nothing changed: {', '.join(not_watched)}")
+    else:
+        with engine.connect() as connection:
+            table = watchlist.listing(watchlist.entries(connection))
+        if table.empty:
+            print("(the watch list is empty)")
         else:
-            table = tickers.listing(engine, instance)
-            if table.empty:
-                print("(the watch list is empty)")
-            else:
-                print(tabulate(table, headers="keys", tablefmt="github", showindex=False))
+            print(tabulate(table, headers="keys", tablefmt="github", showindex=False))
     return 0
 
 
@@ -210,15 +227,15 @@ def _materialize(args: argparse.Namespace) -> int:
     start = parse_date(args.start, "--start")
     end = parse_date(args.end, "--end")
     select = runs.validate_selection([n.strip() for n in args.select.split(",") if n.strip()])
-    runs.validate_dates(start, end, select)
+    runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
+    _warehouse_engine(env.warehouse_url)
     from candle_pipeline.definitions import defs  # noqa: PLC0415
-    from candle_pipeline.tickers import register_for_run  # noqa: PLC0415
 
     with _instance() as instance:
-        if tickers:
-            register_for_run(_warehouse_engine(env.warehouse_url), instance, tickers)
-        outcomes = runs.materialize(defs, instance, tickers, start, end, select=select)
+        outcomes = runs.materialize(
+            defs, instance, start, end, select=select, tickers=tickers, refetch=args.refetch
+        )
     _print_outcomes(outcomes)
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
 
@@ -228,73 +245,58 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
         state = "ok" if outcome.success else "FAILED"
         print(
             f"run {outcome.run_id[:8]} {state}: {', '.join(outcome.assets)} "
-            f"[{outcome.first_key} .. {outcome.last_key}]"
+            f"[{outcome.first_day} .. {outcome.last_day}]"
         )
         if outcome.error:
             print(f"  {outcome.error}")
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from candle_pipeline import coverage  # noqa: PLC0415 - loads Dagster
+    from candle_pipeline.partitions import today  # noqa: PLC0415
+
+    tickers = normalize_tickers(t for t in args.ticker.split(",") if t.strip())
+    end = parse_date(args.end, "--end") if args.end else today()
+    start = parse_date(args.start, "--start") if args.start else get_settings().partition_start
+    if end < start:
+        raise CliError(f"the range is reversed: start {start} is after end {end}")
+    env = local_env.prepare(get_settings())
+    engine = _warehouse_engine(env.warehouse_url)
+    print(coverage.report(engine, tickers or None, start, end))
+    return 0
 
 
 def _demo(_: argparse.Namespace) -> int:
     started = time.monotonic()
     env = local_env.prepare(get_settings())
     print(f"warehouse: {mask_url(env.warehouse_url)}")
-    from candle_pipeline import runs  # noqa: PLC0415 - loads the definitions
+    from candle_pipeline import coverage, runs  # noqa: PLC0415 - loads the definitions
     from candle_pipeline.definitions import defs  # noqa: PLC0415
-    from candle_pipeline.tickers import register  # noqa: PLC0415
     from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
-    from candle_pipeline.warehouse.quality_reports import latest_reports  # noqa: PLC0415
 
     engine = _warehouse_engine(env.warehouse_url)
-    sample_tickers = [ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers]
+    first_day = min(start for _, start, _ in SAMPLE_SESSIONS)
+    last_day = max(end for _, _, end in SAMPLE_SESSIONS)
+    sample_tickers = sorted({ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers})
     with engine.begin() as connection:
         watchlist.add(
             connection,
-            [watchlist.NewTicker(ticker, active=False) for ticker in sample_tickers],
+            [
+                watchlist.NewTicker(ticker, active=False, removed_on=last_day + timedelta(days=1))
+                for ticker in sample_tickers
+            ],
             get_settings().default_exchange,
+            first_day,
         )
     print("\n".join(_apply_pools()))
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
-        register(instance, sample_tickers)
-        for tickers, start, end in SAMPLE_SESSIONS:
-            outcomes.extend(runs.materialize(defs, instance, tickers, start, end))
+        for _, start, end in SAMPLE_SESSIONS:
+            outcomes.extend(runs.materialize(defs, instance, start, end))
     _print_outcomes(outcomes)
-
-    counts = summary.partition_counts(engine)
-    expected = pd.DataFrame(
-        [
-            (ticker, pd.Timestamp(day))
-            for tickers, start, end in SAMPLE_SESSIONS
-            for ticker in tickers
-            for day in runs.day_range(start, end)
-        ],
-        columns=["ticker", "trade_date"],
-    )
-    counts["trade_date"] = pd.to_datetime(counts["trade_date"])
-    table = expected.merge(counts, how="left", on=["ticker", "trade_date"]).fillna(0)
-    with WarehouseResource(database_url=env.warehouse_url).connection() as conn:
-        scores = latest_reports(
-            conn, list(zip(expected["trade_date"].dt.date, expected["ticker"], strict=True))
-        )
-    table = table.merge(
-        scores[["ticker", "trade_date", "score"]], how="left", on=["ticker", "trade_date"]
-    )
-    table["score"] = table["score"].map(lambda score: "" if pd.isna(score) else f"{score:.3f}")
-    table["trade_date"] = table["trade_date"].dt.date
-    print(
-        "\nRows and quality score per partition "
-        "(zero rows and no score: the market was closed that day)"
-    )
-    print(
-        tabulate(
-            table,
-            headers="keys",
-            tablefmt="github",
-            showindex=False,
-            intfmt=",",
-            disable_numparse=[table.columns.get_loc("score")],
-        )
-    )
+    print("\nTicker-days of the sample days (every sample ticker is watched on each of them)")
+    days = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]
+    print(coverage.day_table(engine, days))
     print("\nRows per table")
     print(
         tabulate(

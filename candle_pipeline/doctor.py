@@ -281,7 +281,6 @@ def _instance_storage_findings(context: Context, yaml_file: Path) -> Iterator[Fi
         yield from _policy_findings(instance)
         yield from _daemon_findings(instance, context.expect_daemon)
         yield from _pool_findings(instance, context.operations)
-        yield from _partition_space_findings(instance)
 
 
 def _policy_findings(instance: dg.DagsterInstance) -> Iterator[Finding]:
@@ -383,15 +382,3 @@ def _pool_findings(
             )
         else:
             yield Finding("pools", OK, f"pool {pool} ({assets}): at most {have} at once")
-
-
-def _partition_space_findings(instance: dg.DagsterInstance) -> Iterator[Finding]:
-    from candle_pipeline.partitions import partition_space_warning  # noqa: PLC0415
-    from candle_pipeline.tickers import registered  # noqa: PLC0415
-
-    tickers = len(registered(instance))
-    warning = partition_space_warning(tickers)
-    if warning:
-        yield Finding("partitions", PROBLEM, warning)
-    else:
-        yield Finding("partitions", OK, f"{tickers} ticker(s): the partition space stays usable")

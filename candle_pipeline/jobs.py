@@ -1,22 +1,16 @@
-"""Partitioned asset jobs: what schedules launch and what a backfill of one kind of asset runs."""
+"""The job schedules and sensors launch: market timings and the market data of a range of days."""
 
 import dagster as dg
 
-from candle_pipeline.partitions import ticker_day_partitions, timing_date_partitions
-from candle_pipeline.runs import PER_TICKER_ASSETS, TIMINGS_ASSET
+from candle_pipeline.partitions import day_partitions
+from candle_pipeline.runs import ALL_ASSETS
 
-market_timings_job = dg.define_asset_job(
-    "market_timings_job",
-    selection=dg.AssetSelection.assets(TIMINGS_ASSET),
-    partitions_def=timing_date_partitions,
-    description="market_timings for a range of calendar days.",
+market_data_job = dg.define_asset_job(
+    "market_data_job",
+    selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    partitions_def=day_partitions,
+    description="market_timings, then raw_quotes -> validated_quotes -> candles, for a range of "
+    "days (run config of market_data: tickers, refetch).",
 )
 
-ticker_days_job = dg.define_asset_job(
-    "ticker_days_job",
-    selection=dg.AssetSelection.assets(*PER_TICKER_ASSETS),
-    partitions_def=ticker_day_partitions,
-    description="raw_quotes -> validated_quotes -> candles for a rectangle of days x tickers.",
-)
-
-JOBS = [market_timings_job, ticker_days_job]
+JOBS = [market_data_job]

@@ -1,84 +1,63 @@
-"""The partitions: calendar days for market timings, and date x ticker for per-ticker assets.
+"""The day partitions every asset shares, and how a backfill splits them into runs.
 
-Keys of per-ticker assets look like `2013-10-07|SPY`; tickers are the dynamic partitions
-named `tickers`.
+One partition per calendar day from CANDLE_PARTITION_START; today's partition exists, so a
+session can be fetched right after its close. A day partition holds every watched ticker's data
+of that day: tickers are rows inside a partition, never a partition dimension.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
-from typing import NamedTuple
+from datetime import date, timedelta
 
 import dagster as dg
 
-from candle_pipeline.settings import TIMINGS_DAYS_AHEAD, USABLE_PARTITION_SPACE, get_settings
-
-TICKERS_PARTITION_NAME = "tickers"
-DATE_DIMENSION = "date"
-TICKER_DIMENSION = "ticker"
-KEY_SEPARATOR = "|"
-
-_settings = get_settings()
-
-# end_offset=1: today's partition exists, so a schedule can fetch a session right after its close.
-trading_date_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.partition_start.isoformat(), end_offset=1
+from candle_pipeline.providers.csv_files import MINUTE_DIR
+from candle_pipeline.settings import (
+    DAILY_BARS_DAYS_PER_RUN,
+    INTRADAY_BARS_DAYS_PER_RUN,
+    Settings,
+    get_settings,
 )
-timing_date_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.timings_start.isoformat(), end_offset=TIMINGS_DAYS_AHEAD
-)
-ticker_partitions = dg.DynamicPartitionsDefinition(name=TICKERS_PARTITION_NAME)
-ticker_day_partitions = dg.MultiPartitionsDefinition(
-    {DATE_DIMENSION: trading_date_partitions, TICKER_DIMENSION: ticker_partitions}
+
+DAILY_INTERVAL = "1d"
+
+day_partitions = dg.DailyPartitionsDefinition(
+    start_date=get_settings().partition_start.isoformat(), end_offset=1
 )
 
 
-class TickerDay(NamedTuple):
-    """One per-ticker partition."""
-
-    trade_date: date
-    ticker: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.trade_date.isoformat()}{KEY_SEPARATOR}{self.ticker}"
-
-
-def ticker_day_backfill_policy() -> dg.BackfillPolicy:
-    """Single runs, or runs of at most CANDLE_BACKFILL_PARTITIONS_PER_RUN ticker-days.
-
-    Either way Dagster first splits a backfill into ranges one key wide in one dimension (one
-    date x many tickers, or one ticker x many dates, whichever is fewer), then chunks each range.
-    """
-    chunk = _settings.backfill_partitions_per_run
-    if chunk is None:
-        return dg.BackfillPolicy.single_run()
-    return dg.BackfillPolicy.multi_run(max_partitions_per_run=chunk)
+def days_per_run(settings: Settings) -> int:
+    """CANDLE_BACKFILL_DAYS_PER_RUN, else a year for sources of daily bars and a few days for
+    sources of minute bars (a csv folder with minute files counts as one)."""
+    if settings.backfill_days_per_run is not None:
+        return settings.backfill_days_per_run
+    daily = {
+        "csv": not (settings.csv_dir / MINUTE_DIR).is_dir(),
+        "yahoo": settings.yahoo_interval == DAILY_INTERVAL,
+        "synthetic": settings.synthetic_interval == DAILY_INTERVAL,
+    }[settings.source]
+    return DAILY_BARS_DAYS_PER_RUN if daily else INTRADAY_BARS_DAYS_PER_RUN
 
 
-def parse_ticker_day(key: str) -> TickerDay:
-    """`2013-10-07|SPY` -> TickerDay(date(2013, 10, 7), 'SPY')."""
-    day, separator, ticker = str(key).partition(KEY_SEPARATOR)
-    if not separator or not ticker:
-        raise ValueError(f"{key!r} is not a date|ticker partition key")
-    return TickerDay(date.fromisoformat(day), ticker)
+def backfill_policy() -> dg.BackfillPolicy:
+    """Runs of at most `days_per_run` consecutive days, every watched ticker of them in each."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run(get_settings()))
 
 
-def parse_ticker_days(keys: Iterable[str]) -> list[TickerDay]:
-    return [parse_ticker_day(key) for key in keys]
+def day_key(day: date) -> str:
+    return day.isoformat()
 
 
-def partition_space_warning(ticker_count: int) -> str | None:
-    """Why `ticker_count` tickers make the per-ticker assets' partition space too large for
-    Dagster to stay usable, or None when they do not."""
-    days = trading_date_partitions.get_num_partitions()
-    space = days * ticker_count
-    if space <= USABLE_PARTITION_SPACE:
-        return None
-    return (
-        f"{ticker_count} tickers x {days} days since {_settings.partition_start} = {space:,} "
-        f"partitions per per-ticker asset, above the ~{USABLE_PARTITION_SPACE:,} up to which the "
-        "UI's partition status and backfill planning stay fast (docs/benchmarks.md): set "
-        "CANDLE_PARTITION_START later or watch fewer tickers"
-    )
+def days_between(first: date, last: date) -> list[date]:
+    """Every calendar day from `first` to `last`, both included."""
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def days_of(window: dg.TimeWindow) -> list[date]:
+    """The days of a run's partition time window (its end is exclusive)."""
+    return days_between(window.start.date(), (window.end - timedelta(days=1)).date())
+
+
+def today() -> date:
+    """The last day partition: today in UTC (a test pins it with `dg.partition_loading_context`)."""
+    return date.fromisoformat(day_partitions.get_last_partition_key())

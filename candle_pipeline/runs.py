@@ -1,48 +1,56 @@
-"""Launching materialisations of partition ranges as Dagster runs recorded in the instance.
+"""Launching work: ranges of day partitions as Dagster runs, from the command line, the sensors
+and the schedules alike.
 
-One run covers a whole date range: one for `market_timings`, and one for the per-ticker assets
-per block of tickers that are contiguous in the `tickers` partition order (usually a single block).
-Runs execute in this process (no multiprocess start-up cost) against the real instance, so the
-Dagster UI shows them like any other run.
+A request is assets x consecutive days x run config (`tickers`, `refetch` of `market_data`); it
+becomes runs of at most `partitions.days_per_run` days each. The command line executes them in
+this process, recorded in the instance (the UI shows them like any other run); sensors and
+schedules hand them to the run queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from candle_pipeline.partitions import (
-    TICKERS_PARTITION_NAME,
-    TickerDay,
-    timing_date_partitions,
-    trading_date_partitions,
-)
+from candle_pipeline.partitions import day_key, day_partitions, days_per_run
 from candle_pipeline.settings import get_settings
 
 TIMINGS_ASSET = "market_timings"
-PER_TICKER_ASSETS = ("raw_quotes", "validated_quotes", "candles")
-ALL_ASSETS = (TIMINGS_ASSET, *PER_TICKER_ASSETS)
+MARKET_DATA_ASSETS = ("raw_quotes", "validated_quotes", "candles")
+ALL_ASSETS = (TIMINGS_ASSET, *MARKET_DATA_ASSETS)
+MARKET_DATA_OP = "market_data"
+# Dagster's documented run tags that make one run cover a range of partitions.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 class RunRequestError(ValueError):
-    """Arguments that cannot become a run: unknown asset or ticker, dates outside the partitions."""
+    """Arguments that cannot become a run: unknown asset, dates outside the partitions."""
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
     assets: tuple[str, ...]
-    first_key: str
-    last_key: str
+    first_day: date
+    last_day: date
     success: bool
     error: str | None
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """Consecutive days one run covers."""
+
+    first: date
+    last: date
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {RANGE_START_TAG: day_key(self.first), RANGE_END_TAG: day_key(self.last)}
 
 
 def validate_selection(select: Sequence[str]) -> tuple[str, ...]:
@@ -56,116 +64,101 @@ def validate_selection(select: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in ALL_ASSETS if name in select)
 
 
-def validate_dates(start: date, end: date, select: Sequence[str] = ALL_ASSETS) -> None:
-    """Refuse reversed ranges and days outside the selected assets' partitions."""
+def validate_dates(start: date, end: date) -> None:
+    """Refuse reversed ranges and days outside the day partitions."""
     if end < start:
         raise RunRequestError(f"the range is reversed: start {start} is after end {end}")
-    if any(name in PER_TICKER_ASSETS for name in select):
-        partitions, what = trading_date_partitions, "the last partition (today)"
-        setting = "CANDLE_PARTITION_START"
-    else:
-        partitions, what = timing_date_partitions, "the last market_timings partition"
-        setting = "CANDLE_TIMINGS_START"
-    first = date.fromisoformat(partitions.get_first_partition_key())
-    last = date.fromisoformat(partitions.get_last_partition_key())
+    first = date.fromisoformat(day_partitions.get_first_partition_key())
+    last = date.fromisoformat(day_partitions.get_last_partition_key())
     if start < first:
-        raise RunRequestError(f"start {start} is before the first partition {first} ({setting})")
-    if end > last:
-        raise RunRequestError(f"end {end} is after {what} {last}")
-
-
-def ticker_blocks(registered: Sequence[str], wanted: Sequence[str]) -> list[list[str]]:
-    """`wanted` split into runs of tickers that are adjacent in `registered` order."""
-    position = {ticker: index for index, ticker in enumerate(registered)}
-    unknown = [ticker for ticker in wanted if ticker not in position]
-    if unknown:
         raise RunRequestError(
-            f"ticker(s) {', '.join(unknown)} are not registered; add them with "
-            "`candle-pipeline tickers add`"
+            f"start {start} is before the first partition {first} (CANDLE_PARTITION_START)"
         )
-    ordered = sorted(set(wanted), key=position.__getitem__)
-    blocks: list[list[str]] = []
-    for ticker in ordered:
-        if blocks and position[blocks[-1][-1]] + 1 == position[ticker]:
-            blocks[-1].append(ticker)
+    if end > last:
+        raise RunRequestError(f"end {end} is after the last partition {last} (today)")
+
+
+def day_ranges(days: Iterable[date], per_run: int | None = None) -> list[DayRange]:
+    """`days` as runs of consecutive days, each at most `per_run` (default: the setting) long."""
+    limit = per_run or days_per_run(get_settings())
+    ranges: list[DayRange] = []
+    for day in sorted(set(days)):
+        last = ranges[-1] if ranges else None
+        if (
+            last is not None
+            and last.last + timedelta(days=1) == day
+            and (day - last.first).days < limit
+        ):
+            ranges[-1] = DayRange(last.first, day)
         else:
-            blocks.append([ticker])
-    return blocks
+            ranges.append(DayRange(day, day))
+    return ranges
+
+
+def run_config(tickers: Sequence[str] = (), refetch: bool = False) -> dict[str, object]:
+    """The run config of `market_data`: every counted ticker unless `tickers` names some."""
+    return {"ops": {MARKET_DATA_OP: {"config": {"tickers": list(tickers), "refetch": refetch}}}}
+
+
+def run_requests(
+    days: Iterable[date],
+    *,
+    key: str,
+    tickers: Sequence[str] = (),
+    refetch: bool = False,
+    tags: dict[str, str] | None = None,
+) -> list[dg.RunRequest]:
+    """Run requests of `jobs.market_data_job` covering `days`; `key` makes their run keys
+    unique."""
+    return [
+        dg.RunRequest(
+            run_key=f"{key}:{day_key(span.first)}:{day_key(span.last)}",
+            run_config=run_config(tickers, refetch),
+            tags={**(tags or {}), **span.tags},
+        )
+        for span in day_ranges(days)
+    ]
 
 
 def materialize(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    tickers: Sequence[str],
     start: date,
     end: date,
     *,
     select: Sequence[str] = ALL_ASSETS,
+    tickers: Sequence[str] = (),
+    refetch: bool = False,
 ) -> list[RunOutcome]:
-    """Materialise `select` for `tickers` x [start, end]; stops at the first failed run."""
+    """Materialise `select` for the days `start`..`end` in this process; stops at the first
+    failed run."""
     assets = validate_selection(select)
-    validate_dates(start, end, assets)
-    per_ticker = tuple(name for name in assets if name in PER_TICKER_ASSETS)
-    blocks = []
-    if per_ticker:
-        if not tickers:
-            raise RunRequestError("name at least one ticker (--tickers)")
-        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        blocks = ticker_blocks(registered, tickers)
-    outcomes = []
-    if TIMINGS_ASSET in assets:
-        outcomes.append(
-            _run(defs, instance, (TIMINGS_ASSET,), _timing_key(start), _timing_key(end))
+    validate_dates(start, end)
+    job = defs.resolve_implicit_global_asset_job_def()
+    config = run_config(tickers, refetch) if set(assets) & set(MARKET_DATA_ASSETS) else {}
+    logging = {"loggers": {"console": {"config": {"log_level": get_settings().log_level}}}}
+    outcomes: list[RunOutcome] = []
+    for span in day_ranges(start + timedelta(days=n) for n in range((end - start).days + 1)):
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=[dg.AssetKey(name) for name in assets],
+            tags=span.tags,
+            run_config={**config, **logging},
+            raise_on_error=False,
         )
-    for block in blocks:
-        if outcomes and not outcomes[-1].success:
-            break
         outcomes.append(
-            _run(
-                defs,
-                instance,
-                per_ticker,
-                TickerDay(start, block[0]).key,
-                TickerDay(end, block[-1]).key,
+            RunOutcome(
+                run_id=result.run_id,
+                assets=assets,
+                first_day=span.first,
+                last_day=span.last,
+                success=result.success,
+                error=None if result.success else failure_message(result.all_events),
             )
         )
+        if not result.success:
+            break
     return outcomes
-
-
-def _timing_key(day: date) -> str:
-    key = day.isoformat()
-    if not timing_date_partitions.has_partition_key(key):
-        raise RunRequestError(f"{day} is outside the market_timings partitions")
-    return key
-
-
-def _run(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    assets: tuple[str, ...],
-    first_key: str,
-    last_key: str,
-) -> RunOutcome:
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=[dg.AssetKey(name) for name in assets],
-        tags=range_tags(first_key, last_key),
-        run_config={"loggers": {"console": {"config": {"log_level": get_settings().log_level}}}},
-        raise_on_error=False,
-    )
-    return RunOutcome(
-        run_id=result.run_id,
-        assets=assets,
-        first_key=first_key,
-        last_key=last_key,
-        success=result.success,
-        error=None if result.success else _failure_message(result),
-    )
-
-
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    return failure_message(result.all_events)
 
 
 def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
@@ -180,55 +173,3 @@ def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
         if error is not None:
             messages.append(f"{event.step_key}: {error.message.strip()}")
     return "\n".join(messages) or "the run failed; see the Dagster UI for its logs"
-
-
-def day_range(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-
-
-def range_tags(first_key: str, last_key: str) -> dict[str, str]:
-    """The tags that make one run cover the partitions from `first_key` to `last_key`."""
-    return {ASSET_PARTITION_RANGE_START_TAG: first_key, ASSET_PARTITION_RANGE_END_TAG: last_key}
-
-
-@dataclass(frozen=True)
-class Rectangle:
-    """Days `start`..`end` x tickers adjacent in registration order: what one run can cover."""
-
-    start: date
-    end: date
-    tickers: tuple[str, ...]
-
-    @property
-    def first_key(self) -> str:
-        return TickerDay(self.start, self.tickers[0]).key
-
-    @property
-    def last_key(self) -> str:
-        return TickerDay(self.end, self.tickers[-1]).key
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return range_tags(self.first_key, self.last_key)
-
-
-def rectangles(
-    tickers_by_day: Mapping[date, Sequence[str]], registered: Sequence[str]
-) -> list[Rectangle]:
-    """Cover exactly the given ticker-days with few runs.
-
-    Consecutive days that need the same tickers share a run; within a day, tickers split into
-    blocks adjacent in registration order (a run's range is a rectangle in that order).
-    """
-    spans: list[tuple[date, date, frozenset[str]]] = []
-    for day in sorted(day for day, tickers in tickers_by_day.items() if tickers):
-        wanted = frozenset(tickers_by_day[day])
-        if spans and spans[-1][2] == wanted and spans[-1][1] + timedelta(days=1) == day:
-            spans[-1] = (spans[-1][0], day, wanted)
-        else:
-            spans.append((day, day, wanted))
-    return [
-        Rectangle(start, end, tuple(block))
-        for start, end, wanted in spans
-        for block in ticker_blocks(registered, sorted(wanted))
-    ]

@@ -29,7 +29,6 @@ ENV_SOURCE = "CANDLE_SOURCE"
 ENV_CSV_DIR = "CANDLE_CSV_DIR"
 ENV_STATE_DIR = "CANDLE_STATE_DIR"
 ENV_PARTITION_START = "CANDLE_PARTITION_START"
-ENV_TIMINGS_START = "CANDLE_TIMINGS_START"
 ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
@@ -37,21 +36,13 @@ ENV_EXCHANGES = "CANDLE_EXCHANGES"
 ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"
-ENV_BACKFILL_PARTITIONS_PER_RUN = "CANDLE_BACKFILL_PARTITIONS_PER_RUN"
+ENV_BACKFILL_DAYS_PER_RUN = "CANDLE_BACKFILL_DAYS_PER_RUN"
 
 KNOWN_SOURCES = ("csv", "yahoo", "synthetic")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
-# First day of the per-ticker daily partitions; the bundled and fixture data start in 2008.
-DEFAULT_PARTITION_START = "2008-01-01"
-# market_timings reaches further back (cheap: one calendar computation for the whole range) and
-# ahead, because exchanges publish their holidays a year or more in advance.
-DEFAULT_TIMINGS_START = "2000-01-01"
-TIMINGS_DAYS_AHEAD = 400
-# Partitions per per-ticker asset (tickers x days) up to which Dagster stays usable on 2 cores:
-# beyond it the UI's partition status takes more than 5 s and every backfill-daemon iteration
-# spends tens of seconds enumerating the partition space (docs/benchmarks.md, section 4).
-USABLE_PARTITION_SPACE = 400_000
+# First day partition of every asset: the history our users keep reaches back to 2000.
+DEFAULT_PARTITION_START = "2000-01-01"
 DEFAULT_EXCHANGE = "XNYS"
 # Console log level of runs launched from the command line; the Dagster UI keeps every event.
 DEFAULT_LOG_LEVEL = "WARNING"
@@ -69,8 +60,10 @@ CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "1d")
 # History a newly watched ticker gets backfilled, unless it names its own history start.
 DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
 MAX_BACKFILL_LOOKBACK_DAYS = 100 * 366
-# How often the new-tickers sensor compares the watch list with the ticker partitions.
+# How often the new-tickers sensor compares the watch list with what it requested.
 NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
+# How often the retry sensor looks for ticker-days whose wait for a retry is over.
+RETRY_SENSOR_INTERVAL_SECONDS = 60
 
 # A warehouse transaction that loses its connection (server restart, network) is run again on a
 # new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
@@ -81,15 +74,15 @@ DB_RETRY_MAX_WAIT_SECONDS = 8.0
 # Rows shown in the "preview" metadata of a materialisation.
 PREVIEW_ROWS = 5
 
-# --- Scale (issue 7) ---
 # Bar interval of the `synthetic` source (made-up bars for benchmarks and load tests only).
 SYNTHETIC_INTERVALS = ("1m", "1d")
 DEFAULT_SYNTHETIC_INTERVAL = "1m"
-# Backfill policy of the per-ticker assets: unset, one run per partition range Dagster plans;
-# a number N, runs of at most N ticker-days each (bounds a run's memory and its retry cost).
-DEFAULT_BACKFILL_PARTITIONS_PER_RUN: int | None = None
-# More ticker-days per run than the S&P 500 over ten years is a typo, not a policy.
-MAX_BACKFILL_PARTITIONS_PER_RUN = 2_000_000
+# Days one backfill run covers, unless CANDLE_BACKFILL_DAYS_PER_RUN says otherwise: a year of
+# daily bars of the S&P 500 is ~130,000 rows, a week of its minute bars ~1.5 million, so the
+# default follows the bar width the configured source delivers (it bounds a run's memory).
+DAILY_BARS_DAYS_PER_RUN = 366
+INTRADAY_BARS_DAYS_PER_RUN = 5
+MAX_BACKFILL_DAYS_PER_RUN = 100 * 366
 # Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
 # the next chunk overlap with the server ingesting the previous one.
 COPY_CHUNK_ROWS = 50_000
@@ -151,7 +144,6 @@ class Settings:
     state_dir: Path
     dagster_home: Path | None
     partition_start: date
-    timings_start: date
     default_exchange: str
     log_level: str = DEFAULT_LOG_LEVEL
     extra_exchanges: tuple[str, ...] = ()
@@ -161,7 +153,7 @@ class Settings:
     yahoo_replay_dir: Path | None = None
     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
     synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
-    backfill_partitions_per_run: int | None = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
+    backfill_days_per_run: int | None = None
 
     @property
     def embedded_database(self) -> bool:
@@ -195,16 +187,8 @@ class Settings:
         partition_start = parse_date(
             _optional(env, ENV_PARTITION_START) or DEFAULT_PARTITION_START, ENV_PARTITION_START
         )
-        timings_start = parse_date(
-            _optional(env, ENV_TIMINGS_START) or DEFAULT_TIMINGS_START, ENV_TIMINGS_START
-        )
         if partition_start > date.today():
             raise SettingsError(f"{ENV_PARTITION_START}={partition_start} is in the future")
-        if timings_start > partition_start:
-            raise SettingsError(
-                f"{ENV_TIMINGS_START}={timings_start} must not be later than "
-                f"{ENV_PARTITION_START}={partition_start}: every ticker-day needs its timings"
-            )
         default_exchange = _exchange(
             _optional(env, ENV_DEFAULT_EXCHANGE) or DEFAULT_EXCHANGE, ENV_DEFAULT_EXCHANGE
         )
@@ -237,13 +221,10 @@ class Settings:
                 f"{ENV_SYNTHETIC_INTERVAL}={synthetic_interval!r}: choose one of "
                 f"{', '.join(SYNTHETIC_INTERVALS)}"
             )
-        partitions_per_run = DEFAULT_BACKFILL_PARTITIONS_PER_RUN
-        if _optional(env, ENV_BACKFILL_PARTITIONS_PER_RUN) is not None:
-            partitions_per_run = _positive_int(
-                env,
-                ENV_BACKFILL_PARTITIONS_PER_RUN,
-                default=1,
-                maximum=MAX_BACKFILL_PARTITIONS_PER_RUN,
+        days_per_run = None
+        if _optional(env, ENV_BACKFILL_DAYS_PER_RUN) is not None:
+            days_per_run = _positive_int(
+                env, ENV_BACKFILL_DAYS_PER_RUN, default=1, maximum=MAX_BACKFILL_DAYS_PER_RUN
             )
 
         return cls(
@@ -254,7 +235,6 @@ class Settings:
             state_dir=state_dir.expanduser().resolve(),
             dagster_home=Path(dagster_home).expanduser().resolve() if dagster_home else None,
             partition_start=partition_start,
-            timings_start=timings_start,
             default_exchange=default_exchange,
             log_level=log_level,
             extra_exchanges=extra_exchanges,
@@ -264,7 +244,7 @@ class Settings:
             yahoo_replay_dir=yahoo_replay_dir,
             requests_per_minute=requests_per_minute,
             synthetic_interval=synthetic_interval,
-            backfill_partitions_per_run=partitions_per_run,
+            backfill_days_per_run=days_per_run,
         )
 
 

@@ -1,21 +1,20 @@
 """`market_timings`: per exchange and calendar day, whether it is open and its session in UTC."""
 
-from datetime import timedelta
-
 import dagster as dg
 import pandas as pd
 
 from candle_pipeline.domain import sessions
-from candle_pipeline.partitions import timing_date_partitions
+from candle_pipeline.partitions import backfill_policy, day_partitions, days_of
 from candle_pipeline.resources.watchlist import WatchlistResource
 
 GROUP = "market_data"
 IO_MANAGER = "warehouse_io_manager"
+MARKET_TIMINGS = dg.AssetKey("market_timings")
 
 
 @dg.asset(
-    partitions_def=timing_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    partitions_def=day_partitions,
+    backfill_policy=backfill_policy(),
     group_name=GROUP,
     io_manager_key=IO_MANAGER,
     kinds={"pandas", "postgres"},
@@ -25,9 +24,8 @@ def market_timings(context: dg.AssetExecutionContext, watchlist: WatchlistResour
 
     Covers every exchange in use: the default, CANDLE_EXCHANGES and the watch list's.
     """
-    window = context.partition_time_window
-    first_day = window.start.date()
-    last_day = (window.end - timedelta(days=1)).date()
+    days = days_of(context.partition_time_window)
+    first_day, last_day = days[0], days[-1]
     mics = watchlist.exchanges_in_use()
     timings = sessions.market_timings(mics, first_day, last_day)
     context.add_output_metadata(

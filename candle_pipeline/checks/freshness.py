@@ -1,4 +1,4 @@
-"""`freshness` on `candles`: the latest due trading day of every ticker has its candles.
+"""`freshness` on `candles`: the latest due session of every active ticker is complete.
 
 A session is due `CANDLE_FRESHNESS_DELAY_MINUTES` after its exchange's regular close (the early
 close on a short day). Besides running after each materialisation of `candles`, the check runs in
@@ -9,18 +9,19 @@ because a stale asset is precisely one that no run touches.
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from candle_pipeline.checks.quality import OFFENDING_KEY, named
 from candle_pipeline.domain.freshness import due_ticker_days, latest_due_sessions
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay
+from candle_pipeline.domain.ticker_days import COMPLETE
 from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     FRESHNESS_CHECK_CRON,
     FRESHNESS_LOOKBACK_DAYS,
     OperationsSettings,
 )
+from candle_pipeline.warehouse.ticker_days import load_states
 
 CANDLES = dg.AssetKey("candles")
 FRESHNESS = "freshness"
@@ -42,29 +43,31 @@ class FreshnessConfig(dg.Config):
     asset=CANDLES,
     name=FRESHNESS,
     description=(
-        "ERROR: every active watched ticker has candles for its exchange's latest session once "
+        "ERROR: every active watched ticker's latest session is complete (candles built) once "
         "that session is due (regular close + CANDLE_FRESHNESS_DELAY_MINUTES)."
     ),
 )
 def candles_freshness(
-    context: dg.AssetCheckExecutionContext,
     config: FreshnessConfig,
+    *,
     watchlist: WatchlistResource,
     quality: QualityResource,
+    warehouse: WarehouseResource,
 ) -> dg.AssetCheckResult:
-    registered = set(context.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME))
-    tickers = [entry.ticker for entry in watchlist.active() if entry.ticker in registered]
+    tickers = [entry.ticker for entry in watchlist.active()]
     exchanges = watchlist.exchanges()
     delay = timedelta(minutes=quality.freshness_delay_minutes)
     due_sessions = latest_due_sessions(
         exchanges.mics_for(tickers), config.moment(), delay, FRESHNESS_LOOKBACK_DAYS
     )
     due = due_ticker_days(tickers, exchanges, due_sessions)
-    keys = {TickerDay(day, ticker).key for day, ticker in due}
-    materialised = context.instance.event_log_storage.get_latest_storage_id_by_partition(
-        CANDLES, DagsterEventType.ASSET_MATERIALIZATION, keys
-    )
-    missing = sorted(keys - set(materialised))
+    days = sorted({day for day, _ in due})
+    states = warehouse.run(lambda conn: load_states(conn, days))
+    done = states[states["status"] == COMPLETE]
+    complete = set(zip(done["trade_date"].dt.date, done["ticker"], strict=True))
+    missing = [
+        f"{ticker} {day.isoformat()}" for day, ticker in due if (day, ticker) not in complete
+    ]
     sessions = {
         mic: f"{session.session_date} (due {session.due_at:%Y-%m-%d %H:%M} UTC)"
         for mic, session in sorted(due_sessions.items())
@@ -73,14 +76,14 @@ def candles_freshness(
         passed=not missing,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(missing)} of {len(keys)} due ticker-day(s) have no candles"
-            if keys
+            f"{len(missing)} of {len(due)} due ticker-day(s) are not complete"
+            if due
             else "no ticker has a due session"
         ),
         metadata={
             "due_sessions": ", ".join(f"{mic}: {text}" for mic, text in sessions.items()),
-            "due_partitions": len(keys),
-            "missing_partitions": len(missing),
+            "due_ticker_days": len(due),
+            "missing_ticker_days": len(missing),
             OFFENDING_KEY: named(missing),
             "delay_minutes": quality.freshness_delay_minutes,
         },

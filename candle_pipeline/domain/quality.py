@@ -169,38 +169,6 @@ def verdict(status: str, score: float | None, threshold: float) -> str:
     return f"quality score {score:.4f} {relation} threshold {threshold}"
 
 
-@dataclass(frozen=True)
-class GateDecision:
-    """Whether a ticker-day may become candles, and why."""
-
-    allowed: bool
-    score: float | None
-    reason: str
-
-
-def gate(
-    ticker_days: Iterable[tuple[date, str]], latest: pd.DataFrame, threshold: float
-) -> dict[tuple[date, str], GateDecision]:
-    """The decision for each ticker-day from its latest stored report (ticker, trade_date,
-    status, score); a ticker-day without a report is not allowed through."""
-    by_key = {
-        (pd.Timestamp(day).date(), ticker): (status, None if pd.isna(score) else float(score))
-        for ticker, day, status, score in latest[
-            ["ticker", "trade_date", "status", "score"]
-        ].itertuples(index=False)
-    }
-    decisions = {}
-    for key in ticker_days:
-        if key not in by_key:
-            decisions[key] = GateDecision(False, None, "no quality report: validate it first")
-            continue
-        status, score = by_key[key]
-        decisions[key] = GateDecision(
-            passes(status, score, threshold), score, verdict(status, score, threshold)
-        )
-    return decisions
-
-
 def validate_quotes(
     raw: pd.DataFrame,
     timings: pd.DataFrame,
@@ -479,17 +447,4 @@ def _partition_quality(row: tuple, rules: QualityRules) -> PartitionQuality:
         validity=validity,
         consistency=consistency,
         score=score,
-    )
-
-
-def flagged_rows(validation: Validation, flag: str, limit: int) -> pd.DataFrame:
-    """The first `limit` rows raising `flag`, with the reference close and the move."""
-    quotes = validation.quotes
-    chosen = quotes[quotes[f"flag_{flag}"]].head(limit)
-    return chosen.loc[
-        :, ["ticker", "trade_date", "ts", "session", *PRICE_COLUMNS, "volume"]
-    ].assign(
-        trade_date=chosen["trade_date"].dt.date,
-        reference=validation.reference[chosen.index],
-        move=validation.moves[chosen.index],
     )

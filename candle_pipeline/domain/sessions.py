@@ -7,7 +7,7 @@ rules of our own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
@@ -133,46 +133,6 @@ class ExchangeDirectory:
 
     def mics_for(self, tickers: Iterable[str]) -> set[str]:
         return {self.mic_for(ticker) for ticker in tickers}
-
-
-@dataclass(frozen=True)
-class FetchPlan:
-    """What to ask a provider for: open days per ticker, and why every other day was skipped."""
-
-    open_days: Mapping[str, Sequence[date]]
-    skipped: Mapping[tuple[date, str], str]
-
-
-def plan_fetches(
-    ticker_days: Iterable[tuple[date, str]],
-    timings: pd.DataFrame,
-    exchanges: ExchangeDirectory,
-) -> FetchPlan:
-    """Split ticker-days into days worth a provider call and closed days that must not cost one."""
-    pairs = sorted(set(ticker_days))
-    index = _timings_index(timings)
-    open_days: dict[str, list[date]] = {}
-    skipped: dict[tuple[date, str], str] = {}
-    for day, ticker in pairs:
-        mic = exchanges.mic_for(ticker)
-        row = index.get((mic, day))
-        if row is None:
-            raise MissingTimingsError(
-                f"no market timings for {mic} on {day}: materialise market_timings for that "
-                "day before fetching quotes"
-            )
-        if row:
-            open_days.setdefault(ticker, []).append(day)
-        else:
-            skipped[(day, ticker)] = f"market closed: {mic} has no session on {day.isoformat()}"
-    return FetchPlan(open_days=open_days, skipped=skipped)
-
-
-def _timings_index(timings: pd.DataFrame) -> dict[tuple[str, date], bool]:
-    session_days = pd.to_datetime(timings["session_date"]).dt.date
-    return dict(
-        zip(zip(timings["mic"], session_days, strict=True), timings["is_open"], strict=True)
-    )
 
 
 def attach_sessions(

@@ -1,7 +1,10 @@
-"""The partition-aware Postgres IO manager for pandas DataFrames.
+"""The Postgres IO manager of the day-partitioned assets, for pandas DataFrames.
 
-Writing replaces exactly the run's partitions of the asset's table in one transaction (COPY);
-loading reads exactly the requested partitions. Tables are looked up by asset name.
+Writing replaces rows key by key (`PartitionedTable.key_columns`): a `market_timings` output
+replaces its days; a per-ticker output replaces exactly the ticker-days present in the frame, so
+the other tickers' rows of the same days stay untouched and a ticker-day a run did not store
+anew keeps its rows. Inside a step's unit of work (`WarehouseResource.unit_of_work`) the write
+joins the step's one transaction. Loading reads every row of the requested days.
 """
 
 from collections.abc import Sequence
@@ -10,41 +13,30 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from candle_pipeline.partitions import KEY_SEPARATOR
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import PREVIEW_ROWS
 from candle_pipeline.warehouse.partition_store import (
-    PartitionValues,
-    load_partitions,
+    KeyValues,
+    load_days,
     replace_partitions,
 )
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
 
 
 class PostgresPartitionIOManager(dg.ConfigurableIOManager):
-    """Stores each asset in its `market` table, one transaction per write."""
+    """Stores each asset in its `market` table."""
 
     warehouse: WarehouseResource
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         spec = _table_for(context.asset_key)
-        partitions = _partition_values(spec, context.asset_partition_keys)
-        written = self.warehouse.run(lambda conn: replace_partitions(conn, spec, partitions, obj))
-        context.add_output_metadata(
-            {
-                "table": dg.MetadataValue.text(spec.table.fullname),
-                "rows_written": dg.MetadataValue.int(written),
-                "partitions_replaced": dg.MetadataValue.int(len(partitions)),
-                "preview": dg.MetadataValue.md(
-                    obj.head(PREVIEW_ROWS).to_markdown(index=False) if written else "(no rows)"
-                ),
-            }
-        )
+        keys = _keys(spec, obj, _days(context.asset_partition_keys))
+        self.warehouse.write(lambda conn: replace_partitions(conn, spec, keys, obj))
+        context.add_output_metadata({"table": dg.MetadataValue.text(spec.table.fullname)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         spec = _table_for(context.asset_key)
-        partitions = _partition_values(spec, context.asset_partition_keys)
-        return self.warehouse.run(lambda conn: load_partitions(conn, spec, partitions))
+        days = _days(context.asset_partition_keys)
+        return self.warehouse.run(lambda conn: load_days(conn, spec, days))
 
 
 def _table_for(asset_key: dg.AssetKey) -> PartitionedTable:
@@ -54,21 +46,23 @@ def _table_for(asset_key: dg.AssetKey) -> PartitionedTable:
     return TABLES[name]
 
 
-def _partition_values(spec: PartitionedTable, keys: Sequence[str]) -> list[PartitionValues]:
-    """Partition keys as column values; dimensions come in name order, as Dagster joins them."""
-    dimensions = sorted(spec.partition_columns)
-    values = []
-    for key in keys:
-        parts = str(key).split(KEY_SEPARATOR)
-        if len(parts) != len(dimensions):
-            raise dg.DagsterInvariantViolationError(
-                f"partition key {key!r} does not have the dimensions {dimensions} of {spec.name}"
-            )
-        by_dimension = dict(zip(dimensions, parts, strict=True))
-        values.append(
-            tuple(
-                date.fromisoformat(by_dimension[dim]) if dim == "date" else by_dimension[dim]
-                for dim in spec.partition_columns
-            )
+def _days(partition_keys: Sequence[str]) -> list[date]:
+    return [date.fromisoformat(key) for key in partition_keys]
+
+
+def _keys(spec: PartitionedTable, frame: pd.DataFrame, days: Sequence[date]) -> list[KeyValues]:
+    """The keys a write replaces: the days themselves, or the ticker-days the frame holds (which
+    must lie in those days)."""
+    if spec.key_columns == (spec.day_column,):
+        return [(day,) for day in days]
+    present = frame.loc[:, list(spec.key_columns)].drop_duplicates()
+    outside = sorted(set(present[spec.day_column].dt.date) - set(days))
+    if outside:
+        raise dg.DagsterInvariantViolationError(
+            f"{spec.name}: rows of {outside[0]}, a day this run does not materialise"
         )
-    return values
+    columns = [
+        present[column].dt.date if column == spec.day_column else present[column]
+        for column in spec.key_columns
+    ]
+    return list(zip(*columns, strict=True))

@@ -31,8 +31,18 @@ class TransientProviderError(ProviderError):
         self.retry_after = retry_after
 
 
-class ProviderUnavailableError(ProviderError):
-    """The circuit breaker is open: the provider failed repeatedly and is not being called."""
+class RetryLaterError(ProviderError):
+    """The provider asked us to wait, or kept failing transiently past the retry policy: worth
+    asking again in `retry_after_seconds`, not before."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ProviderUnavailableError(RetryLaterError):
+    """The circuit breaker is open: the provider failed repeatedly and is not being called until
+    its reset time."""
 
 
 @dataclass(frozen=True)

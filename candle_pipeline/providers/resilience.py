@@ -5,6 +5,10 @@ Every provider request runs as `Resilience.call`: tenacity retries transient fai
 least as long as a Retry-After header asks; other errors fail at once. Around each attempt a
 circuit breaker (pybreaker) counts consecutive transient failures per provider endpoint and, once
 open, refuses calls with a message saying so until its reset time has passed.
+
+A request that stays transient past the policy (or is asked to wait longer than the client waits
+within a run, or meets an open breaker) raises `RetryLaterError` with the wait the service asked
+for: the ticker-day becomes `retry_later` instead of failing the run.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import pybreaker
 import tenacity
 
 from candle_pipeline.providers.base import (
-    ProviderError,
     ProviderUnavailableError,
+    RetryLaterError,
     TransientProviderError,
 )
 
@@ -148,20 +152,24 @@ class Resilience:
         try:
             return retrying(self._through_breaker, request)
         except pybreaker.CircuitBreakerError as error:
-            raise ProviderUnavailableError(self._open_message(what, error)) from None
+            raise ProviderUnavailableError(
+                self._open_message(what, error), self._breaker.reset_timeout
+            ) from None
         except TransientProviderError as error:
             attempts = stats.retries + 1
             if (
                 error.retry_after is not None
                 and error.retry_after > self.policy.max_retry_after_seconds
             ):
-                raise ProviderError(
+                raise RetryLaterError(
                     f"{what}: {error}; {self.provider} asked to wait {error.retry_after:.0f} s "
                     f"(Retry-After), longer than the {self.policy.max_retry_after_seconds:.0f} s "
-                    "this client waits"
+                    "this client waits in a run",
+                    error.retry_after,
                 ) from error
-            raise ProviderError(
-                f"{what}: gave up after {attempts} attempt(s); last error: {error}"
+            raise RetryLaterError(
+                f"{what}: gave up after {attempts} attempt(s); last error: {error}",
+                error.retry_after or self.policy.backoff_max_seconds,
             ) from error
 
     def _through_breaker(self, request: Callable[[], T]) -> T:

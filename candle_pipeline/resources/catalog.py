@@ -44,7 +44,6 @@ def build_resources(
             extra_exchanges=list(settings.extra_exchanges),
         ),
         "quality": QualityResource(
-            warehouse=warehouse,
             quality_threshold=quality.quality_threshold,
             spike_threshold=quality.spike_threshold,
             freshness_delay_minutes=quality.freshness_delay_minutes,

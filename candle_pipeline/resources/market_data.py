@@ -2,20 +2,27 @@
 
 It builds the configured provider with the client's one retry policy, circuit breaker and rate
 limiter (a token bucket per provider whose state lives in the warehouse, so it holds across
-processes), and stamps what the provider returns with source and fetch time.
+processes), and stamps what the provider returns with source and fetch time. A ticker whose
+fetch fails is one failure among the run's tickers, never the end of the run.
 """
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
-from candle_pipeline.domain.bars import raw_quotes, stamp_fetches
+from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
-from candle_pipeline.providers.base import FetchResult, MarketDataProvider
+from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, Failure
+from candle_pipeline.providers.base import (
+    FetchResult,
+    MarketDataProvider,
+    ProviderError,
+    RetryLaterError,
+)
 from candle_pipeline.providers.rate_limit import limiter_for
 from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
@@ -39,12 +46,14 @@ from candle_pipeline.settings import (
 
 @dataclasses.dataclass(frozen=True)
 class Fetched:
-    """What one run fetched: each ticker's result (bars unstamped, with what its requests cost,
-    in the order asked), and all bars and corporate actions stamped, as the tables store them."""
+    """What one run fetched: each ticker's result (bars unstamped, with what its requests cost),
+    all bars and corporate actions stamped as the tables store them, and why each ticker that
+    delivered nothing failed."""
 
-    results: list[FetchResult]
+    results: dict[str, FetchResult]
     bars: pd.DataFrame
     actions: pd.DataFrame
+    failures: dict[str, Failure]
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -107,20 +116,36 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def fetch_all(self, open_days: Mapping[str, Sequence[date]]) -> Fetched:
         """Raw bars and corporate actions of each ticker on its days, in as few requests as the
-        provider allows, stamped with source and each ticker's fetch time."""
-        results: list[FetchResult] = []
+        provider allows, stamped with source and each ticker's fetch time.
+
+        A ticker the provider fails on (after the retry policy) is recorded with the reason and
+        the others go on: `retry_later` when the provider asked us to wait or its circuit
+        breaker is open, `failed` for a refusal or an answer that cannot be stored.
+        """
+        results: dict[str, FetchResult] = {}
         fetched_at: list[datetime] = []
+        failures: dict[str, Failure] = {}
         for ticker, days in open_days.items():
-            results.append(self.provider.fetch_bars(ticker, days))
+            try:
+                results[ticker] = self.provider.fetch_bars(ticker, days)
+            except RetryLaterError as error:
+                wait = timedelta(seconds=error.retry_after_seconds)
+                failures[ticker] = Failure(RETRY_LATER, str(error), datetime.now(UTC) + wait)
+                continue
+            except (ProviderError, BarsError) as error:
+                failures[ticker] = Failure(FAILED, str(error))
+                continue
             fetched_at.append(datetime.now(UTC))
         source = self.provider.name
+        fetched = list(results.values())
         actions = (
-            stamp_fetches([r.actions for r in results], fetched_at, source)
-            if results
+            stamp_fetches([r.actions for r in fetched], fetched_at, source)
+            if fetched
             else empty_actions(STORED_ACTION_COLUMNS)
         )
         return Fetched(
             results=results,
-            bars=raw_quotes([r.bars for r in results], fetched_at, source),
+            bars=raw_quotes([r.bars for r in fetched], fetched_at, source),
             actions=actions,
+            failures=failures,
         )

@@ -1,9 +1,11 @@
-"""The warehouse resource: one SQLAlchemy engine and connection pool per process and database."""
+"""The warehouse resource: one SQLAlchemy engine and connection pool per process and database,
+and units of work that commit everything one step writes in one transaction."""
 
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import dagster as dg
@@ -28,6 +30,10 @@ LOGGER = logging.getLogger(__name__)
 _ENGINES: dict[str, sa.Engine] = {}
 _TABLES_READY: set[str] = set()
 _LOCK = threading.Lock()
+
+Work = Callable[[psycopg.Connection], object]
+# The writes handed to `WarehouseResource.write` inside the open `unit_of_work`, if any.
+_PENDING_WRITES: ContextVar[list[Work] | None] = ContextVar("candle_pending_writes", default=None)
 
 
 def engine_for(database_url: str) -> sa.Engine:
@@ -84,10 +90,33 @@ class WarehouseResource(dg.ConfigurableResource):
         finally:
             pooled.close()
 
-    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """`work(connection)`, retried on a new connection when the database connection is lost.
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """Every `write` made inside the block is committed together when the block ends: one
+        transaction, retried as a whole on a new connection. An exception in the block (a killed
+        step) writes nothing, so a ticker-day is never left half written across tables."""
+        pending: list[Work] = []
+        token = _PENDING_WRITES.set(pending)
+        try:
+            yield
+        finally:
+            _PENDING_WRITES.reset(token)
+        if pending:
+            self.run(lambda conn: [work(conn) for work in pending])
 
-        `work` must be one transaction (all or nothing), so running it again is safe: a server
+    def write(self, work: Work) -> None:
+        """`work(connection)` in the open unit of work, else at once in its own transaction."""
+        pending = _PENDING_WRITES.get()
+        if pending is None:
+            self.run(work)
+        else:
+            pending.append(work)
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work(connection)` in one transaction, retried on a new connection when the database
+        connection is lost.
+
+        Running it again is safe because nothing of a failed attempt was committed: a server
         restart or a dropped connection delays a write instead of failing the run.
         """
         retrying = tenacity.Retrying(
@@ -102,7 +131,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return retrying(self._on_new_connection, work)
 
     def _on_new_connection(self, work: Callable[[psycopg.Connection], T]) -> T:
-        with self.connection() as conn:
+        with self.connection() as conn, conn.transaction():
             return work(conn)
 
 

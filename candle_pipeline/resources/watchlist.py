@@ -50,6 +50,11 @@ class WatchlistResource(dg.ConfigurableResource):
                 watchlist.set_exchange(connection, ticker, mic, SOURCE_PROVIDER)
         return corrections
 
+    def entries(self) -> list[watchlist.WatchedTicker]:
+        """Every ticker ever watched, removed ones included (they count on their past days)."""
+        with self.warehouse.engine.connect() as connection:
+            return watchlist.entries(connection)
+
     def active(self) -> list[watchlist.WatchedTicker]:
         with self.warehouse.engine.connect() as connection:
             return watchlist.entries(connection, active_only=True)

@@ -1,10 +1,11 @@
-"""`quality_alerts_sensor`: one alert per failed check and per failed run, to a Slack webhook.
+"""`quality_alerts_sensor`: one alert per failed check evaluation and per failed run, to a Slack
+webhook.
 
 Each tick reads the instance's new check evaluations and run failures after the cursor (an event
-storage id), so every failure is seen once however often the sensor ticks. A check that keeps
-failing on the same ticker-day(s) is alerted when it starts failing, not again on every re-run or
-re-evaluation; a run that failed only because `candles` blocked bad ticker-days is not
-alerted twice, its failed `quality_score` checks already were.
+storage id), so every failure is seen once however often the sensor ticks. A check evaluation is
+about one day and names its failing ticker-days; a check that keeps failing on the same day
+about the same ticker-days is alerted when it starts failing, not again on every re-run or
+re-evaluation.
 
 Alerts go to CANDLE_ALERT_WEBHOOK_URL (Slack's incoming-webhook JSON) and always to the sensor's
 log; without a URL the log is all. When the webhook refuses an alert, the tick stops there and the
@@ -16,18 +17,11 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
-from candle_pipeline.assets.candles import BLOCKED_KEY
 from candle_pipeline.checks.quality import OFFENDING_KEY, SCORE_KEY
 from candle_pipeline.domain.alerts import Alert, check_alert, run_alert, slack_payload
-from candle_pipeline.partitions import KEY_SEPARATOR, parse_ticker_day
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
-from candle_pipeline.runs import failure_message
+from candle_pipeline.runs import RANGE_END_TAG, RANGE_START_TAG, failure_message
 from candle_pipeline.settings import (
     ALERT_EVENTS_PER_TICK,
     ALERT_SENSOR_INTERVAL_SECONDS,
@@ -38,6 +32,8 @@ WATCHED_EVENTS = {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.RUN_
 DECIDED = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 # How far back a check's history is read to find its previous result.
 HISTORY_DEPTH = 5
+# Dagster's documented tag of a run of one partition.
+PARTITION_TAG = "dagster/partition"
 
 
 @dg.sensor(
@@ -99,33 +95,22 @@ def alert_for(
             f"{evaluation.partition or ''} is still failing; alerted when it started"
         )
         return None
-    ticker, day = _ticker_and_day(evaluation.partition)
     score = evaluation.metadata.get(SCORE_KEY)
     return check_alert(
         asset=evaluation.asset_key.to_user_string(),
         check=evaluation.check_name,
         severity=evaluation.severity.value,
         description=evaluation.description,
-        ticker=ticker,
-        day=day,
+        ticker=None,
+        day=evaluation.partition,
         score=score.value if score is not None else None,
         offending=_subject(evaluation),
         run_url=webhook.run_url(entry.run_id),
     )
 
 
-def _ticker_and_day(partition: str | None) -> tuple[str | None, str | None]:
-    """`2013-10-07|SPY` -> ("SPY", "2013-10-07"); a day partition is just the day."""
-    if partition is None:
-        return None, None
-    if KEY_SEPARATOR not in partition:
-        return None, partition
-    ticker_day = parse_ticker_day(partition)
-    return ticker_day.ticker, ticker_day.trade_date.isoformat()
-
-
 def _subject(evaluation: dg.AssetCheckEvaluation) -> str | None:
-    """The ticker-days a failed run-level check is about (None for a per-ticker-day check)."""
+    """The ticker-days a failed evaluation is about."""
     offending = evaluation.metadata.get(OFFENDING_KEY)
     return offending.value if offending is not None else None
 
@@ -169,9 +154,6 @@ def _run_failure_alert(
         for record in context.instance.all_logs(entry.run_id, of_type=DagsterEventType.STEP_FAILURE)
         if record.dagster_event is not None
     ]
-    if failures and all(_is_quality_gate(failure) for failure in failures):
-        context.log.info(f"run {entry.run_id} failed only on the quality gate; its checks alerted")
-        return None
     return run_alert(
         job=run.job_name,
         partitions=_partitions(run.tags),
@@ -180,14 +162,9 @@ def _run_failure_alert(
     )
 
 
-def _is_quality_gate(failure: dg.DagsterEvent) -> bool:
-    user_failure = failure.step_failure_data.user_failure_data
-    return user_failure is not None and BLOCKED_KEY in (user_failure.metadata or {})
-
-
 def _partitions(tags: dict[str, str]) -> str | None:
-    if ASSET_PARTITION_RANGE_START_TAG in tags:
-        start = tags[ASSET_PARTITION_RANGE_START_TAG]
-        end = tags.get(ASSET_PARTITION_RANGE_END_TAG, start)
+    if RANGE_START_TAG in tags:
+        start = tags[RANGE_START_TAG]
+        end = tags.get(RANGE_END_TAG, start)
         return start if start == end else f"{start} .. {end}"
-    return tags.get(PARTITION_NAME_TAG)
+    return tags.get(PARTITION_TAG)

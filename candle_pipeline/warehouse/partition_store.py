@@ -1,13 +1,15 @@
-"""Partition-exact bulk reads and writes of DataFrames against the warehouse tables.
+"""Key-exact bulk reads and writes of DataFrames against the warehouse tables.
 
-A write replaces exactly the given partitions' rows in one transaction: it takes the table's
-writer lock, deletes those partitions and COPYs the new rows in, in PostgreSQL's binary format
-encoded by NumPy (`binary_copy`) chunk by chunk while a writer thread sends the previous chunk, so
-encoding overlaps with the server's work. Readers see either the old or the new rows of a
-partition, never a mix, and rows of other partitions are never touched.
+A write replaces exactly the rows of the given keys (a day, a ticker-day; `PartitionedTable.
+key_columns`) in one transaction: it takes the table's writer lock, deletes those keys' rows and
+COPYs the new rows in, in PostgreSQL's binary format encoded by NumPy (`binary_copy`) chunk by
+chunk while a writer thread sends the previous chunk, so encoding overlaps with the server's work.
+Readers see either the old or the new rows of a key, never a mix, and rows of other keys are never
+touched. Inside a caller's transaction the write is a savepoint of it.
 
-A read COPYs the partitions' rows out as CSV, with timestamps and dates as integers, and parses
-them with pandas' C reader: no Python object per value.
+A read COPYs the rows of some keys, or of some days, out as CSV, with timestamps and dates as
+integers, and parses them with pandas' C reader: no Python object per value, and every double
+read back bit for bit as it was stored.
 """
 
 from __future__ import annotations
@@ -27,30 +29,33 @@ from candle_pipeline.settings import COPY_CHUNK_ROWS
 from candle_pipeline.warehouse import binary_copy
 from candle_pipeline.warehouse.tables import PartitionedTable
 
-PartitionValues = tuple[date | str, ...]
+KeyValues = tuple[date | str, ...]
 
 
 class PartitionWriteError(ValueError):
-    """A frame that does not fit the partitions it is written for; nothing was written."""
+    """A frame that does not fit the keys it is written for; nothing was written."""
 
 
 def replace_partitions(
     conn: psycopg.Connection,
     spec: PartitionedTable,
-    partitions: Sequence[PartitionValues],
+    keys: Sequence[KeyValues],
     frame: pd.DataFrame,
 ) -> int:
-    """Replace the rows of `partitions` in `spec`'s table by `frame`; returns rows written."""
+    """Replace the rows of `keys` (values of `spec.key_columns`) by `frame`; returns the rows
+    written."""
     rows = _conform(spec, frame)
-    _check_rows_inside(spec, partitions, rows)
+    _check_rows_inside(spec, keys, rows)
     table = qualified(spec.table)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{spec.table.fullname}",))
         conn.execute(
             sql.SQL("DELETE FROM {table} AS t USING {keys} WHERE {match}").format(
-                table=table, keys=_keys_relation(spec), match=_key_match(spec)
+                table=table,
+                keys=_keys_relation(spec, spec.key_columns),
+                match=_key_match(spec.key_columns),
             ),
-            _key_arrays(spec, partitions),
+            _key_arrays(spec.key_columns, keys),
         )
         copy_statement = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT binary)").format(
             table=table, columns=sql.SQL(", ").join(map(sql.Identifier, spec.columns))
@@ -69,9 +74,26 @@ def replace_partitions(
 
 
 def load_partitions(
-    conn: psycopg.Connection, spec: PartitionedTable, partitions: Sequence[PartitionValues]
+    conn: psycopg.Connection, spec: PartitionedTable, keys: Sequence[KeyValues]
 ) -> pd.DataFrame:
-    """The rows of `partitions`, in primary-key order, typed as the writers produce them."""
+    """The rows of `keys` (values of `spec.key_columns`), in primary-key order, typed as the
+    writers produce them."""
+    return _load(conn, spec, spec.key_columns, keys)
+
+
+def load_days(
+    conn: psycopg.Connection, spec: PartitionedTable, days: Sequence[date]
+) -> pd.DataFrame:
+    """Every row of `days` (by `spec.day_column`), in primary-key order."""
+    return _load(conn, spec, (spec.day_column,), [(day,) for day in days])
+
+
+def _load(
+    conn: psycopg.Connection,
+    spec: PartitionedTable,
+    columns: tuple[str, ...],
+    keys: Sequence[KeyValues],
+) -> pd.DataFrame:
     query = sql.SQL(
         "COPY (SELECT {columns} FROM {table} AS t JOIN {keys} ON {match} ORDER BY {order}) "
         "TO STDOUT (FORMAT csv)"
@@ -79,15 +101,14 @@ def load_partitions(
     statement = query.format(
         columns=sql.SQL(", ").join(_export_expression(column) for column in spec.table.columns),
         table=qualified(spec.table),
-        keys=_keys_relation(spec),
-        match=_key_match(spec),
+        keys=_keys_relation(spec, columns),
+        match=_key_match(columns),
         order=sql.SQL(", ").join(sql.Identifier("t", name) for name in spec.order_by),
     )
     buffer = io.BytesIO()
-    with conn.cursor() as cursor, cursor.copy(statement, _key_arrays(spec, partitions)) as copy:
+    with conn.cursor() as cursor, cursor.copy(statement, _key_arrays(columns, keys)) as copy:
         for data in copy:
             buffer.write(data)
-    conn.commit()
     buffer.seek(0)
     return _parse_export(spec, buffer)
 
@@ -97,33 +118,30 @@ def qualified(table: sa.Table) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
 
 
-def _key_names(spec: PartitionedTable) -> list[str]:
-    return [f"k{position}" for position in range(len(spec.partition_columns))]
+def _key_names(columns: tuple[str, ...]) -> list[str]:
+    return [f"k{position}" for position in range(len(columns))]
 
 
-def _keys_relation(spec: PartitionedTable) -> sql.Composed:
-    arrays = [
-        sql.SQL("%s::{}[]").format(sql.SQL(_sql_type(spec, column)))
-        for column in spec.partition_columns.values()
-    ]
+def _keys_relation(spec: PartitionedTable, columns: tuple[str, ...]) -> sql.Composed:
+    arrays = [sql.SQL("%s::{}[]").format(sql.SQL(_sql_type(spec, column))) for column in columns]
     return sql.SQL("unnest({arrays}) AS k({names})").format(
         arrays=sql.SQL(", ").join(arrays),
-        names=sql.SQL(", ").join(map(sql.Identifier, _key_names(spec))),
+        names=sql.SQL(", ").join(map(sql.Identifier, _key_names(columns))),
     )
 
 
-def _key_match(spec: PartitionedTable) -> sql.Composed:
+def _key_match(columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(" AND ").join(
         sql.SQL("{} = {}").format(sql.Identifier("t", column), sql.Identifier("k", key))
-        for column, key in zip(spec.partition_columns.values(), _key_names(spec), strict=True)
+        for column, key in zip(columns, _key_names(columns), strict=True)
     )
 
 
-def _key_arrays(spec: PartitionedTable, partitions: Sequence[PartitionValues]) -> list[list]:
-    width = len(spec.partition_columns)
-    if any(len(values) != width for values in partitions):
-        raise PartitionWriteError(f"{spec.name}: each partition needs {width} value(s)")
-    return [[values[position] for values in partitions] for position in range(width)]
+def _key_arrays(columns: tuple[str, ...], keys: Sequence[KeyValues]) -> list[list]:
+    width = len(columns)
+    if any(len(values) != width for values in keys):
+        raise PartitionWriteError(f"each key needs {width} value(s): {', '.join(columns)}")
+    return [[values[position] for values in keys] for position in range(width)]
 
 
 def _sql_type(spec: PartitionedTable, column: str) -> str:
@@ -143,19 +161,19 @@ def _conform(spec: PartitionedTable, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_rows_inside(
-    spec: PartitionedTable, partitions: Sequence[PartitionValues], rows: pd.DataFrame
+    spec: PartitionedTable, keys: Sequence[KeyValues], rows: pd.DataFrame
 ) -> None:
-    """Refuse rows that belong to partitions other than those being replaced."""
+    """Refuse rows that belong to keys other than those being replaced."""
     if rows.empty:
         return
-    columns = list(spec.partition_columns.values())
+    columns = list(spec.key_columns)
     present = _comparable(spec, rows[columns].drop_duplicates())
-    allowed = _comparable(spec, pd.DataFrame(list(partitions), columns=columns))
+    allowed = _comparable(spec, pd.DataFrame(list(keys), columns=columns))
     outside = ~pd.MultiIndex.from_frame(present).isin(pd.MultiIndex.from_frame(allowed))
     if outside.any():
         example = tuple(present[outside].iloc[0])
         raise PartitionWriteError(
-            f"{spec.name}: rows of {int(outside.sum())} partition(s) outside those being "
+            f"{spec.name}: rows of {int(outside.sum())} key(s) outside those being "
             f"written, e.g. {example}; nothing was written"
         )
 
@@ -192,7 +210,12 @@ def _parse_export(spec: PartitionedTable, buffer: io.BytesIO) -> pd.DataFrame:
             read_types[column.name] = "float64"
         else:
             read_types[column.name] = "int64"
-    numeric = [name for name, kind in read_types.items() if kind is not object]
+    # Empty fields are NULLs, except in text columns that cannot be NULL (an empty text).
+    nullable = [
+        column.name
+        for column in spec.table.columns
+        if read_types[column.name] is not object or column.nullable
+    ]
     if buffer.getbuffer().nbytes:
         frame = pd.read_csv(
             buffer,
@@ -200,7 +223,10 @@ def _parse_export(spec: PartitionedTable, buffer: io.BytesIO) -> pd.DataFrame:
             names=spec.columns,
             dtype=read_types,
             keep_default_na=False,
-            na_values={name: [""] for name in numeric},
+            na_values={name: [""] for name in nullable},
+            # PostgreSQL prints the shortest text that reads back to the same double; pandas'
+            # default fast parser can miss it by one unit in the last place.
+            float_precision="round_trip",
         )
     else:
         frame = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in read_types.items()})

@@ -1,14 +1,14 @@
 """The quality reports of ticker-days, and the previous close each validation starts from.
 
-Reports are kept per run (history); the latest report of a ticker-day decides whether its candles
-may be built. Writes replace exactly the run's rows, through the same COPY path as the tables of
-the assets.
+Reports are kept per run (history): one row per ticker-day a run scored, with every component of
+the score and what each rule found. Writes replace exactly the run's rows, through the same COPY
+path as the tables of the assets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
 import pandas as pd
 import psycopg
@@ -23,9 +23,7 @@ from candle_pipeline.settings import PREVIOUS_CLOSE_LOOKBACK_DAYS
 from candle_pipeline.warehouse.partition_store import qualified, replace_partitions
 from candle_pipeline.warehouse.tables import PartitionedTable, quality_reports, validated_quotes
 
-REPORTS = PartitionedTable(
-    quality_reports, {"date": "trade_date", "ticker": "ticker", "run": "run_id"}
-)
+REPORTS = PartitionedTable(quality_reports, ("trade_date", "ticker", "run_id"), "trade_date")
 
 
 def report_rows(
@@ -72,44 +70,23 @@ def write_reports(
     return replace_partitions(conn, REPORTS, keys, rows)
 
 
-def latest_reports(
-    conn: psycopg.Connection, ticker_days: Sequence[tuple[date, str]]
-) -> pd.DataFrame:
-    """The latest report of each of `ticker_days` that has one (REPORTS columns)."""
-    table = qualified(quality_reports)
-    query = sql.SQL(
-        "SELECT DISTINCT ON (t.ticker, t.trade_date) {columns} FROM {table} AS t "
-        "JOIN unnest(%s::date[], %s::text[]) AS k(trade_date, ticker) "
-        "ON t.trade_date = k.trade_date AND t.ticker = k.ticker "
-        "ORDER BY t.ticker, t.trade_date, t.evaluated_at DESC"
-    ).format(
-        columns=sql.SQL(", ").join(sql.Identifier("t", name) for name in REPORTS.columns),
-        table=table,
-    )
-    with conn.cursor() as cursor:
-        cursor.execute(query, ([day for day, _ in ticker_days], [t for _, t in ticker_days]))
-        records = cursor.fetchall()
-    conn.commit()
-    frame = pd.DataFrame.from_records(records, columns=REPORTS.columns)
-    return frame.assign(trade_date=pd.to_datetime(frame["trade_date"]).astype("datetime64[ns]"))
+def previous_closes(conn: psycopg.Connection, firsts: Mapping[str, date]) -> pd.DataFrame:
+    """Each ticker's last valid close in the days just before its first day in `firsts`
+    (PREVIOUS_CLOSE_COLUMNS).
 
-
-def previous_closes(conn: psycopg.Connection, tickers: Sequence[str], before: date) -> pd.DataFrame:
-    """Each ticker's last valid close in the days just before `before` (PREVIOUS_CLOSE_COLUMNS).
-
-    Tickers without a valid bar in the last PREVIOUS_CLOSE_LOOKBACK_DAYS days are left out.
+    Tickers without a valid bar in the PREVIOUS_CLOSE_LOOKBACK_DAYS days before are left out.
     """
     table = qualified(validated_quotes)
     query = sql.SQL(
-        "SELECT t.ticker, last.trade_date, last.close FROM unnest(%s::text[]) AS t(ticker) "
+        "SELECT t.ticker, last.trade_date, last.close "
+        "FROM unnest(%s::text[], %s::date[]) AS t(ticker, before) "
         "CROSS JOIN LATERAL (SELECT v.trade_date, v.close FROM {table} AS v "
-        "WHERE v.ticker = t.ticker AND v.trade_date < %s AND v.trade_date >= %s AND v.is_valid "
+        "WHERE v.ticker = t.ticker AND v.trade_date < t.before "
+        "AND v.trade_date >= t.before - %s AND v.is_valid "
         "ORDER BY v.trade_date DESC, v.ts DESC LIMIT 1) AS last"
     ).format(table=table)
-    earliest = before - timedelta(days=PREVIOUS_CLOSE_LOOKBACK_DAYS)
     with conn.cursor() as cursor:
-        cursor.execute(query, (list(tickers), before, earliest))
+        cursor.execute(query, (list(firsts), list(firsts.values()), PREVIOUS_CLOSE_LOOKBACK_DAYS))
         records = cursor.fetchall()
-    conn.commit()
     frame = pd.DataFrame.from_records(records, columns=list(PREVIOUS_CLOSE_COLUMNS))
     return frame.astype({"ticker": object, "trade_date": "datetime64[ns]", "close": "float64"})

@@ -1,7 +1,8 @@
-"""The warehouse tables in schema `market`, their keys, and how Dagster partitions map onto them.
+"""The warehouse tables in schema `market`, their keys, and how Dagster's day partitions map
+onto them.
 
 Tables are created by `create_tables` (idempotent), never by hand. Primary keys make duplicate
-bars impossible; each table names the columns that hold its Dagster partition.
+bars impossible; each table names the columns a write replaces and the column of its day.
 """
 
 from __future__ import annotations
@@ -90,8 +91,6 @@ candles = sa.Table(
     sa.Index("candles_by_partition", "ticker", "trade_date"),
 )
 
-# --- Market-data client (issue 3) ---
-
 corporate_actions = sa.Table(
     "corporate_actions",
     metadata,
@@ -125,7 +124,10 @@ watchlist = sa.Table(
     # The provider's own name of the exchange, as its last answer gave it (Yahoo's NMS, NYQ, ...).
     sa.Column("provider_exchange", sa.Text),
     sa.Column("active", sa.Boolean, nullable=False),
+    # The ticker counts in the day partitions from this day (given, or the lookback when added)...
     sa.Column("history_start", sa.Date),
+    # ... until the day before it was removed from the watch list (NULL: still watched).
+    sa.Column("removed_on", sa.Date),
     sa.Column("name", sa.Text),
     sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -133,10 +135,12 @@ watchlist = sa.Table(
 
 @dataclass(frozen=True)
 class PartitionedTable:
-    """A table and the columns that hold each Dagster partition dimension (`date`, `ticker`)."""
+    """A table, the columns whose values name the rows one write replaces (a day, a ticker-day),
+    and the column that places a row in a day partition."""
 
     table: sa.Table
-    partition_columns: Mapping[str, str]
+    key_columns: tuple[str, ...]
+    day_column: str
 
     @property
     def name(self) -> str:
@@ -151,18 +155,16 @@ class PartitionedTable:
         return [column.name for column in self.table.primary_key.columns]
 
 
-TICKER_DAY_COLUMNS = {"date": "trade_date", "ticker": "ticker"}
+TICKER_DAY_KEY = ("trade_date", "ticker")
 
 # Warehouse tables by the name of the asset stored in them.
 TABLES: Mapping[str, PartitionedTable] = {
-    "market_timings": PartitionedTable(market_timings, {"date": "session_date"}),
-    "raw_quotes": PartitionedTable(raw_quotes, TICKER_DAY_COLUMNS),
-    "validated_quotes": PartitionedTable(validated_quotes, TICKER_DAY_COLUMNS),
-    "candles": PartitionedTable(candles, TICKER_DAY_COLUMNS),
-    # Written by `raw_quotes` next to the bars, for the same ticker-days (ex-date = the day).
-    "corporate_actions": PartitionedTable(
-        corporate_actions, {"date": "ex_date", "ticker": "ticker"}
-    ),
+    "market_timings": PartitionedTable(market_timings, ("session_date",), "session_date"),
+    "raw_quotes": PartitionedTable(raw_quotes, TICKER_DAY_KEY, "trade_date"),
+    "validated_quotes": PartitionedTable(validated_quotes, TICKER_DAY_KEY, "trade_date"),
+    "candles": PartitionedTable(candles, TICKER_DAY_KEY, "trade_date"),
+    # Written next to the bars, for the same ticker-days (ex-date = the day).
+    "corporate_actions": PartitionedTable(corporate_actions, ("ex_date", "ticker"), "ex_date"),
 }
 
 
@@ -204,8 +206,6 @@ def _add_missing_columns(connection: sa.Connection) -> None:
             )
 
 
-# --- Data quality (issue 4) ---
-
 # One row per ticker-day and run of `validated_quotes`: the score, its components and what the
 # rules found. `candles` reads the latest row of each ticker-day to decide whether it may be built.
 quality_reports = sa.Table(
@@ -233,3 +233,31 @@ quality_reports = sa.Table(
     *[sa.Column(f"{name}_rows", sa.Integer, nullable=False) for name in FLAG_NAMES],
     sa.Index("quality_reports_latest", "ticker", "trade_date", "evaluated_at"),
 )
+
+
+# Per ticker and calendar day of its watch: where its data stands. The work queue of the day
+# partitions: a run fetches the ticker-days that are not `complete` (or `closed`), and the retry
+# sensor the `retry_later` ones whose `retry_after` has passed.
+ticker_days = sa.Table(
+    "ticker_days",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("trade_date", sa.Date, primary_key=True),
+    # The exchange the ticker-day was judged on; data judged on another calendar is redone.
+    sa.Column("exchange", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    # Provider fetches of this ticker-day so far.
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("retry_after", sa.DateTime(timezone=True)),
+    sa.Column("quality_score", sa.Float(precision=53)),
+    # Raw rows stored for the ticker-day.
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("fetched_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Index("ticker_days_by_day", "trade_date"),
+    sa.Index("ticker_days_due", "status", "retry_after"),
+)
+TICKER_DAYS = PartitionedTable(ticker_days, TICKER_DAY_KEY, "trade_date")

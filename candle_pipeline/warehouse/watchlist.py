@@ -1,4 +1,5 @@
-"""The watch list in `market.watchlist`: which tickers we follow, on which exchange, since when."""
+"""The watch list in `market.watchlist`: which tickers we follow, on which exchange, from which
+day and until when (a removed ticker keeps its past days and stops counting from its removal)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from candle_pipeline.domain.exchanges import SOURCE_DEFAULT, SOURCE_PROVIDER, resolve_mic
 from candle_pipeline.domain.sessions import ExchangeDirectory
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_ticker
+from candle_pipeline.domain.ticker_days import WATCH_COLUMNS
 from candle_pipeline.warehouse.tables import watchlist
 
 
@@ -24,6 +26,7 @@ class WatchedTicker:
     provider_exchange: str | None
     active: bool
     history_start: date | None
+    removed_on: date | None
     name: str | None
     added_at: datetime
 
@@ -36,17 +39,23 @@ class NewTicker:
     exchange: str | None = None
     history_start: date | None = None
     name: str | None = None
-    # False: kept for its history only (the bundled sample); never scheduled or backfilled.
+    # False: kept for its history only (the bundled sample), counted until `removed_on`.
     active: bool = True
+    removed_on: date | None = None
 
 
 def add(
-    connection: sa.Connection, tickers: Sequence[NewTicker], default_exchange: str
+    connection: sa.Connection,
+    tickers: Sequence[NewTicker],
+    default_exchange: str,
+    default_history_start: date,
 ) -> list[str]:
     """Add or re-activate `tickers` in one statement; returns their canonical spellings.
 
     Every spelling and exchange is validated before anything is written: one bad entry refuses
-    the whole batch, naming it.
+    the whole batch, naming it. A ticker without a history start gets `default_history_start`;
+    a ticker already on the list keeps the earlier of its two history starts (an earlier one
+    extends its history) and, once active again, is no longer removed.
     """
     now = datetime.now(UTC)
     rows: dict[str, dict[str, object]] = {}
@@ -58,7 +67,8 @@ def add(
             "exchange": mic,
             "exchange_source": source,
             "active": entry.active,
-            "history_start": entry.history_start,
+            "history_start": entry.history_start or default_history_start,
+            "removed_on": None if entry.active else entry.removed_on,
             "name": entry.name,
             "added_at": now,
         }
@@ -71,8 +81,12 @@ def add(
             "exchange": statement.excluded.exchange,
             "exchange_source": statement.excluded.exchange_source,
             "active": sa.or_(watchlist.c.active, statement.excluded.active),
-            "history_start": sa.func.coalesce(
+            "history_start": sa.func.least(
                 statement.excluded.history_start, watchlist.c.history_start
+            ),
+            "removed_on": sa.case(
+                (sa.or_(watchlist.c.active, statement.excluded.active), None),
+                else_=sa.func.coalesce(statement.excluded.removed_on, watchlist.c.removed_on),
             ),
             "name": sa.func.coalesce(statement.excluded.name, watchlist.c.name),
             # A re-activated ticker counts as newly added: its history is requested again.
@@ -85,13 +99,14 @@ def add(
     return list(rows)
 
 
-def deactivate(connection: sa.Connection, tickers: Sequence[str]) -> list[str]:
-    """Stop scheduling `tickers`; their rows and data stay. Returns those that were active."""
+def deactivate(connection: sa.Connection, tickers: Sequence[str], on: date) -> list[str]:
+    """Stop watching `tickers` from `on`: their earlier days and all their rows stay. Returns
+    those that were active."""
     canonical = [normalize_ticker(ticker) for ticker in tickers]
     result = connection.execute(
         sa.update(watchlist)
         .where(watchlist.c.ticker.in_(canonical), watchlist.c.active)
-        .values(active=False)
+        .values(active=False, removed_on=on)
         .returning(watchlist.c.ticker)
     )
     return [row.ticker for row in result]
@@ -164,3 +179,34 @@ def read_sp500(path: str, history_start: date | None = None) -> list[NewTicker]:
         NewTicker(ticker=symbol, history_start=history_start, name=name)
         for symbol, name in zip(frame["Symbol"], names, strict=True)
     ]
+
+
+def watch_frame(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
+    """The entries as a frame of `ticker_days.WATCH_COLUMNS`: who counts on which days."""
+    return pd.DataFrame(
+        {
+            "ticker": [entry.ticker for entry in entries],
+            "exchange": [entry.exchange for entry in entries],
+            "history_start": [entry.history_start for entry in entries],
+            "removed_on": [entry.removed_on for entry in entries],
+        },
+        columns=list(WATCH_COLUMNS),
+    )
+
+
+def listing(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
+    """The watch list as a table to print."""
+    return pd.DataFrame(
+        [
+            {
+                "ticker": entry.ticker,
+                "exchange": entry.exchange,
+                "active": entry.active,
+                "history_start": entry.history_start or "",
+                "removed_on": entry.removed_on or "",
+                "added_at": entry.added_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for entry in entries
+        ],
+        columns=["ticker", "exchange", "active", "history_start", "removed_on", "added_at"],
+    )

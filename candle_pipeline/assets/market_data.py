@@ -1,0 +1,368 @@
+"""`market_data`: one step that completes day partitions of `raw_quotes`, `validated_quotes` and
+`candles` for every ticker the watch list counts on those days.
+
+Materialising a day completes it: the step asks the provider only for the ticker-days that are
+not complete (`market.ticker_days`), validates, scores and gates them and builds the candles of
+those that pass, all in memory; everything it writes (the three tables, corporate actions,
+quality reports and the ticker-days' states) commits in one transaction. A ticker the provider
+fails on is recorded `failed` or `retry_later` and the others are stored; a ticker-day scoring
+below the threshold is recorded `blocked` and gets no candles.
+
+The three assets can be selected on their own from the top of the chain down: all three fetch;
+`validated_quotes` and `candles` validate the stored raw quotes again (after a change of the
+rules); `candles` alone rebuilds candles from the stored validated quotes.
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
+from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
+from candle_pipeline.checks.quality import CHECK_SPECS, SCORE_KEY, day_evaluations
+from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.processing import Processed, process, rebuild
+from candle_pipeline.domain.quality import Validation
+from candle_pipeline.domain.ticker_days import (
+    FETCH,
+    MARK_CLOSED,
+    SETTLED,
+    STATUSES,
+    WAITING,
+    Outcome,
+    WorkPlan,
+    day_summary,
+    expected_ticker_days,
+    final_states,
+    plan_work,
+    settle,
+)
+from candle_pipeline.partitions import backfill_policy, day_key, day_partitions, days_of
+from candle_pipeline.providers.yahoo import DROP_REASONS
+from candle_pipeline.resources.market_data import Fetched, MarketDataResource
+from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
+from candle_pipeline.warehouse import quality_reports
+from candle_pipeline.warehouse.partition_store import load_days, load_partitions, replace_partitions
+from candle_pipeline.warehouse.tables import TABLES
+from candle_pipeline.warehouse.ticker_days import load_states, write_states
+from candle_pipeline.warehouse.watchlist import watch_frame
+
+RAW_QUOTES = dg.AssetKey("raw_quotes")
+VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
+CANDLES = dg.AssetKey("candles")
+CHAIN = (RAW_QUOTES, VALIDATED_QUOTES, CANDLES)
+KINDS = {"pandas", "postgres"}
+
+
+class MarketDataConfig(dg.Config):
+    """Which ticker-days of the run's days to work on (the launchpad shows both)."""
+
+    tickers: list[str] = Field(
+        default_factory=list,
+        description="Only these watched tickers (default: every ticker the watch list counts).",
+    )
+    refetch: bool = Field(
+        default=False,
+        description="Ask the provider again for complete ticker-days too, and replace them.",
+    )
+
+
+def _out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        dagster_type=dagster_type,
+        is_required=False,
+        io_manager_key=IO_MANAGER,
+        group_name=GROUP,
+        kinds=KINDS,
+        description=description,
+    )
+
+
+@dg.multi_asset(
+    name="market_data",
+    outs={
+        "raw_quotes": _out(
+            RAW_QUOTES_TYPE,
+            "Bars exactly as the provider returned them (pre/post-market included), with "
+            "`source` and `fetched_at`.",
+        ),
+        "validated_quotes": _out(
+            VALIDATED_QUOTES_TYPE,
+            "Every raw bar tagged regular/pre/post/outside, one flag per quality rule and "
+            "`is_valid`.",
+        ),
+        "candles": _out(
+            CANDLES_TYPE,
+            "5m, 15m, 30m, 1h and 1d OHLCV of the valid regular-session bars of ticker-days "
+            "that passed the quality gate.",
+        ),
+    },
+    ins={"market_timings": dg.AssetIn(key=MARKET_TIMINGS)},
+    internal_asset_deps={
+        "raw_quotes": {MARKET_TIMINGS},
+        "validated_quotes": {RAW_QUOTES, MARKET_TIMINGS},
+        "candles": {VALIDATED_QUOTES, MARKET_TIMINGS},
+    },
+    check_specs=CHECK_SPECS,
+    partitions_def=day_partitions,
+    backfill_policy=backfill_policy(),
+    can_subset=True,
+    pool=MARKET_API_POOL,
+)
+def market_data(
+    context: dg.AssetExecutionContext,
+    config: MarketDataConfig,
+    market_timings: pd.DataFrame,
+    *,
+    market_data: MarketDataResource,
+    watchlist: WatchlistResource,
+    quality: QualityResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+    """Raw quotes -> validated quotes -> candles of the run's days, for the ticker-days that need
+    it, in one step and one transaction."""
+    start = _first_selected(context.selected_asset_keys)
+    days = days_of(context.partition_time_window)
+    now = datetime.now(UTC)
+    entries = watchlist.entries()
+    expected = expected_ticker_days(
+        watch_frame(entries), days, _named_tickers(config, [e.ticker for e in entries], days)
+    )
+    states = warehouse.run(lambda conn: load_states(conn, days))
+    # Processing stored rows again covers every open ticker-day, complete or not.
+    refetch = config.refetch or start != RAW_QUOTES
+    plan = plan_work(expected, market_timings, states, now, refetch=refetch)
+    exchanges = watchlist.exchanges()
+    rules = quality.rules()
+    fetched = None
+    if start == RAW_QUOTES:
+        fetched = market_data.fetch_all(plan.to_fetch())
+        raw = fetched.bars
+        processed = process(
+            raw,
+            market_timings,
+            exchanges,
+            rules,
+            CANDLE_INTERVALS,
+            actions=_actions(warehouse, fetched, days),
+            previous_closes=_previous_closes(warehouse, raw),
+        )
+        outcome = Outcome(processed.stored, fetched.failures, True, market_data.source)
+    elif start == VALIDATED_QUOTES:
+        raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
+        processed = process(
+            raw,
+            market_timings,
+            exchanges,
+            rules,
+            CANDLE_INTERVALS,
+            actions=warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days)),
+            previous_closes=_previous_closes(warehouse, raw),
+        )
+        outcome = Outcome(processed.stored, {}, False, market_data.source)
+    else:
+        validated = _stored(warehouse, "validated_quotes", plan)
+        reference = pd.Series(float("nan"), index=validated.index)
+        processed = rebuild(
+            Validation(validated, reference), market_timings, exchanges, rules, CANDLE_INTERVALS
+        )
+        raw = validated.iloc[0:0]
+        outcome = Outcome(processed.stored, {}, False, market_data.source)
+
+    new_states = settle(plan, outcome, context.run.run_id, now)
+    final = final_states(plan, new_states)
+    outputs = {
+        RAW_QUOTES: raw,
+        VALIDATED_QUOTES: processed.validation.quotes,
+        CANDLES: processed.candles,
+    }
+    _add_day_metadata(context, days, final, outputs)
+    _log_plan(context, plan, fetched)
+
+    with warehouse.unit_of_work():
+        for key in CHAIN[CHAIN.index(start) :]:
+            yield dg.Output(
+                outputs[key],
+                output_name=key.path[-1],
+                metadata=_run_metadata(market_data, fetched) if key == RAW_QUOTES else {},
+            )
+        _write_side_tables(
+            warehouse,
+            run_id=context.run.run_id,
+            now=now,
+            quality=quality,
+            processed=processed,
+            fetched=fetched,
+        )
+        warehouse.write(lambda conn: write_states(conn, new_states))
+    if fetched is not None:
+        watchlist.record_provider_exchanges(
+            {
+                ticker: result.exchange_name
+                for ticker, result in fetched.results.items()
+                if result.exchange_name
+            }
+        )
+    yield from day_evaluations(
+        final,
+        days,
+        validation=processed.validation,
+        reports=processed.reports,
+        rules=rules,
+        selected=set(context.selected_asset_check_keys),
+    )
+
+
+def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:
+    """Where the chain starts: the selection must hold everything below its first asset, since
+    a ticker-day's tables are written together."""
+    first = next(key for key in CHAIN if key in selected)
+    needed = CHAIN[CHAIN.index(first) :]
+    missing = [key.to_user_string() for key in needed if key not in selected]
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"{first.to_user_string()} is materialised with what is built from it in the "
+                f"same step: select {', '.join(missing)} too"
+            )
+        )
+    return first
+
+
+def _named_tickers(
+    config: MarketDataConfig, watched: Sequence[str], days: Sequence[date]
+) -> list[str] | None:
+    """The `tickers` of the run config, each checked against the watch list (None: all)."""
+    if not config.tickers:
+        return None
+    unknown = sorted(set(config.tickers) - set(watched))
+    if unknown:
+        raise dg.Failure(
+            description=(
+                f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
+                f"`candle-pipeline tickers add` (days {days[0]}..{days[-1]})"
+            )
+        )
+    return list(config.tickers)
+
+
+def _stored(warehouse: WarehouseResource, table: str, plan: WorkPlan) -> pd.DataFrame:
+    """The stored rows of `table` for the open ticker-days of the plan."""
+    keys = plan.keys(FETCH)
+    return warehouse.run(lambda conn: load_partitions(conn, TABLES[table], keys))
+
+
+def _previous_closes(warehouse: WarehouseResource, raw: pd.DataFrame) -> pd.DataFrame:
+    """The last valid close stored before each ticker's first bar of the run."""
+    firsts = raw.groupby("ticker")["trade_date"].min().dt.date.to_dict()
+    return warehouse.run(lambda conn: quality_reports.previous_closes(conn, firsts))
+
+
+def _actions(warehouse: WarehouseResource, fetched: Fetched, days: Sequence[date]) -> pd.DataFrame:
+    """The splits and dividends of the run's days: as just fetched, else as stored."""
+    stored = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
+    fresh = fetched.actions
+    replaced = pd.MultiIndex.from_frame(stored[["ex_date", "ticker"]]).isin(
+        pd.MultiIndex.from_frame(fresh[["ex_date", "ticker"]])
+    )
+    return pd.concat([stored[~replaced], fresh], ignore_index=True)
+
+
+def _write_side_tables(
+    warehouse: WarehouseResource,
+    *,
+    run_id: str,
+    now: datetime,
+    quality: QualityResource,
+    processed: Processed,
+    fetched: Fetched | None,
+) -> None:
+    """Corporate actions of the fetched ticker-days and the run's quality reports, in the step's
+    unit of work."""
+    if fetched is not None and not processed.stored.empty:
+        keys = list(
+            zip(processed.stored["trade_date"].dt.date, processed.stored["ticker"], strict=True)
+        )
+        actions = fetched.actions
+        warehouse.write(
+            lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)
+        )
+    if processed.reports:
+        reports, threshold = processed.reports, quality.quality_threshold
+        warehouse.write(
+            lambda conn: quality_reports.write_reports(conn, reports, run_id, now, threshold)
+        )
+
+
+def _add_day_metadata(
+    context: dg.AssetExecutionContext,
+    days: Sequence[date],
+    final: pd.DataFrame,
+    outputs: dict[dg.AssetKey, pd.DataFrame],
+) -> None:
+    """Each day's materialisation: its ticker-days by status, its lowest and mean quality score
+    (numbers, so the asset's Plots tab draws them over time) and the rows written for it."""
+    summary = day_summary(final)
+    for key in context.selected_asset_keys:
+        written = outputs[key].groupby(outputs[key]["trade_date"].dt.date).size()
+        for day in days:
+            stamp = pd.Timestamp(day)
+            entry: dict[str, object] = {"rows_written": int(written.get(day, 0))}
+            if stamp in summary.index:
+                row = summary.loc[stamp]
+                entry.update(
+                    {
+                        "tickers_expected": int(row["expected"]),
+                        **{f"tickers_{status}": int(row[status]) for status in STATUSES},
+                    }
+                )
+                if pd.notna(row["quality_score_min"]):
+                    entry[SCORE_KEY] = dg.MetadataValue.float(
+                        round(float(row["quality_score_min"]), 4)
+                    )
+                    entry["quality_score_mean"] = dg.MetadataValue.float(
+                        round(float(row["quality_score_mean"]), 4)
+                    )
+            else:
+                entry["tickers_expected"] = 0
+            context.add_asset_metadata(entry, asset_key=key, partition_key=day_key(day))
+
+
+def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> dict[str, object]:
+    """What the run's provider requests cost (the same on each day of the run)."""
+    if fetched is None:
+        return {}
+    results = list(fetched.results.values())
+    dropped = {reason: 0 for reason in DROP_REASONS}
+    for result in results:
+        for reason, count in result.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    return {
+        "provider": market_data.source,
+        "run_provider_requests": sum(r.requests for r in results),
+        "run_provider_retries": sum(r.retries for r in results),
+        "run_throttled_seconds": round(sum(r.throttled_seconds for r in results), 3),
+        "run_backoff_seconds": round(sum(r.backoff_seconds for r in results), 3),
+        **{f"run_rows_dropped_{reason}": count for reason, count in dropped.items()},
+    }
+
+
+def _log_plan(context: dg.AssetExecutionContext, plan: WorkPlan, fetched: Fetched | None) -> None:
+    fetching = plan.count(FETCH)
+    context.log.info(
+        f"{len(plan.ticker_days)} ticker-day(s): {fetching} to process, "
+        f"{plan.count(SETTLED)} complete already, {plan.count(MARK_CLOSED)} closed, "
+        f"{plan.count(WAITING)} waiting for a retry"
+    )
+    if fetched is not None and fetched.failures:
+        shown = "; ".join(
+            f"{ticker}: {failure.status}: {failure.error}"
+            for ticker, failure in list(fetched.failures.items())[:5]
+        )
+        context.log.warning(f"{len(fetched.failures)} ticker(s) failed: {shown}")

@@ -1,0 +1,100 @@
+"""From raw bars to candles in memory: validate, score, gate and aggregate every ticker-day of a
+run at once. Nothing here reads or writes a table.
+
+A ticker-day whose quality score is below the threshold is blocked: it gets no candles. Only
+valid bars of the regular session of ticker-days that passed become candles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from candle_pipeline.domain.candles import aggregate
+from candle_pipeline.domain.quality import (
+    PartitionQuality,
+    QualityRules,
+    Validation,
+    assess,
+    validate_quotes,
+)
+from candle_pipeline.domain.sessions import SESSION_REGULAR, ExchangeDirectory, attach_sessions
+
+KEY = ["trade_date", "ticker"]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one run made of its bars.
+
+    `validation`: every bar flagged (and the close each spike move was measured from);
+    `reports`: the quality of each ticker-day that has bars; `candles`: those of the ticker-days
+    that passed the gate; `stored`: per ticker-day with bars, its `rows`, `source`, `fetched_at`,
+    `quality_score`, whether it `passed` and the gate's `verdict` (ticker_days.Outcome.stored).
+    """
+
+    validation: Validation
+    reports: list[PartitionQuality]
+    candles: pd.DataFrame
+    stored: pd.DataFrame
+
+
+def process(
+    raw: pd.DataFrame,
+    timings: pd.DataFrame,
+    exchanges: ExchangeDirectory,
+    rules: QualityRules,
+    intervals: Sequence[str],
+    *,
+    actions: pd.DataFrame | None = None,
+    previous_closes: pd.DataFrame | None = None,
+) -> Processed:
+    """Validate raw bars (spikes measured across `actions` and from `previous_closes`), then
+    score, gate and aggregate them (`rebuild`)."""
+    validation = validate_quotes(
+        raw, timings, exchanges, rules, actions=actions, previous_closes=previous_closes
+    )
+    return rebuild(validation, timings, exchanges, rules, intervals)
+
+
+def rebuild(
+    validation: Validation,
+    timings: pd.DataFrame,
+    exchanges: ExchangeDirectory,
+    rules: QualityRules,
+    intervals: Sequence[str],
+) -> Processed:
+    """Score, gate and aggregate bars that are validated already."""
+    quotes = validation.quotes
+    keys = quotes.loc[:, KEY].drop_duplicates()
+    ticker_days = list(zip(keys["trade_date"].dt.date, keys["ticker"], strict=True))
+    reports = assess(validation, timings, exchanges, ticker_days, rules)
+    verdicts = pd.DataFrame(
+        {
+            "trade_date": pd.to_datetime([report.trade_date for report in reports]),
+            "ticker": [report.ticker for report in reports],
+            "quality_score": [report.score for report in reports],
+            "passed": [report.passed(rules.threshold) for report in reports],
+            "verdict": [report.verdict(rules.threshold) for report in reports],
+        }
+    ).astype({"trade_date": "datetime64[ns]", "ticker": object, "quality_score": "float64"})
+    stored = (
+        quotes.groupby(KEY, sort=False)
+        .agg(rows=("ts", "size"), source=("source", "first"), fetched_at=("fetched_at", "first"))
+        .reset_index()
+        .merge(verdicts, on=KEY, how="left")
+    )
+    passed = pd.MultiIndex.from_frame(stored.loc[stored["passed"], KEY])
+    usable = quotes[
+        (quotes["session"] == SESSION_REGULAR)
+        & quotes["is_valid"]
+        & pd.MultiIndex.from_frame(quotes[KEY]).isin(passed)
+    ]
+    return Processed(
+        validation=validation,
+        reports=reports,
+        candles=aggregate(attach_sessions(usable, timings, exchanges), intervals),
+        stored=stored,
+    )

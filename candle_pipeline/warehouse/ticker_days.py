@@ -1,0 +1,68 @@
+"""`market.ticker_days`, the state of every watched ticker-day: read for a run's days, written
+with the run's data, and asked which ticker-days are due again and how complete a ticker is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from candle_pipeline.domain.ticker_days import RETRY_LATER, conform_states
+from candle_pipeline.warehouse.partition_store import load_days, qualified, replace_partitions
+from candle_pipeline.warehouse.tables import TICKER_DAYS, ticker_days
+
+DUE_COLUMNS = ("trade_date", "ticker", "retry_after", "updated_at")
+
+
+def load_states(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFrame:
+    """The stored state of every ticker on `days` (STATE_COLUMNS)."""
+    return conform_states(load_days(conn, TICKER_DAYS, days))
+
+
+def write_states(conn: psycopg.Connection, states: pd.DataFrame) -> int:
+    """Store `states` (STATE_COLUMNS), replacing those ticker-days' rows; returns rows written."""
+    keys = list(zip(states["trade_date"].dt.date, states["ticker"], strict=True))
+    return replace_partitions(conn, TICKER_DAYS, keys, states)
+
+
+def due_retries(conn: psycopg.Connection, now: datetime) -> pd.DataFrame:
+    """Ticker-days waiting to be retried whose `retry_after` has passed (DUE_COLUMNS)."""
+    query = sql.SQL(
+        "SELECT trade_date, ticker, retry_after, updated_at FROM {table} "
+        "WHERE status = %s AND retry_after <= %s ORDER BY trade_date, ticker"
+    ).format(table=qualified(ticker_days))
+    with conn.cursor() as cursor:
+        records = cursor.execute(query, (RETRY_LATER, now)).fetchall()
+    return pd.DataFrame.from_records(records, columns=list(DUE_COLUMNS)).astype(
+        {"trade_date": "datetime64[ns]", "ticker": object}
+    )
+
+
+def status_counts(
+    conn: psycopg.Connection, first: date, last: date, tickers: Sequence[str] | None
+) -> pd.DataFrame:
+    """(ticker, status, ticker_days) between `first` and `last`, for `tickers` or every one."""
+    query = sql.SQL(
+        "SELECT ticker, status, count(*) FROM {table} WHERE trade_date BETWEEN %s AND %s "
+        "AND (%s::text[] IS NULL OR ticker = ANY(%s::text[])) GROUP BY ticker, status"
+    ).format(table=qualified(ticker_days))
+    names = list(tickers) if tickers is not None else None
+    with conn.cursor() as cursor:
+        records = cursor.execute(query, (first, last, names, names)).fetchall()
+    return pd.DataFrame.from_records(records, columns=["ticker", "status", "ticker_days"])
+
+
+def ticker_history(conn: psycopg.Connection, ticker: str, first: date, last: date) -> pd.DataFrame:
+    """(trade_date, status) of one ticker's stored days between `first` and `last`."""
+    query = sql.SQL(
+        "SELECT trade_date, status FROM {table} WHERE ticker = %s "
+        "AND trade_date BETWEEN %s AND %s ORDER BY trade_date"
+    ).format(table=qualified(ticker_days))
+    with conn.cursor() as cursor:
+        records = cursor.execute(query, (ticker, first, last)).fetchall()
+    return pd.DataFrame.from_records(records, columns=["trade_date", "status"]).astype(
+        {"trade_date": "datetime64[ns]"}
+    )

@@ -8,8 +8,8 @@ ticker-days it is about.
   hold up the others, so the check is not `blocking`: it reports, the gate is in the step.
 - `raw_quotes / coverage` (ERROR): every open session of a watched ticker has data; it names the
   ticker-days without (no data, failed, waiting for a retry) and their status.
-- `validated_quotes / spikes`, `gaps`, `stale_runs` (WARN): what the rules found in the bars the
-  run validated; evaluated for the days whose bars the run validated.
+- `validated_quotes / spikes`, `gaps`, `stale_runs` (WARN): what the rules found in the stored
+  bars of the day's ticker-days, with examples from the bars this run validated.
 
 Evaluations are `AssetCheckEvaluation` events, one per day, because one run covers many days.
 """
@@ -97,34 +97,39 @@ def day_evaluations(
     rules: QualityRules,
     selected: set[dg.AssetCheckKey],
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    """Every selected check's evaluation of each day: quality and coverage from the ticker-days'
-    states after the run (`final`), the warnings from what the run validated."""
+    """Every selected check's evaluation of each day, from the states of its ticker-days after
+    the run (`final`): what is stored, whether this run wrote it or an earlier one. The rows and
+    gaps found by this run's validation are shown as examples."""
     by_day = dict(iter(final.groupby(final["trade_date"].dt.date)))
-    empty = final.iloc[0:0]
-    validated_days = set(validation.quotes["trade_date"].dt.date)
-    quotes_by_day = dict(iter(validation.quotes.groupby(validation.quotes["trade_date"].dt.date)))
+    quotes = validation.quotes
+    quotes_by_day = dict(iter(quotes.groupby(quotes["trade_date"].dt.date)))
     reports_by_day: dict[date, list[PartitionQuality]] = {}
     for report in reports:
         reports_by_day.setdefault(report.trade_date, []).append(report)
+    empty_states, empty_quotes = final.iloc[0:0], quotes.iloc[0:0]
     for day in days:
-        states = by_day.get(day, empty)
+        states = by_day.get(day, empty_states)
+        day_quotes = quotes_by_day.get(day, empty_quotes)
         if QUALITY_SCORE_CHECK.key in selected:
             yield _quality_score(day, states, rules.threshold)
         if COVERAGE_CHECK.key in selected:
             yield _coverage(day, states)
-        if day not in validated_days:
-            continue
-        quotes = quotes_by_day[day]
         for check, flag, rule in (
             (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
             (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
         ):
             if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
                 yield _flag_evaluation(
-                    day, check, quotes=quotes, validation=validation, flag=flag, rule=rule
+                    day,
+                    check,
+                    states=states,
+                    quotes=day_quotes,
+                    validation=validation,
+                    flag=flag,
+                    rule=rule,
                 )
         if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
-            yield _gaps(day, reports_by_day.get(day, []), rules)
+            yield _gaps(day, states, reports_by_day.get(day, []), rules)
 
 
 def _evaluation(
@@ -213,65 +218,79 @@ def _flag_evaluation(
     day: date,
     check: str,
     *,
+    states: pd.DataFrame,
     quotes: pd.DataFrame,
     validation: Validation,
     flag: str,
     rule: Mapping[str, float],
 ) -> dg.AssetCheckEvaluation:
-    hit = quotes[quotes[f"flag_{flag}"]]
-    tickers = sorted(set(hit["ticker"]))
-    metadata: dict[str, object] = {"flagged_rows": len(hit), "ticker_days": len(tickers), **rule}
+    column = f"{flag}_rows"
+    hit = states[states[column] > 0].sort_values("ticker")
+    rows = int(hit[column].sum())
+    metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(hit), **rule}
     if len(hit):
-        shown = hit.head(OFFENDING_ROWS_SHOWN)
-        rows = shown.loc[:, ["ticker", "ts", "session", *PRICE_COLUMNS, "volume"]]
+        metadata[OFFENDING_KEY] = named(
+            [
+                f"{ticker} ({count})"
+                for ticker, count in zip(hit["ticker"], hit[column], strict=True)
+            ]
+        )
+    examples = quotes[quotes[f"flag_{flag}"]].head(OFFENDING_ROWS_SHOWN)
+    if len(examples):
+        table = examples.loc[:, ["ticker", "ts", "session", *PRICE_COLUMNS, "volume"]]
         if flag == "spike":
-            rows = rows.assign(
-                reference=validation.reference[shown.index],
-                move=validation.moves[shown.index],
+            table = table.assign(
+                reference=validation.reference[examples.index],
+                move=validation.moves[examples.index],
             )
-        metadata["offending_rows"] = dg.MetadataValue.md(rows.to_markdown(index=False))
-        metadata[OFFENDING_KEY] = named(tickers)
+        metadata["offending_rows"] = dg.MetadataValue.md(table.to_markdown(index=False))
     return _evaluation(
         VALIDATED_QUOTES,
         check,
         day,
         passed=hit.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(hit)} row(s) flagged {flag} in {len(tickers)} ticker-day(s)",
+        description=f"{rows} row(s) flagged {flag} in {len(hit)} ticker-day(s)",
         metadata=metadata,
     )
 
 
 def _gaps(
-    day: date, reports: Sequence[PartitionQuality], rules: QualityRules
+    day: date, states: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
 ) -> dg.AssetCheckEvaluation:
-    gaps = [(report, gap) for report in reports for gap in report.gaps]
-    tickers = sorted({report.ticker for report, _ in gaps})
+    hit = states[states["gaps"] > 0].sort_values("ticker")
+    gaps = int(hit["gaps"].sum())
     metadata: dict[str, object] = {
-        "gaps": len(gaps),
-        "ticker_days": len(tickers),
-        "missing_bars": sum(report.missing_bars for report in reports),
+        "gaps": gaps,
+        "ticker_days": len(hit),
         "gap_min_bars": rules.gap_min_bars,
     }
-    if gaps:
+    if len(hit):
+        metadata[OFFENDING_KEY] = named(
+            [
+                f"{ticker} ({count})"
+                for ticker, count in zip(hit["ticker"], hit["gaps"], strict=True)
+            ]
+        )
+    found = [(report, gap) for report in reports for gap in report.gaps]
+    if found:
         table = pd.DataFrame(
             {
-                "ticker": [report.ticker for report, _ in gaps],
-                "start": [gap.start for _, gap in gaps],
-                "bars": [gap.bars for _, gap in gaps],
+                "ticker": [report.ticker for report, _ in found],
+                "start": [gap.start for _, gap in found],
+                "bars": [gap.bars for _, gap in found],
             }
         ).head(OFFENDING_ROWS_SHOWN)
         metadata["offending_gaps"] = dg.MetadataValue.md(table.to_markdown(index=False))
-        metadata[OFFENDING_KEY] = named(tickers)
     return _evaluation(
         VALIDATED_QUOTES,
         GAPS,
         day,
-        passed=not gaps,
+        passed=hit.empty,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{len(gaps)} gap(s) of at least {rules.gap_min_bars} bars in {len(tickers)} "
-            "ticker-day(s)"
+            f"{gaps} gap(s) of at least {rules.gap_min_bars} missing bars in {len(hit)} "
+            "ticker-day(s) (quiet minutes without a trade only lower completeness)"
         ),
         metadata=metadata,
     )

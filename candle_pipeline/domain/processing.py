@@ -31,8 +31,8 @@ class Processed:
 
     `validation`: every bar flagged (and the close each spike move was measured from);
     `reports`: the quality of each ticker-day that has bars; `candles`: those of the ticker-days
-    that passed the gate; `stored`: per ticker-day with bars, its `rows`, `source`, `fetched_at`,
-    `quality_score`, whether it `passed` and the gate's `verdict` (ticker_days.Outcome.stored).
+    that passed the gate; `stored`: per ticker-day with bars what `ticker_days.Outcome.stored`
+    holds (rows, source, fetch time, score and warning counts, the gate's decision).
     """
 
     validation: Validation
@@ -76,6 +76,9 @@ def rebuild(
             "trade_date": pd.to_datetime([report.trade_date for report in reports]),
             "ticker": [report.ticker for report in reports],
             "quality_score": [report.score for report in reports],
+            "spike_rows": [report.flag_counts["spike"] for report in reports],
+            "stale_rows": [report.flag_counts["stale"] for report in reports],
+            "gaps": [len(report.gaps) for report in reports],
             "passed": [report.passed(rules.threshold) for report in reports],
             "verdict": [report.verdict(rules.threshold) for report in reports],
         }

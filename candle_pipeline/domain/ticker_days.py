@@ -57,6 +57,9 @@ STATE_COLUMNS = (
     "retry_after",
     "quality_score",
     "rows",
+    "spike_rows",
+    "stale_rows",
+    "gaps",
     "source",
     "fetched_at",
     "updated_at",
@@ -72,13 +75,18 @@ STATE_DTYPES = {
     "retry_after": "datetime64[ns, UTC]",
     "quality_score": "float64",
     "rows": "int64",
+    "spike_rows": "int64",
+    "stale_rows": "int64",
+    "gaps": "int64",
     "source": object,
     "fetched_at": "datetime64[ns, UTC]",
     "updated_at": "datetime64[ns, UTC]",
     "run_id": object,
 }
 # Columns that describe the stored data and carry over an attempt that stored nothing.
-DATA_COLUMNS = ("quality_score", "rows", "source", "fetched_at")
+DATA_COLUMNS = ("quality_score", "rows", "spike_rows", "stale_rows", "gaps", "source", "fetched_at")
+# Counts of the stored data: zero where nothing is stored.
+COUNT_COLUMNS = ("rows", "spike_rows", "stale_rows", "gaps")
 
 
 def empty_states() -> pd.DataFrame:
@@ -197,9 +205,10 @@ class Outcome:
     """What a run found for the ticker-days it processed.
 
     `stored`: one row per ticker-day (trade_date, ticker) whose rows were stored, with `rows`,
-    `source`, `fetched_at`, its `quality_score` (NaN without one), whether it `passed` the gate
-    and the gate's `verdict`; `failures` by ticker; `attempted`: True when the provider was asked
-    (attempts count up), False when stored rows were processed again.
+    `source`, `fetched_at`, its `quality_score` (NaN without one), the rows flagged as spikes
+    and stale and the gaps found (`spike_rows`, `stale_rows`, `gaps`), whether it `passed` the
+    gate and the gate's `verdict`; `failures` by ticker; `attempted`: True when the provider
+    was asked (attempts count up), False when stored rows were processed again.
     """
 
     stored: pd.DataFrame
@@ -253,8 +262,9 @@ def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.D
     )
     for column in DATA_COLUMNS:
         states[column] = work[f"new_{column}"].where(stored, work[f"previous_{column}"])
-    states.loc[closed, ["quality_score", "rows"]] = [np.nan, 0]
-    states["rows"] = states["rows"].fillna(0)
+    states.loc[closed, "quality_score"] = np.nan
+    states.loc[closed, list(COUNT_COLUMNS)] = 0
+    states[list(COUNT_COLUMNS)] = states[list(COUNT_COLUMNS)].fillna(0)
     states["updated_at"] = pd.Timestamp(now).tz_convert("UTC")
     states["run_id"] = run_id
     return conform_states(states)

@@ -251,8 +251,11 @@ ticker_days = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("retry_after", sa.DateTime(timezone=True)),
     sa.Column("quality_score", sa.Float(precision=53)),
-    # Raw rows stored for the ticker-day.
+    # Raw rows stored for the ticker-day, and what the warning rules found in them.
     sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("spike_rows", sa.Integer, nullable=False),
+    sa.Column("stale_rows", sa.Integer, nullable=False),
+    sa.Column("gaps", sa.Integer, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("fetched_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -2,13 +2,11 @@
 
 import dagster as dg
 
-from candle_pipeline.partitions import day_partitions
 from candle_pipeline.runs import ALL_ASSETS
 
 market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=dg.AssetSelection.assets(*ALL_ASSETS),
-    partitions_def=day_partitions,
     description="market_timings, then raw_quotes -> validated_quotes -> candles, for a range of "
     "days (run config of market_data: tickers, refetch).",
 )

@@ -171,5 +171,13 @@ def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
         while error is not None and error.cause is not None:
             error = error.cause
         if error is not None:
-            messages.append(f"{event.step_key}: {error.message.strip()}")
+            messages.append(
+                f"{event.step_key}: {_without_class_name(error.message, error.cls_name)}"
+            )
     return "\n".join(messages) or "the run failed; see the Dagster UI for its logs"
+
+
+def _without_class_name(message: str, cls_name: str | None) -> str:
+    """An error's own words, without the `package.module.ErrorClass: ` Dagster puts first."""
+    name, separator, rest = message.strip().partition(": ")
+    return rest if separator and name.split(".")[-1] == cls_name else message.strip()

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import psycopg
 import pytest
+import sqlalchemy as sa
 from psycopg import sql
 
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.settings import SAMPLE_DATA_DIR, Settings
+from candle_pipeline.resources.warehouse import engine_for, ensure_tables
+from candle_pipeline.settings import DEFAULT_EXCHANGE, SAMPLE_DATA_DIR, Settings
+from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.backfill_driver import shipped_storage
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
@@ -70,3 +75,37 @@ def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.D
         sensors=SENSORS,
         resources=build_resources(settings_for(csv_dir), warehouse_url),
     )
+
+
+def watch(
+    warehouse_url: str,
+    tickers: Sequence[str],
+    history_start: date,
+    *,
+    exchange: str | None = None,
+    removed_on: date | None = None,
+) -> list[str]:
+    """Put `tickers` on the watch list from `history_start` (until `removed_on`, if given)."""
+    ensure_tables(warehouse_url)
+    entries = [
+        watchlist.NewTicker(
+            ticker,
+            exchange=exchange,
+            history_start=history_start,
+            active=removed_on is None,
+            removed_on=removed_on,
+        )
+        for ticker in tickers
+    ]
+    with engine_for(warehouse_url).begin() as connection:
+        return watchlist.add(connection, entries, DEFAULT_EXCHANGE, history_start)
+
+
+def table(warehouse_url: str, name: str) -> pd.DataFrame:
+    """A whole warehouse table, in key order."""
+    with engine_for(warehouse_url).connect() as conn:
+        frame = pd.read_sql(sa.text(f"SELECT * FROM market.{name}"), conn)
+    keys = [
+        c for c in ("ticker", "mic", "interval", "ts", "trade_date", "session_date") if c in frame
+    ]
+    return frame.sort_values(keys).reset_index(drop=True)

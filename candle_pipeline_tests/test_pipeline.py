@@ -1,24 +1,33 @@
-"""The whole graph on the bundled sample: real PostgreSQL, real Dagster instance and runs."""
+"""The whole graph on the bundled sample: real PostgreSQL, a real Dagster instance and runs.
+
+The sample's six tickers are watched from its first day to its last, so every day partition holds
+all six: minute bars where the sample has a minute file, the daily bar otherwise.
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from candle_pipeline import runs
+from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.partitions import days_between
 from candle_pipeline.settings import SAMPLE_DATA_DIR, SAMPLE_SESSIONS
-from candle_pipeline_tests.conftest import create_database, definitions_for, postgres_instance
+from candle_pipeline_tests.conftest import (
+    create_database,
+    definitions_for,
+    postgres_instance,
+    table,
+    watch,
+)
 from candle_pipeline_tests.quality.records import (
     CANDLES,
     VALIDATED,
@@ -30,6 +39,12 @@ from candle_pipeline_tests.quality.records import (
 
 MINUTE_DIR = SAMPLE_DATA_DIR / "lean-minute"
 CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 1
+SAMPLE_TICKERS = sorted({ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers})
+FIRST_DAY = min(start for _, start, _ in SAMPLE_SESSIONS)
+LAST_DAY = max(end for _, _, end in SAMPLE_SESSIONS)
+SAMPLE_DAYS = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]
+WEEK = (date(2013, 10, 4), date(2013, 10, 11))
+RAW = dg.AssetKey("raw_quotes")
 
 
 @dataclass
@@ -38,36 +53,31 @@ class Warehouse:
     defs: dg.Definitions
     instance: dg.DagsterInstance
 
-    def materialize(
-        self, tickers: Sequence[str], start: date, end: date, **kwargs: object
-    ) -> list[runs.RunOutcome]:
-        registered = self.instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        new = [t for t in tickers if t not in registered]
-        self.instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, new)
-        outcomes = runs.materialize(self.defs, self.instance, tickers, start, end, **kwargs)
+    def materialize(self, start: date, end: date, **kwargs: object) -> list[runs.RunOutcome]:
+        outcomes = runs.materialize(self.defs, self.instance, start, end, **kwargs)
         assert outcomes
         assert all(o.success for o in outcomes), [o.error for o in outcomes]
         return outcomes
 
     def table(self, name: str) -> pd.DataFrame:
-        with engine_for(self.url).connect() as conn:
-            frame = pd.read_sql(sa.text(f"SELECT * FROM market.{name}"), conn)
-        keys = [c for c in ("ticker", "mic", "interval", "ts", "session_date") if c in frame]
-        return frame.sort_values(keys).reset_index(drop=True)
+        return table(self.url, name)
 
 
-def new_warehouse(server: LocalPostgres, instance: dg.DagsterInstance, csv_dir: Path) -> Warehouse:
+def new_warehouse(
+    server: LocalPostgres, instance: dg.DagsterInstance, csv_dir: Path = SAMPLE_DATA_DIR
+) -> Warehouse:
     url = create_database(server, "warehouse")
+    watch(url, SAMPLE_TICKERS, FIRST_DAY, removed_on=LAST_DAY + timedelta(days=1))
     return Warehouse(url, definitions_for(url, csv_dir), instance)
 
 
 @pytest.fixture(scope="module")
 def sample(pg_server: LocalPostgres) -> Iterator[Warehouse]:
-    """The bundled sample, materialised once for the module's read-only tests."""
+    """The bundled sample days, materialised once for the module's read-only tests."""
     with postgres_instance(pg_server) as instance:
-        warehouse = new_warehouse(pg_server, instance, SAMPLE_DATA_DIR)
-        for tickers, start, end in SAMPLE_SESSIONS:
-            warehouse.materialize(tickers, start, end)
+        warehouse = new_warehouse(pg_server, instance)
+        for _, start, end in SAMPLE_SESSIONS:
+            warehouse.materialize(start, end)
         yield warehouse
 
 
@@ -76,23 +86,55 @@ def fixture_rows(ticker: str, day: date) -> int:
     return len(pd.read_csv(path)) if path.exists() else 0
 
 
-def test_counts_match_the_fixture_files(sample: Warehouse) -> None:
+def provider_requests(instance: dg.DagsterInstance, day: str) -> list[int]:
+    """`run_provider_requests` of each materialisation of raw_quotes' `day`, oldest first."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW, asset_partitions=[day]), limit=100, ascending=True
+    ).records
+    return [r.asset_materialization.metadata["run_provider_requests"].value for r in records]
+
+
+def test_every_sample_ticker_is_stored_on_every_open_sample_day(sample: Warehouse) -> None:
     raw = sample.table("raw_quotes").groupby(["ticker", "trade_date"]).size()
+    open_days = sorted({day for _, day in raw.index})
+    assert len(open_days) == 12, "8 + 5 + 6 calendar days, 6 + 3 + 3 sessions"
+    expected = {
+        (ticker, day): fixture_rows(ticker, day) or 1
+        for ticker in SAMPLE_TICKERS
+        for day in open_days
+    }
+    assert {(t, d): int(n) for (t, d), n in raw.items()} == expected
     validated = sample.table("validated_quotes").groupby(["ticker", "trade_date"]).size()
-    candles = sample.table("candles").groupby(["ticker", "trade_date"]).size()
-    expected_raw = {}
-    for tickers, start, end in SAMPLE_SESSIONS:
-        for ticker in tickers:
-            for day in runs.day_range(start, end):
-                if fixture_rows(ticker, day):
-                    expected_raw[(ticker, day)] = fixture_rows(ticker, day)
-    as_dict = {(t, d): int(n) for (t, d), n in raw.items()}
-    assert as_dict == expected_raw
     assert validated.to_dict() == raw.to_dict()
-    early_close = (("GOOG", date(2015, 12, 24)), 42 + 14 + 7 + 4 + 1)
+    candles = sample.table("candles").groupby(["ticker", "trade_date"]).size()
+    early_close = ("GOOG", date(2015, 12, 24))
     for key, count in candles.items():
-        expected = early_close[1] if key == early_close[0] else CANDLES_PER_FULL_DAY
-        assert count == expected, key
+        if fixture_rows(*key) == 0:
+            assert count == 1, f"{key}: a daily bar gives the 1d candle only"
+        elif key == early_close:
+            assert count == 42 + 14 + 7 + 4 + 1
+        else:
+            assert count == CANDLES_PER_FULL_DAY, key
+
+
+def test_the_ticker_days_are_complete_or_closed(sample: Warehouse) -> None:
+    states = sample.table("ticker_days")
+    assert len(states) == len(SAMPLE_TICKERS) * len(SAMPLE_DAYS)
+    assert set(states["status"]) == {COMPLETE, CLOSED}
+    closed = states[states["status"] == CLOSED]
+    assert set(closed["trade_date"]) == {
+        date(2013, 10, 5),
+        date(2013, 10, 6),
+        date(2014, 6, 7),
+        date(2014, 6, 8),
+        date(2015, 12, 25),
+        date(2015, 12, 26),
+        date(2015, 12, 27),
+    }
+    complete = states[states["status"] == COMPLETE]
+    assert (complete["quality_score"] >= 0.95).all()
+    assert (complete["attempts"] == 1).all()
+    assert set(complete["source"]) == {"csv"}
 
 
 def test_spy_daily_candle_equals_the_regular_session_of_the_file(sample: Warehouse) -> None:
@@ -102,8 +144,6 @@ def test_spy_daily_candle_equals_the_regular_session_of_the_file(sample: Warehou
     regular = bars[(minutes >= 9 * 60 + 30) & (minutes < 16 * 60)]
     assert len(regular) == 390
     first, last = regular.iloc[0], regular.iloc[-1]
-    assert local[first.name].strftime("%H:%M") == "09:30"
-    assert local[last.name].strftime("%H:%M") == "15:59"
 
     candles = sample.table("candles")
     daily = candles[(candles["ticker"] == "SPY") & (candles["interval"] == "1d")]
@@ -127,123 +167,42 @@ def test_goog_early_close_ends_at_13_new_york(sample: Warehouse) -> None:
         assert last < close <= last + pd.Timedelta(minutes=minutes), interval
     assert goog[goog["interval"] == "1d"]["bar_count"].item() == 210
     validated = sample.table("validated_quotes")
-    after = validated[
-        (validated["ticker"] == "GOOG")
-        & (validated["ts"] >= close)
-        & (validated["trade_date"] == date(2015, 12, 24))
-    ]
-    assert len(after) > 0
-    assert set(after["session"]) == {"post"}
-    timings = sample.table("market_timings").set_index("session_date")
-    expected = timings.loc[date(2015, 12, 24), "expected_minute_bars"]
     day = validated[
         (validated["ticker"] == "GOOG") & (validated["trade_date"] == date(2015, 12, 24))
     ]
+    assert set(day.loc[day["ts"] >= close, "session"]) == {"post"}
+    timings = sample.table("market_timings").set_index("session_date")
+    expected = timings.loc[date(2015, 12, 24), "expected_minute_bars"]
     assert (day["session"] == "regular").sum() == expected == 210, "a complete early-close day"
 
 
-def test_closed_days_materialise_empty_with_a_reason(sample: Warehouse) -> None:
-    records = sample.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("raw_quotes"), asset_partitions=["2013-10-05|SPY"]
-        ),
-        limit=1,
-    ).records
-    assert records, "the closed day's partition is materialised"
-    metadata = records[0].asset_materialization.metadata
-    assert metadata["rows"].value == 0
-    assert "market closed" in metadata["reason"].value
-
-
-def comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=[c for c in ("fetched_at",) if c in frame])
-
-
-def test_materialising_twice_leaves_identical_tables(pg_server: LocalPostgres, instance) -> None:
-    warehouse = new_warehouse(pg_server, instance, SAMPLE_DATA_DIR)
-    tickers, start, end = SAMPLE_SESSIONS[0]
-    warehouse.materialize(tickers, start, end)
-    first = {name: warehouse.table(name) for name in runs.ALL_ASSETS}
-    warehouse.materialize(tickers, start, end)
-    for name in runs.ALL_ASSETS:
-        second = warehouse.table(name)
-        assert len(second) == len(first[name]) > 0
-        pd.testing.assert_frame_equal(comparable(second), comparable(first[name]))
-    refetched = warehouse.table("raw_quotes")["fetched_at"]
-    assert (refetched > first["raw_quotes"]["fetched_at"]).all(), "rows were rewritten, not kept"
-
-
-def test_rematerialising_one_partition_leaves_the_others_untouched(
-    pg_server: LocalPostgres, instance
-) -> None:
-    warehouse = new_warehouse(pg_server, instance, SAMPLE_DATA_DIR)
-    tickers, start, end = SAMPLE_SESSIONS[0]
-    warehouse.materialize(tickers, start, end)
-    before = {name: warehouse.table(name) for name in runs.PER_TICKER_ASSETS}
-    outcomes = warehouse.materialize(["SPY"], date(2013, 10, 7), date(2013, 10, 7))
-    assert [o.first_key for o in outcomes] == ["2013-10-07", "2013-10-07|SPY"]
-    for name in runs.PER_TICKER_ASSETS:
-        after = warehouse.table(name)
-        target = (after["ticker"] == "SPY") & (after["trade_date"] == date(2013, 10, 7))
-        old_target = (before[name]["ticker"] == "SPY") & (
-            before[name]["trade_date"] == date(2013, 10, 7)
-        )
-        pd.testing.assert_frame_equal(
-            after[~target].reset_index(drop=True), before[name][~old_target].reset_index(drop=True)
-        )
-        assert target.sum() == old_target.sum() > 0
-    raw_after = warehouse.table("raw_quotes")
-    spy7 = (raw_after["ticker"] == "SPY") & (raw_after["trade_date"] == date(2013, 10, 7))
-    assert raw_after.loc[spy7, "fetched_at"].min() > before["raw_quotes"]["fetched_at"].max()
-
-
-def test_a_closed_day_makes_no_provider_call(
-    pg_server: LocalPostgres, instance, tmp_path: Path
-) -> None:
-    """A file planted for Saturday 2013-10-05 would be read if the provider were asked for it."""
-    csv_dir = tmp_path / "csv"
-    shutil.copytree(SAMPLE_DATA_DIR / "lean-minute" / "SPY", csv_dir / "lean-minute" / "SPY")
-    friday = pd.read_csv(csv_dir / "lean-minute" / "SPY" / "2013-10-04.csv", parse_dates=["ts"])
-    saturday = friday.assign(
-        ts=(friday["ts"] + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    )
-    saturday.to_csv(csv_dir / "lean-minute" / "SPY" / "2013-10-05.csv", index=False)
-
-    warehouse = new_warehouse(pg_server, instance, csv_dir)
-    outcomes = warehouse.materialize(
-        ["SPY"], date(2013, 10, 4), date(2013, 10, 7), select=["market_timings", "raw_quotes"]
-    )
-    raw = warehouse.table("raw_quotes")
-    assert set(raw["trade_date"]) == {date(2013, 10, 4), date(2013, 10, 7)}
-    run_records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_quotes")), limit=10
-    ).records
-    assert {r.partition_key for r in run_records} == {f"2013-10-0{d}|SPY" for d in (4, 5, 6, 7)}
-    provider_requests = {
-        r.asset_materialization.metadata["provider_requests"].value for r in run_records
+def test_each_day_partition_says_what_it_holds(sample: Warehouse) -> None:
+    saturday = partition_metadata(sample.instance, RAW, "2013-10-05")
+    assert saturday["tickers_expected"].value == len(SAMPLE_TICKERS)
+    assert saturday["tickers_closed"].value == len(SAMPLE_TICKERS)
+    assert saturday["rows_written"].value == 0
+    assert "quality_score_min" not in saturday
+    monday = partition_metadata(sample.instance, VALIDATED, "2013-10-07")
+    assert monday["tickers_complete"].value == len(SAMPLE_TICKERS)
+    assert isinstance(monday["quality_score_min"], dg.FloatMetadataValue)
+    assert 0.95 <= monday["quality_score_min"].value <= monday["quality_score_mean"].value <= 1
+    assert sample.instance.get_materialized_partitions(CANDLES) == {
+        day.isoformat() for day in SAMPLE_DAYS
     }
-    assert provider_requests == {2}, "one file read per open day, none for the weekend"
-    assert outcomes[-1].success
-
-
-# --- Data quality on the real sample ---
 
 
 def test_real_days_score_what_a_reader_expects(sample: Warehouse) -> None:
     reports = quality_reports(sample.url)
-    scored = reports[reports["status"] == "scored"]
-    assert len(scored) == 4 * 6 + 3 + 3
-    assert scored["score"].min() >= 0.95, scored["score"].to_dict()
-    assert scored["passed"].all()
-    closed = reports[reports["status"] == "market closed"]
-    assert {"2013-10-05|SPY", "2015-12-25|GOOG", "2014-06-08|AAPL"} <= set(closed.index)
-    assert closed["score"].isna().all()
+    assert len(reports) == len(SAMPLE_TICKERS) * 12, "one report per open ticker-day"
+    assert reports["score"].min() >= 0.95, reports["score"].to_dict()
+    assert reports["passed"].all()
 
     early_close = reports.loc["2015-12-24|GOOG"]
     assert (early_close["expected_bars"], early_close["usable_bars"]) == (210, 210)
     assert (early_close["gaps"], early_close["score"]) == (0, 1.0)
     quiet = reports.loc["2015-12-28|GOOG"]
     assert (quiet["usable_bars"], quiet["gaps"]) == (382, 0)
+    assert quiet["score"] == pytest.approx(0.9795, abs=1e-4)
 
     split_day = reports.loc["2014-06-09|AAPL"]
     assert (split_day["spike_rows"], split_day["regular_spikes"]) == (1, 0)
@@ -258,36 +217,136 @@ def test_the_split_days_stale_print_is_flagged_and_shown(sample: Warehouse) -> N
     ]
     assert flagged["ts"].item() == pd.Timestamp("2014-06-09 08:00", tz="UTC")
 
-    metadata = partition_metadata(sample.instance, VALIDATED, "2014-06-09|AAPL")
-    assert isinstance(metadata["quality_score"], dg.FloatMetadataValue)
-    assert metadata["quality_score"].value == pytest.approx(833 / 834, abs=1e-4)
-    assert metadata["flagged_spike"].value == 1
-    assert "08:00:00" in metadata["failed_rows"].value
-    assert "spike" in metadata["failed_rows"].value
-
-    spikes = evaluations(sample.instance, "spikes")
-    assert len(spikes) == len(SAMPLE_SESSIONS)
-    [failed] = [evaluation for evaluation in spikes if not evaluation.passed]
-    assert failed.severity == dg.AssetCheckSeverity.WARN
-    assert failed.metadata["offending_partitions"].value == "2014-06-09|AAPL"
-    assert "645.57" in failed.metadata["offending_rows"].value
+    spikes = latest_evaluations(sample.instance, "spikes")
+    assert set(spikes) == {day.isoformat() for day in SAMPLE_DAYS}, "one per day partition"
+    failed = [key for key, evaluation in spikes.items() if not evaluation.passed]
+    assert failed == ["2014-06-09"]
+    evaluation = spikes["2014-06-09"]
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["offending_ticker_days"].value == "AAPL (1)"
+    assert "645.57" in evaluation.metadata["offending_rows"].value
 
 
-def test_every_real_day_passes_the_gate_and_gets_candles(sample: Warehouse) -> None:
-    keys = {
-        f"{day.isoformat()}|{ticker}"
-        for tickers, start, end in SAMPLE_SESSIONS
-        for ticker in tickers
-        for day in runs.day_range(start, end)
-    }
-    gate = latest_evaluations(sample.instance, "quality_score")
-    assert set(gate) == keys
-    assert all(evaluation.passed for evaluation in gate.values())
-    assert sample.instance.get_materialized_partitions(CANDLES) == keys
-    closed_day = partition_metadata(sample.instance, VALIDATED, "2013-10-05|SPY")
-    assert closed_day["status"].value == "market closed"
-    assert "quality_score" not in closed_day
-    gaps = evaluations(sample.instance, "gaps")
-    assert len(gaps) == len(SAMPLE_SESSIONS)
-    assert all(evaluation.passed for evaluation in gaps), "the early close is not a gap"
+def test_every_real_day_passes_its_checks(sample: Warehouse) -> None:
+    days = {day.isoformat() for day in SAMPLE_DAYS}
+    for check, asset in (("quality_score", VALIDATED), ("coverage", RAW), ("gaps", VALIDATED)):
+        latest = latest_evaluations(sample.instance, check, asset)
+        assert set(latest) == days, check
+        assert all(evaluation.passed for evaluation in latest.values()), check
     assert all(evaluation.passed for evaluation in evaluations(sample.instance, "stale_runs"))
+
+
+def test_a_complete_day_materialised_again_makes_no_provider_call_and_changes_no_row(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The second run finds the csv folder gone: any provider call would fail its ticker."""
+    csv_dir = tmp_path / "csv"
+    shutil.copytree(SAMPLE_DATA_DIR, csv_dir)
+    warehouse = new_warehouse(pg_server, instance, csv_dir)
+    warehouse.materialize(*WEEK)
+    names = ["market_timings", *runs.MARKET_DATA_ASSETS, "ticker_days", "quality_reports"]
+    before = {name: warehouse.table(name) for name in names}
+    shutil.rmtree(csv_dir / "lean-minute")
+    shutil.rmtree(csv_dir / "lean-daily")
+
+    warehouse.materialize(*WEEK)
+    for name in names:
+        pd.testing.assert_frame_equal(warehouse.table(name), before[name], obj=name)
+    # 4 tickers' minute files of 3 sessions, and the daily files of the 2 others, then nothing.
+    assert provider_requests(instance, "2013-10-07") == [14, 0]
+
+
+def test_refetch_replaces_exactly_the_named_ticker_days(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    warehouse = new_warehouse(pg_server, instance)
+    warehouse.materialize(*WEEK)
+    before = {name: warehouse.table(name) for name in runs.MARKET_DATA_ASSETS}
+    monday = date(2013, 10, 7)
+    warehouse.materialize(monday, monday, tickers=["SPY"], refetch=True)
+    for name in runs.MARKET_DATA_ASSETS:
+        after = warehouse.table(name)
+        target = (after["ticker"] == "SPY") & (after["trade_date"] == monday)
+        was = (before[name]["ticker"] == "SPY") & (before[name]["trade_date"] == monday)
+        pd.testing.assert_frame_equal(
+            after[~target].reset_index(drop=True), before[name][~was].reset_index(drop=True)
+        )
+        assert target.sum() == was.sum() > 0
+    raw = warehouse.table("raw_quotes")
+    spy = (raw["ticker"] == "SPY") & (raw["trade_date"] == monday)
+    assert raw.loc[spy, "fetched_at"].min() > before["raw_quotes"]["fetched_at"].max()
+    states = warehouse.table("ticker_days").set_index(["ticker", "trade_date"])
+    assert states.loc[("SPY", monday), "attempts"] == 2
+    assert states.loc[("IBM", monday), "attempts"] == 1
+
+
+def test_a_new_tickers_history_leaves_the_other_tickers_rows_byte_identical(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    url = create_database(pg_server, "warehouse")
+    watch(url, ["SPY", "AIG"], WEEK[0])
+    warehouse = Warehouse(url, definitions_for(url), instance)
+    warehouse.materialize(*WEEK)
+    before = {name: warehouse.table(name) for name in (*runs.MARKET_DATA_ASSETS, "ticker_days")}
+
+    watch(url, ["IBM"], WEEK[0])
+    warehouse.materialize(*WEEK, tickers=["IBM"])
+    for name, old in before.items():
+        after = warehouse.table(name)
+        pd.testing.assert_frame_equal(
+            after[after["ticker"] != "IBM"].reset_index(drop=True), old, obj=name
+        )
+        assert (after["ticker"] == "IBM").sum() > 0, name
+    states = warehouse.table("ticker_days")
+    ibm = states[states["ticker"] == "IBM"]
+    assert sorted(ibm["status"].value_counts().items()) == [(CLOSED, 2), (COMPLETE, 6)]
+
+
+def test_a_closed_day_makes_no_provider_call(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """A file planted for Saturday 2013-10-05 would be read if the provider were asked for it."""
+    csv_dir = tmp_path / "csv"
+    shutil.copytree(SAMPLE_DATA_DIR / "lean-minute" / "SPY", csv_dir / "lean-minute" / "SPY")
+    friday = pd.read_csv(csv_dir / "lean-minute" / "SPY" / "2013-10-04.csv", parse_dates=["ts"])
+    saturday = friday.assign(
+        ts=(friday["ts"] + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    saturday.to_csv(csv_dir / "lean-minute" / "SPY" / "2013-10-05.csv", index=False)
+    url = create_database(pg_server, "warehouse")
+    watch(url, ["SPY"], date(2013, 10, 4))
+    warehouse = Warehouse(url, definitions_for(url, csv_dir), instance)
+    warehouse.materialize(date(2013, 10, 4), date(2013, 10, 7))
+    raw = warehouse.table("raw_quotes")
+    assert set(raw["trade_date"]) == {date(2013, 10, 4), date(2013, 10, 7)}
+    assert provider_requests(instance, "2013-10-05") == [2], "two files read, for Friday and Monday"
+
+
+def test_a_named_ticker_off_the_watch_list_is_refused_in_one_line(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    warehouse = new_warehouse(pg_server, instance)
+    [outcome] = runs.materialize(
+        warehouse.defs, instance, *WEEK, tickers=["NVDA"], select=runs.ALL_ASSETS
+    )
+    assert not outcome.success
+    assert outcome.error.splitlines() == [
+        "market_data: ticker(s) NVDA are not on the watch list: add them with "
+        "`candle-pipeline tickers add` (days 2013-10-04..2013-10-08)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("select", "message"),
+    [
+        (["raw_quotes"], "select validated_quotes, candles too"),
+        (["raw_quotes", "candles"], "select validated_quotes too"),
+    ],
+)
+def test_raw_quotes_without_what_is_built_from_it_is_refused(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, select: Sequence[str], message: str
+) -> None:
+    warehouse = new_warehouse(pg_server, instance)
+    [outcome] = runs.materialize(warehouse.defs, instance, *WEEK, select=select)
+    assert not outcome.success
+    assert message in outcome.error

@@ -20,8 +20,12 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from candle_pipeline.domain.bars import PRICE_COLUMNS
-from candle_pipeline.domain.quality import PartitionQuality, QualityRules, Validation
+from candle_pipeline.domain.quality import (
+    PartitionQuality,
+    QualityRules,
+    Validation,
+    flagged_rows,
+)
 from candle_pipeline.domain.ticker_days import BLOCKED, MISSING
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
@@ -101,15 +105,12 @@ def day_evaluations(
     the run (`final`): what is stored, whether this run wrote it or an earlier one. The rows and
     gaps found by this run's validation are shown as examples."""
     by_day = dict(iter(final.groupby(final["trade_date"].dt.date)))
-    quotes = validation.quotes
-    quotes_by_day = dict(iter(quotes.groupby(quotes["trade_date"].dt.date)))
     reports_by_day: dict[date, list[PartitionQuality]] = {}
     for report in reports:
         reports_by_day.setdefault(report.trade_date, []).append(report)
-    empty_states, empty_quotes = final.iloc[0:0], quotes.iloc[0:0]
+    empty_states = final.iloc[0:0]
     for day in days:
         states = by_day.get(day, empty_states)
-        day_quotes = quotes_by_day.get(day, empty_quotes)
         if QUALITY_SCORE_CHECK.key in selected:
             yield _quality_score(day, states, rules.threshold)
         if COVERAGE_CHECK.key in selected:
@@ -123,7 +124,6 @@ def day_evaluations(
                     day,
                     check,
                     states=states,
-                    quotes=day_quotes,
                     validation=validation,
                     flag=flag,
                     rule=rule,
@@ -219,7 +219,6 @@ def _flag_evaluation(
     check: str,
     *,
     states: pd.DataFrame,
-    quotes: pd.DataFrame,
     validation: Validation,
     flag: str,
     rule: Mapping[str, float],
@@ -235,15 +234,11 @@ def _flag_evaluation(
                 for ticker, count in zip(hit["ticker"], hit[column], strict=True)
             ]
         )
-    examples = quotes[quotes[f"flag_{flag}"]].head(OFFENDING_ROWS_SHOWN)
+    examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN, day).drop(columns="trade_date")
     if len(examples):
-        table = examples.loc[:, ["ticker", "ts", "session", *PRICE_COLUMNS, "volume"]]
-        if flag == "spike":
-            table = table.assign(
-                reference=validation.reference[examples.index],
-                move=validation.moves[examples.index],
-            )
-        metadata["offending_rows"] = dg.MetadataValue.md(table.to_markdown(index=False))
+        if flag != "spike":
+            examples = examples.drop(columns=["reference", "move"])
+        metadata["offending_rows"] = dg.MetadataValue.md(examples.to_markdown(index=False))
     return _evaluation(
         VALIDATED_QUOTES,
         check,

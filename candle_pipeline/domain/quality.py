@@ -448,3 +448,22 @@ def _partition_quality(row: tuple, rules: QualityRules) -> PartitionQuality:
         consistency=consistency,
         score=score,
     )
+
+
+def flagged_rows(
+    validation: Validation, flag: str, limit: int, day: date | None = None
+) -> pd.DataFrame:
+    """The first `limit` rows raising `flag` (of `day` only, if given), with the close each was
+    measured from (`reference`) and its largest move from it."""
+    quotes = validation.quotes
+    flagged = quotes[quotes[f"flag_{flag}"]]
+    if day is not None:
+        flagged = flagged[flagged["trade_date"] == pd.Timestamp(day)]
+    chosen = flagged.head(limit)
+    return chosen.loc[
+        :, ["ticker", "trade_date", "ts", "session", *PRICE_COLUMNS, "volume"]
+    ].assign(
+        trade_date=chosen["trade_date"].dt.date,
+        reference=validation.reference[chosen.index],
+        move=validation.moves[chosen.index],
+    )

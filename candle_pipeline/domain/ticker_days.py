@@ -29,6 +29,8 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from candle_pipeline.domain.sessions import MissingTimingsError
+
 COMPLETE = "complete"
 BLOCKED = "blocked"
 NO_DATA = "no_data"
@@ -164,7 +166,7 @@ def plan_work(
     )
     if work["is_open"].isna().any():
         first = work[work["is_open"].isna()].iloc[0]
-        raise LookupError(
+        raise MissingTimingsError(
             f"no market timings for {first['exchange']} on {first['trade_date'].date()}: "
             "materialise market_timings for that day first"
         )
@@ -297,7 +299,7 @@ def final_states(plan: WorkPlan, new_states: pd.DataFrame) -> pd.DataFrame:
         :, ["trade_date", "ticker", *(f"previous_{c}" for c in STATE_COLUMNS[2:])]
     ]
     previous = previous.rename(columns=lambda name: name.removeprefix("previous_"))
-    previous = previous[previous["status"].notna()]
+    previous = conform_states(previous[previous["status"].notna()])
     combined = pd.concat([new_states, previous], ignore_index=True)
     return combined.drop_duplicates(KEY, keep="first").reset_index(drop=True)
 

@@ -16,7 +16,6 @@ from candle_pipeline.domain.quality import (
     Validation,
     assess,
     flagged_rows,
-    gate,
     validate_quotes,
 )
 from candle_pipeline.domain.schemas import CandlesSchema, ValidatedQuotesSchema
@@ -264,22 +263,6 @@ def test_closed_and_empty_days() -> None:
     assert saturday.passed(RULES.threshold)
     assert (monday.rows, monday.expected_bars, monday.score) == (0, 390, 0.0)
     assert [gap.bars for gap in monday.gaps] == [390]
-
-
-def test_the_gate_decides_from_the_latest_report() -> None:
-    keys = [(date(2013, 10, d), "SPY") for d in (4, 5, 7, 8)]
-    latest = pd.DataFrame(
-        {
-            "ticker": "SPY",
-            "trade_date": pd.to_datetime(["2013-10-04", "2013-10-05", "2013-10-07"]),
-            "status": ["scored", STATUS_CLOSED, "scored"],
-            "score": [0.97, None, 0.5],
-        }
-    )
-    decisions = gate(keys, latest, 0.8)
-    assert [decisions[key].allowed for key in keys] == [True, True, False, False]
-    assert decisions[keys[2]].reason == "quality score 0.5000 < threshold 0.8"
-    assert "no quality report" in decisions[keys[3]].reason
 
 
 def test_the_contracts_refuse_inconsistent_frames() -> None:

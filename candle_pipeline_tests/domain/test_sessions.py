@@ -6,10 +6,8 @@ import pytest
 from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.sessions import (
     ExchangeDirectory,
-    MissingTimingsError,
     attach_sessions,
     market_timings,
-    plan_fetches,
     session_tags,
 )
 
@@ -57,24 +55,6 @@ def test_unknown_exchange_and_reversed_range_are_refused() -> None:
         market_timings(["XXXX"], date(2020, 1, 1), date(2020, 1, 2))
     with pytest.raises(ValueError, match="reversed"):
         market_timings(["XNYS"], date(2020, 1, 2), date(2020, 1, 1))
-
-
-def test_plan_skips_closed_days_and_groups_open_days_per_ticker() -> None:
-    timings = market_timings(["XNYS"], date(2013, 10, 4), date(2013, 10, 7))
-    pairs = [(date(2013, 10, d), t) for d in (4, 5, 6, 7) for t in ("SPY", "IBM")]
-    plan = plan_fetches(pairs, timings, XNYS)
-    assert plan.open_days == {
-        "IBM": [date(2013, 10, 4), date(2013, 10, 7)],
-        "SPY": [date(2013, 10, 4), date(2013, 10, 7)],
-    }
-    assert set(plan.skipped) == {(date(2013, 10, d), t) for d in (5, 6) for t in ("SPY", "IBM")}
-    assert "market closed" in plan.skipped[(date(2013, 10, 5), "SPY")]
-
-
-def test_plan_without_timings_names_the_missing_day() -> None:
-    timings = market_timings(["XNYS"], date(2013, 10, 4), date(2013, 10, 4))
-    with pytest.raises(MissingTimingsError, match="2013-10-07"):
-        plan_fetches([(date(2013, 10, 7), "SPY")], timings, XNYS)
 
 
 def test_session_tags_from_the_real_session() -> None:

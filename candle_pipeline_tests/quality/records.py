@@ -13,7 +13,7 @@ CANDLES = dg.AssetKey("candles")
 
 
 def quality_reports(warehouse_url: str) -> pd.DataFrame:
-    """market.quality_reports indexed by partition key (`2013-10-07|SPY`)."""
+    """market.quality_reports indexed by ticker-day (`2013-10-07|SPY`)."""
     with engine_for(warehouse_url).connect() as conn:
         frame = pd.read_sql(
             sa.text("SELECT * FROM market.quality_reports ORDER BY ticker, trade_date"), conn
@@ -37,11 +37,11 @@ def evaluations(
 
 
 def latest_evaluations(
-    instance: dg.DagsterInstance, check: str
+    instance: dg.DagsterInstance, check: str, asset: dg.AssetKey = VALIDATED
 ) -> dict[str | None, dg.AssetCheckEvaluation]:
     """The latest evaluation of each partition (None: an unpartitioned check's)."""
     latest: dict[str | None, dg.AssetCheckEvaluation] = {}
-    for evaluation in evaluations(instance, check):
+    for evaluation in evaluations(instance, check, asset):
         latest.setdefault(evaluation.partition, evaluation)
     return latest
 

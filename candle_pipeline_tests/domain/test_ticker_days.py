@@ -1,0 +1,243 @@
+"""Which ticker-days a day holds, which a run fetches, and the state each attempt leaves."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from candle_pipeline.domain import ticker_days as td
+from candle_pipeline.domain.sessions import MissingTimingsError, market_timings
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+FRIDAY, SATURDAY, SUNDAY, MONDAY = (date(2013, 10, day) for day in (4, 5, 6, 7))
+WEEKEND = [FRIDAY, SATURDAY, SUNDAY, MONDAY]
+TIMINGS = market_timings(["XNYS", "XNAS"], FRIDAY, MONDAY)
+RUN = "run-1"
+
+
+def watch(*rows: tuple[str, str, date, date | None]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(td.WATCH_COLUMNS))
+
+
+def state(ticker: str, day: date, status: str, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "ticker": ticker,
+        "trade_date": pd.Timestamp(day),
+        "exchange": "XNYS",
+        "status": status,
+        "attempts": 1,
+        "last_error": None,
+        "retry_after": None,
+        "quality_score": 1.0 if status == td.COMPLETE else None,
+        "rows": 390 if status == td.COMPLETE else 0,
+        "spike_rows": 0,
+        "stale_rows": 0,
+        "gaps": 0,
+        "source": "csv" if status == td.COMPLETE else None,
+        "fetched_at": NOW - timedelta(days=1) if status == td.COMPLETE else None,
+        "updated_at": NOW - timedelta(days=1),
+        "run_id": "run-0",
+    }
+    return {**row, **values}
+
+
+def states(*rows: dict[str, object]) -> pd.DataFrame:
+    if not rows:
+        return td.empty_states()
+    return td.conform_states(pd.DataFrame(list(rows)))
+
+
+def stored(*keys: tuple[date, str], passed: bool = True) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "trade_date": pd.to_datetime([day for day, _ in keys]),
+            "ticker": [ticker for _, ticker in keys],
+            "rows": 390,
+            "source": "csv",
+            "fetched_at": pd.Timestamp(NOW),
+            "quality_score": 1.0 if passed else 0.5,
+            "spike_rows": 0,
+            "stale_rows": 2,
+            "gaps": 0,
+            "passed": passed,
+            "verdict": "quality score 1.0000 >= threshold 0.8"
+            if passed
+            else "quality score 0.5000 < threshold 0.8",
+        }
+    )
+
+
+def actions_of(plan: td.WorkPlan) -> dict[tuple[date, str], str]:
+    frame = plan.ticker_days
+    return dict(
+        zip(zip(frame["trade_date"].dt.date, frame["ticker"], strict=True), frame["action"])
+    )
+
+
+def test_a_ticker_counts_from_its_history_start_until_its_removal() -> None:
+    watched = watch(
+        ("SPY", "XNYS", SATURDAY, None),
+        ("IBM", "XNYS", FRIDAY, SUNDAY),
+        ("NVDA", "XNAS", MONDAY, None),
+    )
+    expected = td.expected_ticker_days(watched, WEEKEND)
+    pairs = set(zip(expected["trade_date"].dt.date, expected["ticker"], strict=True))
+    assert pairs == {
+        (SATURDAY, "SPY"),
+        (SUNDAY, "SPY"),
+        (MONDAY, "SPY"),
+        (FRIDAY, "IBM"),
+        (SATURDAY, "IBM"),
+        (MONDAY, "NVDA"),
+    }
+    only_spy = td.expected_ticker_days(watched, WEEKEND, ["SPY"])
+    assert set(only_spy["ticker"]) == {"SPY"}
+    assert set(expected.loc[expected["ticker"] == "NVDA", "exchange"]) == {"XNAS"}
+
+
+def test_closed_days_cost_no_call_and_open_ones_are_fetched_in_order() -> None:
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", FRIDAY, None)), WEEKEND)
+    plan = td.plan_work(expected, TIMINGS, states(), NOW)
+    assert actions_of(plan) == {
+        (FRIDAY, "SPY"): td.FETCH,
+        (SATURDAY, "SPY"): td.MARK_CLOSED,
+        (SUNDAY, "SPY"): td.MARK_CLOSED,
+        (MONDAY, "SPY"): td.FETCH,
+    }
+    assert plan.to_fetch() == {"SPY": [FRIDAY, MONDAY]}
+
+
+def test_complete_and_closed_days_are_settled_unless_refetched() -> None:
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", FRIDAY, None)), WEEKEND)
+    known = states(
+        state("SPY", FRIDAY, td.COMPLETE),
+        state("SPY", SATURDAY, td.CLOSED),
+        state("SPY", MONDAY, td.BLOCKED),
+    )
+    plan = td.plan_work(expected, TIMINGS, known, NOW)
+    assert plan.to_fetch() == {"SPY": [MONDAY]}, "blocked is fetched again, complete is not"
+    assert actions_of(plan)[(SATURDAY, "SPY")] == td.SETTLED
+    assert actions_of(plan)[(SUNDAY, "SPY")] == td.MARK_CLOSED
+    refetched = td.plan_work(expected, TIMINGS, known, NOW, refetch=True)
+    assert refetched.to_fetch() == {"SPY": [FRIDAY, MONDAY]}
+    assert actions_of(refetched)[(SATURDAY, "SPY")] == td.SETTLED
+
+
+def test_a_day_judged_on_another_exchange_is_not_settled() -> None:
+    expected = td.expected_ticker_days(watch(("NVDA", "XNAS", FRIDAY, None)), [FRIDAY])
+    plan = td.plan_work(expected, TIMINGS, states(state("NVDA", FRIDAY, td.COMPLETE)), NOW)
+    assert plan.to_fetch() == {"NVDA": [FRIDAY]}
+
+
+def test_a_retry_waits_for_its_retry_after() -> None:
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", FRIDAY, None)), [FRIDAY, MONDAY])
+    known = states(
+        state("SPY", FRIDAY, td.RETRY_LATER, retry_after=NOW + timedelta(minutes=5)),
+        state("SPY", MONDAY, td.RETRY_LATER, retry_after=NOW - timedelta(minutes=5)),
+    )
+    plan = td.plan_work(expected, TIMINGS, known, NOW)
+    assert actions_of(plan)[(FRIDAY, "SPY")] == td.WAITING
+    assert plan.to_fetch() == {"SPY": [MONDAY]}
+    assert td.plan_work(expected, TIMINGS, known, NOW, refetch=True).to_fetch() == {
+        "SPY": [FRIDAY, MONDAY]
+    }
+
+
+def test_a_day_without_timings_is_refused_by_name() -> None:
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", FRIDAY, None)), [date(2013, 10, 8)])
+    with pytest.raises(MissingTimingsError, match="XNYS on 2013-10-08"):
+        td.plan_work(expected, TIMINGS, states(), NOW)
+
+
+def test_each_outcome_becomes_its_status() -> None:
+    watched = watch(
+        ("SPY", "XNYS", FRIDAY, None),
+        ("BAD", "XNYS", FRIDAY, None),
+        ("ZZZ", "XNYS", FRIDAY, None),
+        ("EMPTY", "XNYS", FRIDAY, None),
+        ("LOW", "XNYS", FRIDAY, None),
+    )
+    known = states(state("ZZZ", FRIDAY, td.FAILED, attempts=3))
+    plan = td.plan_work(td.expected_ticker_days(watched, [FRIDAY, SATURDAY]), TIMINGS, known, NOW)
+    later = NOW + timedelta(seconds=90)
+    outcome = td.Outcome(
+        stored=pd.concat([stored((FRIDAY, "SPY")), stored((FRIDAY, "LOW"), passed=False)]),
+        failures={
+            "BAD": td.Failure(td.RETRY_LATER, "HTTP 429", later),
+            "ZZZ": td.Failure(td.FAILED, "unknown symbol"),
+        },
+        attempted=True,
+        source="csv",
+    )
+    new = td.settle(plan, outcome, RUN, NOW).set_index(["ticker", "trade_date"])
+    friday, saturday = pd.Timestamp(FRIDAY), pd.Timestamp(SATURDAY)
+    assert new.loc[("SPY", friday), ["status", "rows", "quality_score", "stale_rows"]].tolist() == [
+        td.COMPLETE,
+        390,
+        1.0,
+        2,
+    ]
+    low = new.loc[("LOW", friday)]
+    assert (low["status"], low["last_error"]) == (
+        td.BLOCKED,
+        "quality score 0.5000 < threshold 0.8",
+    )
+    bad = new.loc[("BAD", friday)]
+    assert (bad["status"], bad["last_error"], bad["retry_after"]) == (
+        td.RETRY_LATER,
+        "HTTP 429",
+        pd.Timestamp(later),
+    )
+    assert new.loc[("ZZZ", friday), ["status", "attempts"]].tolist() == [td.FAILED, 4]
+    empty = new.loc[("EMPTY", friday)]
+    assert (empty["status"], empty["last_error"]) == (td.NO_DATA, "csv returned no bars")
+    assert set(new.xs(saturday, level="trade_date")["status"]) == {td.CLOSED}
+    assert set(new["run_id"]) == {RUN}
+    assert list(td.settle(plan, outcome, RUN, NOW).columns) == list(td.STATE_COLUMNS)
+
+
+def test_a_failed_attempt_keeps_what_is_stored() -> None:
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", FRIDAY, None)), [FRIDAY])
+    known = states(state("SPY", FRIDAY, td.COMPLETE, quality_score=0.97, rows=388))
+    plan = td.plan_work(expected, TIMINGS, known, NOW, refetch=True)
+    outcome = td.Outcome(
+        stored=stored(),
+        failures={"SPY": td.Failure(td.FAILED, "HTTP 500")},
+        attempted=True,
+        source="yahoo",
+    )
+    [row] = td.settle(plan, outcome, RUN, NOW).to_dict("records")
+    assert (row["status"], row["attempts"], row["last_error"]) == (td.FAILED, 2, "HTTP 500")
+    assert (row["quality_score"], row["rows"], row["source"]) == (0.97, 388, "csv")
+
+
+def test_processing_stored_rows_again_leaves_the_days_without_rows_alone() -> None:
+    expected = td.expected_ticker_days(
+        watch(("SPY", "XNYS", FRIDAY, None), ("IBM", "XNYS", FRIDAY, None)), [FRIDAY]
+    )
+    known = states(state("IBM", FRIDAY, td.NO_DATA))
+    plan = td.plan_work(expected, TIMINGS, known, NOW, refetch=True)
+    outcome = td.Outcome(stored((FRIDAY, "SPY")), {}, attempted=False, source="csv")
+    new = td.settle(plan, outcome, RUN, NOW)
+    assert new[["ticker", "status", "attempts"]].values.tolist() == [["SPY", td.COMPLETE, 0]]
+    final = td.final_states(plan, new).set_index("ticker")
+    assert final.loc["IBM", "status"] == td.NO_DATA
+
+
+def test_a_day_summary_counts_statuses_and_scores() -> None:
+    final = states(
+        state("SPY", FRIDAY, td.COMPLETE, quality_score=0.9),
+        state("IBM", FRIDAY, td.BLOCKED, quality_score=0.5),
+        state("BAD", FRIDAY, td.FAILED),
+        state("SPY", SATURDAY, td.CLOSED),
+    )
+    summary = td.day_summary(final)
+    friday = summary.loc[pd.Timestamp(FRIDAY)]
+    assert (friday["expected"], friday[td.COMPLETE], friday[td.BLOCKED], friday[td.FAILED]) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert (friday["quality_score_min"], friday["quality_score_mean"]) == (0.5, 0.7)
+    assert pd.isna(summary.loc[pd.Timestamp(SATURDAY), "quality_score_min"])

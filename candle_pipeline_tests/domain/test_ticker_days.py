@@ -69,9 +69,8 @@ def stored(*keys: tuple[date, str], passed: bool = True) -> pd.DataFrame:
 
 def actions_of(plan: td.WorkPlan) -> dict[tuple[date, str], str]:
     frame = plan.ticker_days
-    return dict(
-        zip(zip(frame["trade_date"].dt.date, frame["ticker"], strict=True), frame["action"])
-    )
+    keys = zip(frame["trade_date"].dt.date, frame["ticker"], strict=True)
+    return dict(zip(keys, frame["action"], strict=True))
 
 
 def test_a_ticker_counts_from_its_history_start_until_its_removal() -> None:

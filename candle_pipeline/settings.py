@@ -127,6 +127,10 @@ DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
 # seconds before one trial request is let through again.
 DEFAULT_BREAKER_FAILURES = 8
 DEFAULT_BREAKER_RESET_SECONDS = 300.0
+# A ticker-day the provider refused is asked again by the retry sensor after an hour, then after
+# 2, 4 and 8 hours: five attempts in all, about a day, before it waits for a person or a run.
+DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS = 3600.0
+DEFAULT_FAILED_RETRY_ATTEMPTS = 5
 
 
 class SettingsError(ValueError):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from candle_pipeline.tickers import register
 from dagster._core.remote_origin import (
     InProcessCodeLocationOrigin,
     RemoteJobOrigin,
@@ -24,7 +25,6 @@ from candle_pipeline.settings import (
     get_operations_settings,
     get_settings,
 )
-from candle_pipeline.tickers import register
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline_tests.conftest import create_database
 

@@ -1,62 +1,76 @@
-"""`CANDLE_SOURCE=yahoo` end to end: real PostgreSQL, real Dagster runs, recorded Yahoo answers."""
+"""`CANDLE_SOURCE=yahoo` end to end: real PostgreSQL, real Dagster runs, recorded Yahoo answers
+(replayed, or served by a real local HTTP server that injects the faults a test asks for)."""
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from candle_pipeline import runs
 from candle_pipeline.definitions import ASSETS
+from candle_pipeline.domain.ticker_days import COMPLETE, FAILED, RETRY_LATER
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.resources.warehouse import engine_for, ensure_tables
+from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
+from candle_pipeline.sensors.retries import retry_sensor
 from candle_pipeline.settings import Settings
 from candle_pipeline.warehouse import watchlist
-from candle_pipeline_tests.conftest import create_database
-from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault, yahoo_definitions
+from candle_pipeline_tests.conftest import create_database, table, watch
+from candle_pipeline_tests.providers.fake_yahoo import (
+    Arrival,
+    FakeYahoo,
+    Fault,
+    yahoo_definitions,
+)
 from candle_pipeline_tests.providers.yahoo_fixtures import YAHOO_FIXTURES, recorded_bars
+from candle_pipeline_tests.quality.records import latest_evaluations
 
 pytestmark = pytest.mark.integration
 
 NVDA = "historical-via-chart-NVDA-split-2021-02-01-to-2022-01-31.csv.json"
 AROUND_SPLIT = (date(2021, 7, 19), date(2021, 7, 21))
-
-
-def table(url: str, name: str) -> pd.DataFrame:
-    with engine_for(url).connect() as conn:
-        frame = pd.read_sql(
-            sa.select(sa.text("*")).select_from(sa.table(name, schema="market")), conn
-        )
-    keys = [c for c in ("ticker", "interval", "ts", "ex_date", "mic", "session_date") if c in frame]
-    return frame.sort_values(keys).reset_index(drop=True)
+DAYS = {"2021-07-19", "2021-07-20", "2021-07-21"}
+RAW = dg.AssetKey("raw_quotes")
+# The fake service asks MSFT's client to wait 2 s, longer than the 1 s it waits within a run.
+RETRY_AFTER_SECONDS = 2
+MAX_WAIT_IN_RUN_SECONDS = 1.0
 
 
 def materialize(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    tickers: list[str],
-    days: tuple[date, date],
-    select: tuple[str, ...] = runs.ALL_ASSETS,
+    defs: dg.Definitions, instance: dg.DagsterInstance, **kwargs: object
 ) -> list[runs.RunOutcome]:
-    registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-    instance.add_dynamic_partitions(
-        TICKERS_PARTITION_NAME, [t for t in tickers if t not in registered]
-    )
-    return runs.materialize(defs, instance, tickers, *days, select=select)
+    outcomes = runs.materialize(defs, instance, *AROUND_SPLIT, **kwargs)
+    assert all(o.success for o in outcomes), [o.error for o in outcomes]
+    return outcomes
 
 
 def raw_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_quotes")), limit=100
+        dg.AssetRecordsFilter(asset_key=RAW), limit=100
     ).records
     mine = [r for r in records if r.run_id == run_id]
     assert mine
     return {key: value.value for key, value in mine[0].asset_materialization.metadata.items()}
+
+
+def due_retries(instance: dg.DagsterInstance, url: str) -> dg.SensorResult:
+    """One tick of the retry sensor."""
+    resources = {"warehouse": WarehouseResource(database_url=url)}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        return retry_sensor(context)
+
+
+def requests_for(yahoo: FakeYahoo, symbol: str) -> list[Arrival]:
+    """Every request about `symbol` (an unknown one fails at its time-zone lookup)."""
+    return [arrival for arrival in yahoo.arrivals if arrival.symbol == symbol]
+
+
+def states(url: str) -> pd.DataFrame:
+    return table(url, "ticker_days").set_index(["ticker", "trade_date"])
 
 
 def test_nvda_split_replayed_from_raw_quotes_to_candles(
@@ -67,11 +81,8 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
         {"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_REPLAY_DIR": str(YAHOO_FIXTURES)}
     )
     defs = dg.Definitions(assets=ASSETS, resources=build_resources(settings, url))
-    ensure_tables(url)
-    with engine_for(url).begin() as connection:
-        watchlist.add(connection, [watchlist.NewTicker("NVDA")], "XNYS")
-    outcomes = materialize(defs, instance, ["NVDA"], AROUND_SPLIT)
-    assert all(o.success for o in outcomes), [o.error for o in outcomes]
+    watch(url, ["NVDA"], AROUND_SPLIT[0])
+    [outcome] = materialize(defs, instance)
     with engine_for(url).connect() as connection:
         [nvda] = watchlist.entries(connection)
         moves = watchlist.exchange_corrections(connection)
@@ -93,41 +104,92 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
 
     candles = table(url, "candles")
     assert set(candles["interval"]) == {"1d"}, "daily bars give daily candles only"
-    assert candles["close"].tolist() == expected["close"].tolist()
+    assert candles["close"].tolist() == expected["close"].tolist(), "read back bit for bit"
     assert candles["ts"].tolist() == [
         pd.Timestamp(f"{day.date()} 13:30", tz="UTC") for day in expected.index
     ]
+    assert set(states(url)["status"]) == {COMPLETE}
 
-    metadata = raw_metadata(instance, outcomes[-1].run_id)
+    metadata = raw_metadata(instance, outcome.run_id)
     assert metadata["provider"] == "yahoo"
-    assert metadata["provider_requests"] >= 1
-    assert metadata["provider_retries"] == 0
-    assert metadata["corporate_actions_written"] == 1
-    assert "throttled_seconds" in metadata
+    assert metadata["run_provider_requests"] >= 1
+    assert metadata["run_provider_retries"] == 0
 
 
-def test_retries_are_recorded_and_a_failed_ticker_writes_nothing(
+def test_a_retry_within_the_run_is_recorded(
     pg_server: LocalPostgres, instance: dg.DagsterInstance
 ) -> None:
     url = create_database(pg_server, "warehouse")
+    watch(url, ["NVDA"], AROUND_SPLIT[0])
     with FakeYahoo() as yahoo:
         defs = yahoo_definitions(url, yahoo.base_url, requests_per_minute=6000.0)
         yahoo.fail("NVDA", Fault(500))
-        outcomes = materialize(defs, instance, ["NVDA"], AROUND_SPLIT)
-        assert all(o.success for o in outcomes), [o.error for o in outcomes]
-        metadata = raw_metadata(instance, outcomes[-1].run_id)
-        assert metadata["provider_retries"] == 1
-        assert metadata["backoff_seconds"] > 0
-        assert metadata["provider_requests"] >= 2
-        before = {name: table(url, name) for name in ("raw_quotes", "corporate_actions")}
-        assert len(before["raw_quotes"]) == 3
+        [outcome] = materialize(defs, instance)
+    metadata = raw_metadata(instance, outcome.run_id)
+    assert metadata["run_provider_retries"] == 1
+    assert metadata["run_backoff_seconds"] > 0
+    assert len(yahoo.chart_calls("NVDA")) == 2
+    assert set(states(url)["status"]) == {COMPLETE}
 
-        later = (date(2021, 7, 22), date(2021, 7, 23))
-        failed = materialize(defs, instance, ["NVDA", "ZZZZ"], later)
-    assert failed[0].success, "market_timings"
-    assert not failed[-1].success
-    assert "ZZZZ" in failed[-1].error
-    assert "No data found, symbol may be delisted" in failed[-1].error
-    for name, frame in before.items():
-        pd.testing.assert_frame_equal(table(url, name), frame, obj=name)
-    assert len(yahoo.chart_calls("NVDA")) == 2 + 1, "NVDA was fetched, then nothing stored"
+
+def test_a_404_and_a_429_fail_two_tickers_not_the_run_and_the_retry_fetches_only_them(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    url = create_database(pg_server, "warehouse")
+    watch(url, ["NVDA", "MSFT", "ZZZZ"], AROUND_SPLIT[0])
+    with FakeYahoo() as yahoo:
+        defs = yahoo_definitions(
+            url,
+            yahoo.base_url,
+            requests_per_minute=6000.0,
+            max_retry_after_seconds=MAX_WAIT_IN_RUN_SECONDS,
+            failed_retry_first_wait_seconds=RETRY_AFTER_SECONDS,
+        )
+        yahoo.fail("MSFT", Fault(429, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
+        before_run = datetime.now(UTC)
+        materialize(defs, instance)
+
+        after = states(url)
+        nvda = after.xs("NVDA", level="ticker")
+        assert (nvda["status"] == COMPLETE).sum() == 3, "the other ticker is stored"
+        assert len(table(url, "candles")) == 3
+        msft = after.xs("MSFT", level="ticker")
+        assert set(msft["status"]) == {RETRY_LATER}
+        assert msft["last_error"].str.contains("HTTP 429").all()
+        assert (msft["retry_after"] >= pd.Timestamp(before_run)).all()
+        zzzz = after.xs("ZZZZ", level="ticker")
+        assert set(zzzz["status"]) == {FAILED}
+        assert zzzz["last_error"].str.contains("No data found, symbol may be delisted").all()
+        assert (zzzz["attempts"] == 1).all()
+
+        coverage = latest_evaluations(instance, "coverage", RAW)
+        assert set(coverage) >= DAYS
+        for day in DAYS:
+            evaluation = coverage[day]
+            assert not evaluation.passed
+            assert evaluation.metadata["offending_ticker_days"].value == (
+                "MSFT (retry_later), ZZZZ (failed)"
+            )
+
+        assert not due_retries(instance, url).run_requests, "both wait first"
+        wait = (after["retry_after"].max() - pd.Timestamp.now(tz="UTC")).total_seconds()
+        assert 0 < wait <= RETRY_AFTER_SECONDS
+        time.sleep(wait)
+        [request] = due_retries(instance, url).run_requests
+        assert request.run_config["ops"]["market_data"]["config"]["tickers"] == ["MSFT", "ZZZZ"]
+        nvda_calls = len(yahoo.chart_calls("NVDA"))
+        zzzz_calls = len(requests_for(yahoo, "ZZZZ"))
+        assert zzzz_calls > 0
+        retried = defs.resolve_job_def("market_data_job").execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags
+        )
+        assert retried.success
+        assert len(yahoo.chart_calls("NVDA")) == nvda_calls, "complete days cost no call"
+        assert len(yahoo.chart_calls("MSFT")) == 2
+        assert len(requests_for(yahoo, "ZZZZ")) == 2 * zzzz_calls, "asked again, once"
+
+    final = states(url)
+    assert set(final.xs("MSFT", level="ticker")["status"]) == {COMPLETE}
+    zzzz = final.xs("ZZZZ", level="ticker")
+    assert set(zzzz["status"]) == {FAILED} and (zzzz["attempts"] == 2).all()
+    assert not due_retries(instance, url).run_requests, "ZZZZ waits twice as long now"

@@ -153,7 +153,13 @@ def market_data(
             actions=_actions(warehouse, fetched, days),
             previous_closes=_previous_closes(warehouse, raw),
         )
-        outcome = Outcome(processed.stored, fetched.failures, True, market_data.source)
+        outcome = Outcome(
+            processed.stored,
+            fetched.failures,
+            attempted=True,
+            source=market_data.source,
+            failed_retries=market_data.failed_retries(),
+        )
     elif start == VALIDATED_QUOTES:
         raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
         processed = process(
@@ -165,7 +171,13 @@ def market_data(
             actions=warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days)),
             previous_closes=_previous_closes(warehouse, raw),
         )
-        outcome = Outcome(processed.stored, {}, False, market_data.source)
+        outcome = Outcome(
+            processed.stored,
+            {},
+            attempted=False,
+            source=market_data.source,
+            failed_retries=market_data.failed_retries(),
+        )
     else:
         validated = _stored(warehouse, "validated_quotes", plan)
         reference = pd.Series(float("nan"), index=validated.index)
@@ -173,7 +185,13 @@ def market_data(
             Validation(validated, reference), market_timings, exchanges, rules, CANDLE_INTERVALS
         )
         raw = validated.iloc[0:0]
-        outcome = Outcome(processed.stored, {}, False, market_data.source)
+        outcome = Outcome(
+            processed.stored,
+            {},
+            attempted=False,
+            source=market_data.source,
+            failed_retries=market_data.failed_retries(),
+        )
 
     new_states = settle(plan, outcome, context.run.run_id, now)
     final = final_states(plan, new_states)

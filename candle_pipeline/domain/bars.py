@@ -74,7 +74,7 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
                     f"{origin}: column {column} holds {int(bad.sum())} value(s) that are not "
                     f"numbers, e.g. {sample!r}"
                 )
-            bars[column] = converted
+        # Text becomes the double it names exactly (pandas' to_numeric may miss it by an ulp).
         bars[column] = bars[column].astype("float64")
     if not isinstance(bars["ts"].dtype, pd.DatetimeTZDtype):
         raise BarsError(f"{origin}: timestamps must carry a time zone")

@@ -9,7 +9,8 @@ it was removed. A ticker-day's status is the outcome of its latest attempt:
   (the candles of an earlier good version are kept).
 - `no_data`: its exchange had a session, the provider returned no bar.
 - `failed`: the provider refused (unknown symbol, unreadable answer, garbage); asked again the
-  next time the day is materialised.
+  next time the day is materialised, and by the retry sensor after a wait that doubles with each
+  attempt, a few times (`FailedRetries`), since providers refuse by mistake too.
 - `retry_later`: the provider asked us to wait (HTTP 429 with Retry-After, its circuit breaker
   open): not asked again before `retry_after`, then the retry sensor asks.
 - `closed`: its exchange had no session that day: nothing is expected, no provider call.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -193,6 +194,20 @@ def plan_work(
 
 
 @dataclass(frozen=True)
+class FailedRetries:
+    """When a `failed` ticker-day is asked again by itself: `first_wait` after the first failed
+    attempt, twice as long after each further one, until `attempts` attempts were made."""
+
+    first_wait: timedelta
+    attempts: int
+
+    def retry_after(self, now: datetime, attempts: pd.Series) -> pd.Series:
+        """The moment to ask again after `attempts` attempts (NaT: no more retries)."""
+        waits = self.first_wait * 2 ** (attempts.clip(lower=1) - 1).astype("int64")
+        return (pd.Timestamp(now) + waits).where(attempts < self.attempts)
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a ticker's fetch stored nothing: `failed` or `retry_later` (then not before
     `retry_after`)."""
@@ -204,7 +219,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a run found for the ticker-days it processed.
+    """What a run found for the ticker-days it processed, and when a failed one is asked again.
 
     `stored`: one row per ticker-day (trade_date, ticker) whose rows were stored, with `rows`,
     `source`, `fetched_at`, its `quality_score` (NaN without one), the rows flagged as spikes
@@ -217,6 +232,7 @@ class Outcome:
     failures: Mapping[str, Failure]
     attempted: bool
     source: str
+    failed_retries: FailedRetries
 
 
 def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.DataFrame:
@@ -262,6 +278,8 @@ def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.D
             "retry_after": work["failure_retry_after"].where(failed),
         }
     )
+    gave_up = failed & (status == FAILED)
+    states.loc[gave_up, "retry_after"] = outcome.failed_retries.retry_after(now, attempts[gave_up])
     for column in DATA_COLUMNS:
         states[column] = work[f"new_{column}"].where(stored, work[f"previous_{column}"])
     states.loc[closed, "quality_score"] = np.nan

@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
-from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, Failure
+from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
     FetchResult,
     MarketDataProvider,
@@ -34,6 +34,8 @@ from candle_pipeline.settings import (
     DEFAULT_BREAKER_FAILURES,
     DEFAULT_BREAKER_RESET_SECONDS,
     DEFAULT_EXCHANGE,
+    DEFAULT_FAILED_RETRY_ATTEMPTS,
+    DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS,
     DEFAULT_MAX_RETRY_AFTER_SECONDS,
     DEFAULT_REQUEST_BURST,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
@@ -77,6 +79,8 @@ class MarketDataResource(dg.ConfigurableResource):
     breaker_reset_seconds: float = DEFAULT_BREAKER_RESET_SECONDS
     synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
     default_exchange: str = DEFAULT_EXCHANGE
+    failed_retry_first_wait_seconds: float = DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS
+    failed_retry_attempts: int = DEFAULT_FAILED_RETRY_ATTEMPTS
 
     _provider: MarketDataProvider | None = PrivateAttr(default=None)
 
@@ -113,6 +117,12 @@ class MarketDataResource(dg.ConfigurableResource):
             )
             options = dataclasses.replace(options, limiter=limiter)
         return build_provider(self.source, self.csv_dir, options)
+
+    def failed_retries(self) -> FailedRetries:
+        """When the retry sensor asks again for a ticker-day the provider refused."""
+        return FailedRetries(
+            timedelta(seconds=self.failed_retry_first_wait_seconds), self.failed_retry_attempts
+        )
 
     def fetch_all(self, open_days: Mapping[str, Sequence[date]]) -> Fetched:
         """Raw bars and corporate actions of each ticker on its days, in as few requests as the

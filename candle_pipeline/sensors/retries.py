@@ -1,10 +1,11 @@
-"""`retry_sensor`: ticker-days the provider asked us to wait for are fetched again once the wait
-is over, so a rate-limited backfill finishes by itself.
+"""`retry_sensor`: ticker-days the provider asked us to wait for (or refused, a few times) are
+fetched again once the wait is over, so a rate-limited backfill finishes by itself.
 
-Each tick reads the `retry_later` ticker-days whose `retry_after` has passed and requests runs of
-`market_data_job` over their days with `tickers` naming them (the other tickers of those days are
-complete already or not named: no provider call for them). The run key holds the latest update of
-those ticker-days: while a requested run has not changed them, the same request is not made twice.
+Each tick reads the `retry_later` and `failed` ticker-days whose `retry_after` has passed and
+requests runs of `market_data_job` over their days with `tickers` naming them (the other tickers
+of those days are complete already or not named: no provider call for them). The run key holds
+the latest update of those ticker-days: while a requested run has not changed them, the same
+request is not made twice.
 """
 
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ RETRY_TAG = "candle/retry"
     minimum_interval_seconds=RETRY_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     job=market_data_job,
-    description="Fetches again the ticker-days marked retry_later once their retry_after passed.",
+    description="Fetches again the ticker-days marked retry_later or failed once their "
+    "retry_after has passed.",
 )
 def retry_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource

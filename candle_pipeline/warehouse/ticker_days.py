@@ -10,7 +10,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from candle_pipeline.domain.ticker_days import RETRY_LATER, conform_states
+from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, conform_states
 from candle_pipeline.warehouse.partition_store import load_days, qualified, replace_partitions
 from candle_pipeline.warehouse.tables import TICKER_DAYS, ticker_days
 
@@ -29,13 +29,13 @@ def write_states(conn: psycopg.Connection, states: pd.DataFrame) -> int:
 
 
 def due_retries(conn: psycopg.Connection, now: datetime) -> pd.DataFrame:
-    """Ticker-days waiting to be retried whose `retry_after` has passed (DUE_COLUMNS)."""
+    """Failed or retry-later ticker-days whose `retry_after` has passed (DUE_COLUMNS)."""
     query = sql.SQL(
         "SELECT trade_date, ticker, retry_after, updated_at FROM {table} "
-        "WHERE status = %s AND retry_after <= %s ORDER BY trade_date, ticker"
+        "WHERE status = ANY(%s) AND retry_after <= %s ORDER BY trade_date, ticker"
     ).format(table=qualified(ticker_days))
     with conn.cursor() as cursor:
-        records = cursor.execute(query, (RETRY_LATER, now)).fetchall()
+        records = cursor.execute(query, ([RETRY_LATER, FAILED], now)).fetchall()
     return pd.DataFrame.from_records(records, columns=list(DUE_COLUMNS)).astype(
         {"trade_date": "datetime64[ns]", "ticker": object}
     )

@@ -13,6 +13,7 @@ FRIDAY, SATURDAY, SUNDAY, MONDAY = (date(2013, 10, day) for day in (4, 5, 6, 7))
 WEEKEND = [FRIDAY, SATURDAY, SUNDAY, MONDAY]
 TIMINGS = market_timings(["XNYS", "XNAS"], FRIDAY, MONDAY)
 RUN = "run-1"
+RETRIES = td.FailedRetries(timedelta(hours=1), attempts=5)
 
 
 def watch(*rows: tuple[str, str, date, date | None]) -> pd.DataFrame:
@@ -167,6 +168,7 @@ def test_each_outcome_becomes_its_status() -> None:
         },
         attempted=True,
         source="csv",
+        failed_retries=RETRIES,
     )
     new = td.settle(plan, outcome, RUN, NOW).set_index(["ticker", "trade_date"])
     friday, saturday = pd.Timestamp(FRIDAY), pd.Timestamp(SATURDAY)
@@ -187,7 +189,9 @@ def test_each_outcome_becomes_its_status() -> None:
         "HTTP 429",
         pd.Timestamp(later),
     )
-    assert new.loc[("ZZZ", friday), ["status", "attempts"]].tolist() == [td.FAILED, 4]
+    zzz = new.loc[("ZZZ", friday)]
+    assert (zzz["status"], zzz["attempts"]) == (td.FAILED, 4)
+    assert zzz["retry_after"] == pd.Timestamp(NOW + timedelta(hours=8)), "1, 2, 4, 8 hours"
     empty = new.loc[("EMPTY", friday)]
     assert (empty["status"], empty["last_error"]) == (td.NO_DATA, "csv returned no bars")
     assert set(new.xs(saturday, level="trade_date")["status"]) == {td.CLOSED}
@@ -204,6 +208,7 @@ def test_a_failed_attempt_keeps_what_is_stored() -> None:
         failures={"SPY": td.Failure(td.FAILED, "HTTP 500")},
         attempted=True,
         source="yahoo",
+        failed_retries=RETRIES,
     )
     [row] = td.settle(plan, outcome, RUN, NOW).to_dict("records")
     assert (row["status"], row["attempts"], row["last_error"]) == (td.FAILED, 2, "HTTP 500")
@@ -216,11 +221,20 @@ def test_processing_stored_rows_again_leaves_the_days_without_rows_alone() -> No
     )
     known = states(state("IBM", FRIDAY, td.NO_DATA))
     plan = td.plan_work(expected, TIMINGS, known, NOW, refetch=True)
-    outcome = td.Outcome(stored((FRIDAY, "SPY")), {}, attempted=False, source="csv")
+    outcome = td.Outcome(
+        stored((FRIDAY, "SPY")), {}, attempted=False, source="csv", failed_retries=RETRIES
+    )
     new = td.settle(plan, outcome, RUN, NOW)
     assert new[["ticker", "status", "attempts"]].values.tolist() == [["SPY", td.COMPLETE, 0]]
     final = td.final_states(plan, new).set_index("ticker")
     assert final.loc["IBM", "status"] == td.NO_DATA
+
+
+def test_a_refused_ticker_day_is_retried_a_few_times_with_a_doubling_wait() -> None:
+    attempts = pd.Series([1, 2, 4, 5])
+    waits = RETRIES.retry_after(NOW, attempts) - pd.Timestamp(NOW)
+    assert waits.iloc[:3].tolist() == [timedelta(hours=h) for h in (1, 2, 8)]
+    assert pd.isna(waits.iloc[3]), "five attempts, then it waits for a person or a run"
 
 
 def test_a_day_summary_counts_statuses_and_scores() -> None:

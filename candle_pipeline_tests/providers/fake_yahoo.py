@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import dagster as dg
 
 from candle_pipeline.definitions import ASSETS
+from candle_pipeline.jobs import JOBS
 from candle_pipeline.providers.replay import CHART_PATH, RecordedExchanges, ReplayMissError
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.market_data import MarketDataResource
@@ -168,6 +169,7 @@ def yahoo_resources(warehouse_url: str, base_url: str, **config: object) -> dict
 
 
 def yahoo_definitions(warehouse_url: str, base_url: str, **config: object) -> dg.Definitions:
+    """The real assets and jobs on `yahoo_resources`."""
     return dg.Definitions(
-        assets=ASSETS, resources=yahoo_resources(warehouse_url, base_url, **config)
+        assets=ASSETS, jobs=JOBS, resources=yahoo_resources(warehouse_url, base_url, **config)
     )

@@ -16,14 +16,12 @@ import sqlalchemy as sa
 from dagster._core.event_api import PartitionKeyFilter
 
 from candle_pipeline import runs
+from candle_pipeline.domain.ticker_days import BLOCKED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.resources.warehouse import engine_for, ensure_tables
-from candle_pipeline.tickers import register
-from candle_pipeline.warehouse import watchlist
-from candle_pipeline_tests.conftest import create_database, definitions_for
+from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
 from candle_pipeline_tests.quality import corrupt
 from candle_pipeline_tests.quality.records import (
-    CANDLES,
     VALIDATED,
     latest_evaluations,
     quality_reports,
@@ -37,8 +35,15 @@ BAD_DAYS = {
     "2013-10-09": corrupt.jump_60_percent,
     "2013-10-10": corrupt.third_removed,
 }
-BAD_KEYS = {f"{day}|SPY" for day in BAD_DAYS}
 WEEK = (date(2013, 10, 4), date(2013, 10, 11))
+# The README's table of scores: the holdout figures of the quality rules.
+README_SCORES = {
+    "2013-10-07": 0.7848,
+    "2013-10-08": 0.0,
+    "2013-10-09": 0.4981,
+    "2013-10-10": 0.6667,
+}
+AIG_STALE_SCORE = 0.9273
 
 
 class Pipeline:
@@ -49,24 +54,20 @@ class Pipeline:
         self.csv_dir = csv_dir
         self.defs = definitions_for(url, csv_dir)
         self.instance = instance
+        watch(url, ["SPY", "AIG"], WEEK[0])
 
-    def materialize(self, tickers: list[str], start: date, end: date) -> runs.RunOutcome:
-        """One run of the per-ticker assets (after market_timings, which must succeed), for
-        tickers on the watch list."""
-        ensure_tables(self.url)
-        with engine_for(self.url).begin() as connection:
-            watchlist.add(connection, [watchlist.NewTicker(t) for t in tickers], "XNYS")
-        register(self.instance, tickers)
-        timings, per_ticker = runs.materialize(self.defs, self.instance, tickers, start, end)
-        assert timings.success, timings.error
-        return per_ticker
+    def materialize(self, start: date, end: date, **kwargs: object) -> runs.RunOutcome:
+        outcomes = runs.materialize(self.defs, self.instance, start, end, **kwargs)
+        assert all(outcome.success for outcome in outcomes), [o.error for o in outcomes]
+        return outcomes[-1]
 
     def query(self, text: str) -> pd.DataFrame:
         with engine_for(self.url).connect() as conn:
             return pd.read_sql(sa.text(text), conn)
 
-    def materialized(self, asset: dg.AssetKey) -> set[str]:
-        return self.instance.get_materialized_partitions(asset)
+    def states(self) -> pd.DataFrame:
+        frame = table(self.url, "ticker_days")
+        return frame.set_index(frame["trade_date"].astype(str) + "|" + frame["ticker"])
 
     def freshness(self, as_of: str) -> dg.AssetCheckEvaluation:
         result = self.defs.resolve_job_def("candles_freshness_job").execute_in_process(
@@ -77,34 +78,30 @@ class Pipeline:
         return evaluation
 
 
-def week_keys(*tickers: str) -> set[str]:
-    return {f"{day.isoformat()}|{ticker}" for day in runs.day_range(*WEEK) for ticker in tickers}
-
-
-@pytest.fixture
-def corrupted_week(
-    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
-) -> Pipeline:
-    csv_dir = tmp_path / "csv"
+def corrupted_copy(root: Path) -> Path:
+    csv_dir = root / "csv"
     corrupt.copy_ticker(csv_dir, "SPY")
     corrupt.copy_ticker(csv_dir, "AIG")
     for day, corruption in BAD_DAYS.items():
         corrupt.write_day(csv_dir, "SPY", day, corruption(corrupt.read_day("SPY", day)))
     stale = corrupt.stale_quarter_hour(corrupt.read_day("AIG", "2013-10-11"))
     corrupt.write_day(csv_dir, "AIG", "2013-10-11", stale)
-    return Pipeline(create_database(pg_server, "warehouse"), csv_dir, instance)
+    return csv_dir
 
 
-def test_bad_days_are_blocked_exactly_and_good_days_of_the_same_run_get_candles(
+@pytest.fixture
+def corrupted_week(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
+) -> Pipeline:
+    return Pipeline(create_database(pg_server, "warehouse"), corrupted_copy(tmp_path), instance)
+
+
+def test_bad_days_are_blocked_exactly_and_the_good_ones_of_the_same_run_get_candles(
     corrupted_week: Pipeline,
 ) -> None:
     pipeline = corrupted_week
-    outcome = pipeline.materialize(["SPY", "AIG"], *WEEK)
-    all_keys = week_keys("SPY", "AIG")
-
-    assert not outcome.success
-    assert "4 ticker-day(s) blocked by the quality gate (threshold 0.8)" in outcome.error
-    assert all(key in outcome.error for key in BAD_KEYS)
+    pipeline.materialize(*WEEK)
+    bad_keys = {f"{day}|SPY" for day in BAD_DAYS}
 
     # validated_quotes keeps every raw row of every day, bad ones included.
     counts = pipeline.query(
@@ -115,89 +112,128 @@ def test_bad_days_are_blocked_exactly_and_good_days_of_the_same_run_get_candles(
     )
     assert len(counts) == 12
     assert (counts["raw"] == counts["validated"]).all()
-    assert pipeline.materialized(VALIDATED) == all_keys
+
+    states = pipeline.states()
+    assert set(states.index[states["status"] == BLOCKED]) == bad_keys
+    for day, score in README_SCORES.items():
+        row = states.loc[f"{day}|SPY"]
+        assert row["quality_score"] == pytest.approx(score, abs=1e-4), day
+        assert row["last_error"] == f"quality score {row['quality_score']:.4f} < threshold 0.8"
+    assert states.loc["2013-10-11|AIG", "quality_score"] == pytest.approx(AIG_STALE_SCORE, abs=1e-4)
+    assert states.loc["2013-10-11|AIG", "status"] == COMPLETE
 
     reports = quality_reports(pipeline.url)
-    scored = reports[reports["status"] == "scored"]
-    assert set(scored.index[~scored["passed"]]) == BAD_KEYS
-    assert scored.loc[sorted(BAD_KEYS), "score"].max() < 0.8
-    assert scored.drop(index=sorted(BAD_KEYS))["score"].min() > 0.9
     assert reports.loc["2013-10-07|SPY", "missing_rows"] == 60
     assert reports.loc["2013-10-08|SPY", "ohlc_rows"] > 0
     assert reports.loc["2013-10-09|SPY", "regular_spikes"] == 1
     assert reports.loc["2013-10-10|SPY", "gap_bars"] == 130
 
-    # candles: no rows and no materialisation for exactly the bad days.
     candle_days = pipeline.query("SELECT DISTINCT ticker, trade_date FROM market.candles")
     with_candles = set(candle_days["trade_date"].astype(str) + "|" + candle_days["ticker"])
-    assert with_candles == set(scored.index) - BAD_KEYS
-    assert pipeline.materialized(CANDLES) == all_keys - BAD_KEYS
-    observations = pipeline.instance.fetch_observations(CANDLES, limit=10).records
-    assert {record.partition_key for record in observations} == BAD_KEYS
-    assert all(
-        "< threshold 0.8" in record.asset_observation.metadata["reason"].value
-        for record in observations
-    )
+    assert with_candles == set(states.index[states["status"] == COMPLETE])
 
     gate = latest_evaluations(pipeline.instance, "quality_score")
-    assert set(gate) == all_keys
-    assert {key for key, evaluation in gate.items() if not evaluation.passed} == BAD_KEYS
-    jump = gate["2013-10-09|SPY"]
+    failing = {day for day, evaluation in gate.items() if not evaluation.passed}
+    assert failing == set(BAD_DAYS)
+    jump = gate["2013-10-09"]
     assert jump.severity == dg.AssetCheckSeverity.ERROR
-    assert jump.metadata["quality_score"].value == pytest.approx(0.4981, abs=1e-4)
+    assert jump.metadata["offending_ticker_days"].value == "SPY 0.4981"
+    assert jump.metadata["quality_score_min"].value == pytest.approx(0.4981, abs=1e-4)
+    assert jump.description == "1 of 2 scored ticker-day(s) below 0.8: SPY 0.4981"
 
-    warnings = {
-        name: latest_evaluations(pipeline.instance, name)[None]
-        for name in ("spikes", "gaps", "stale_runs")
+    spikes = latest_evaluations(pipeline.instance, "spikes")
+    assert {day for day, e in spikes.items() if not e.passed} == {"2013-10-09"}
+    stale = latest_evaluations(pipeline.instance, "stale_runs")["2013-10-11"]
+    assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert stale.metadata["offending_ticker_days"].value == "AIG (15)"
+    gaps = latest_evaluations(pipeline.instance, "gaps")
+    assert {day for day, e in gaps.items() if not e.passed} == {
+        "2013-10-07",
+        "2013-10-08",
+        "2013-10-10",
+        "2013-10-11",
     }
-    assert not any(evaluation.passed for evaluation in warnings.values())
-    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in warnings.values())
-    assert warnings["spikes"].metadata["offending_partitions"].value == "2013-10-09|SPY"
-    assert warnings["stale_runs"].metadata["offending_partitions"].value == "2013-10-11|AIG"
-    assert warnings["gaps"].metadata["gaps"].value == 4
-    assert warnings["gaps"].metadata["offending_partitions"].value == (
-        "2013-10-07|SPY, 2013-10-08|SPY, 2013-10-10|SPY, 2013-10-11|AIG"
-    )
 
     # Freshness sees the gate: the blocked Thursday is not fresh, the good Friday is.
     thursday = pipeline.freshness("2013-10-10T23:00:00+00:00")
     assert not thursday.passed
-    assert thursday.metadata["offending_partitions"].value == "2013-10-10|SPY"
+    assert thursday.metadata["offending_ticker_days"].value == "SPY 2013-10-10"
     friday = pipeline.freshness("2013-10-12T12:00:00+00:00")
     assert friday.passed, friday.description
 
-    # Once the provider's data is repaired, the day's next run passes the gate.
+    # Once the provider's data is repaired, the day's next run passes the gate: a blocked
+    # ticker-day is fetched again, the complete AIG of the same day is not.
     corrupt.write_day(pipeline.csv_dir, "SPY", "2013-10-09", corrupt.read_day("SPY", "2013-10-09"))
-    assert pipeline.materialize(["SPY"], date(2013, 10, 9), date(2013, 10, 9)).success
-    assert pipeline.materialized(CANDLES) == all_keys - BAD_KEYS | {"2013-10-09|SPY"}
+    aig = pipeline.query(
+        "SELECT fetched_at FROM market.raw_quotes WHERE ticker = 'AIG' "
+        "AND trade_date = '2013-10-09' LIMIT 1"
+    )
+    pipeline.materialize(date(2013, 10, 9), date(2013, 10, 9))
+    assert pipeline.states().loc["2013-10-09|SPY", "status"] == COMPLETE
+    assert pipeline.query(
+        "SELECT fetched_at FROM market.raw_quotes WHERE ticker = 'AIG' "
+        "AND trade_date = '2013-10-09' LIMIT 1"
+    ).equals(aig)
     history = pipeline.instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(VALIDATED, "quality_score"),
         limit=5,
-        partition_filter=PartitionKeyFilter(key="2013-10-09|SPY"),
+        partition_filter=PartitionKeyFilter(key="2013-10-09"),
     )
     assert [record.status.value for record in history] == ["SUCCEEDED", "FAILED"]
 
 
-def test_duplicated_timestamps_are_refused_at_ingestion_and_the_run_stores_nothing(
+def test_a_bad_refetch_keeps_the_good_candles_of_a_ticker_day(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    csv_dir = tmp_path / "csv"
+    corrupt.copy_ticker(csv_dir, "SPY")
+    corrupt.copy_ticker(csv_dir, "AIG")
+    pipeline = Pipeline(create_database(pg_server, "warehouse"), csv_dir, instance)
+    day = date(2013, 10, 9)
+    pipeline.materialize(day, day)
+    good = table(pipeline.url, "candles")
+
+    jumped = corrupt.jump_60_percent(corrupt.read_day("SPY", "2013-10-09"))
+    corrupt.write_day(csv_dir, "SPY", "2013-10-09", jumped)
+    pipeline.materialize(day, day, refetch=True)
+    states = pipeline.states()
+    assert states.loc["2013-10-09|SPY", "status"] == BLOCKED
+    assert states.loc["2013-10-09|AIG", "status"] == COMPLETE, "one bad ticker blocks nothing else"
+    pd.testing.assert_frame_equal(table(pipeline.url, "candles"), good)
+    raw = table(pipeline.url, "raw_quotes")
+    stored = raw.loc[raw["ticker"] == "SPY", "close"].to_numpy()
+    sent = pd.read_csv(
+        csv_dir / corrupt.MINUTE_DIR / "SPY" / "2013-10-09.csv", float_precision="round_trip"
+    )
+    assert stored.tolist() == sent["close"].tolist(), "raw quotes are what was sent this time"
+
+
+def test_duplicated_timestamps_fail_that_ticker_and_store_the_others(
     pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     """raw_quotes keys bars by (ticker, interval, ts): a provider's repeated timestamps are
-    refused, naming the file and the first repeated time, and the run writes nothing."""
+    refused, naming the file and the first repeated time; the other ticker is stored."""
     csv_dir = tmp_path / "csv"
     corrupt.copy_ticker(csv_dir, "SPY")
+    corrupt.copy_ticker(csv_dir, "AIG")
     doubled = corrupt.duplicated_timestamps(corrupt.read_day("SPY", "2013-10-08"))
     corrupt.write_day(csv_dir, "SPY", "2013-10-08", doubled)
     pipeline = Pipeline(create_database(pg_server, "warehouse"), csv_dir, instance)
 
-    outcome = pipeline.materialize(["SPY"], date(2013, 10, 7), date(2013, 10, 8))
-    assert not outcome.success
-    assert outcome.error.startswith("raw_quotes: ")
-    assert "2013-10-08.csv: 10 rows share a timestamp (first: 2013-10-08T14:00:00+00:00)" in (
-        outcome.error
+    pipeline.materialize(date(2013, 10, 7), date(2013, 10, 8))
+    states = pipeline.states()
+    spy = states[states["ticker"] == "SPY"]
+    assert set(spy["status"]) == {FAILED}
+    assert (
+        spy["last_error"]
+        .str.contains(
+            "2013-10-08.csv: 10 rows share a timestamp (first: 2013-10-08T14:00:00+00:00)",
+            regex=False,
+        )
+        .all()
     )
-    for asset in ("raw_quotes", "validated_quotes", "candles"):
-        assert pipeline.query(f"SELECT count(*) AS n FROM market.{asset}")["n"].item() == 0
-        assert pipeline.materialized(dg.AssetKey(asset)) == set()
+    assert set(states.loc[states["ticker"] == "AIG", "status"]) == {COMPLETE}
+    assert set(table(pipeline.url, "raw_quotes")["ticker"]) == {"AIG"}
 
-    assert pipeline.materialize(["SPY"], date(2013, 10, 7), date(2013, 10, 7)).success
-    assert pipeline.materialized(CANDLES) == {"2013-10-07|SPY"}
+    coverage = latest_evaluations(pipeline.instance, "coverage", dg.AssetKey("raw_quotes"))
+    assert coverage["2013-10-08"].metadata["offending_ticker_days"].value == "SPY (failed)"

@@ -1,8 +1,19 @@
 """Settings from the environment: defaults, and one clear error per bad value."""
 
+from datetime import date
+from pathlib import Path
+
 import pytest
 
-from candle_pipeline.settings import OperationsSettings, QualitySettings, Settings, SettingsError
+from candle_pipeline.partitions import days_per_run
+from candle_pipeline.providers.csv_files import DAILY_DIR, MINUTE_DIR
+from candle_pipeline.settings import (
+    SAMPLE_DATA_DIR,
+    OperationsSettings,
+    QualitySettings,
+    Settings,
+    SettingsError,
+)
 
 
 def test_defaults() -> None:
@@ -11,6 +22,42 @@ def test_defaults() -> None:
     assert settings.source == "csv"
     assert settings.warehouse_schema == "market"
     assert settings.default_exchange == "XNYS"
+    assert settings.partition_start == date(2000, 1, 1)
+    assert settings.backfill_days_per_run is None
+
+
+@pytest.fixture
+def daily_only_csv(tmp_path: Path) -> Path:
+    """A csv folder of daily files only: its source delivers daily bars."""
+    (tmp_path / DAILY_DIR).mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("env", "days"),
+    [
+        # The bundled sample has minute files: a few days per run.
+        ({}, 5),
+        ({"CANDLE_SOURCE": "yahoo"}, 366),
+        ({"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_INTERVAL": "1h"}, 5),
+        ({"CANDLE_SOURCE": "synthetic"}, 5),
+        ({"CANDLE_SOURCE": "synthetic", "CANDLE_SYNTHETIC_INTERVAL": "1d"}, 366),
+        ({"CANDLE_BACKFILL_DAYS_PER_RUN": "30"}, 30),
+        ({"CANDLE_SOURCE": "yahoo", "CANDLE_BACKFILL_DAYS_PER_RUN": "1"}, 1),
+    ],
+)
+def test_days_per_backfill_run_follow_the_bar_width_unless_set(
+    env: dict[str, str], days: int
+) -> None:
+    assert (SAMPLE_DATA_DIR / MINUTE_DIR).is_dir()
+    assert days_per_run(Settings.from_env(env)) == days
+
+
+def test_a_csv_folder_without_minute_files_gets_a_year_per_run(daily_only_csv: Path) -> None:
+    settings = Settings.from_env({"CANDLE_CSV_DIR": str(daily_only_csv)})
+    assert days_per_run(settings) == 366
+    (daily_only_csv / MINUTE_DIR).mkdir()
+    assert days_per_run(settings) == 5
 
 
 @pytest.mark.parametrize(
@@ -22,7 +69,10 @@ def test_defaults() -> None:
         ({"CANDLE_SOURCE": "bloomberg"}, "not a known market-data source"),
         ({"CANDLE_CSV_DIR": "/nonexistent/folder"}, "is not a directory"),
         ({"CANDLE_PARTITION_START": "2008-02-30"}, "not a date"),
-        ({"CANDLE_TIMINGS_START": "2010-01-01"}, "must not be later than"),
+        ({"CANDLE_BACKFILL_DAYS_PER_RUN": "0"}, "must be at least 1"),
+        ({"CANDLE_BACKFILL_DAYS_PER_RUN": "-1"}, "must not be negative"),
+        ({"CANDLE_BACKFILL_DAYS_PER_RUN": "a week"}, "not a whole number"),
+        ({"CANDLE_BACKFILL_DAYS_PER_RUN": "99999999"}, "is absurd"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "-3"}, "must not be negative"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "0"}, "must be at least 1"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "a year"}, "not a whole number"),

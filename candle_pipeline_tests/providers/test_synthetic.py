@@ -10,10 +10,16 @@ from candle_pipeline.domain.bars import BAR_COLUMNS, BAR_DTYPES, check_bars
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.quality import validate_quotes
 from candle_pipeline.domain.sessions import ExchangeDirectory, attach_sessions, market_timings
+from candle_pipeline.partitions import days_per_run
 from candle_pipeline.providers.synthetic import SyntheticProvider, ticker_profile
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import Settings, SettingsError
+from candle_pipeline.settings import (
+    DAILY_BARS_DAYS_PER_RUN,
+    INTRADAY_BARS_DAYS_PER_RUN,
+    Settings,
+    SettingsError,
+)
 
 # Thursday before Thanksgiving 2024, Thanksgiving (closed), the early close after it, a Saturday,
 # and an ordinary Monday.
@@ -111,24 +117,28 @@ def test_the_source_is_labelled_synthetic(tmp_path) -> None:
     fetched = resource.fetch_all({"SPY": [MONDAY], "IBM": [MONDAY, MONDAY + timedelta(days=1)]})
     assert set(fetched.bars["source"]) == {"synthetic"}
     assert fetched.bars.groupby("ticker").size().to_dict() == {"SPY": 390, "IBM": 780}
-    assert [result.requests for result in fetched.results] == [1, 1]
+    assert {ticker: result.requests for ticker, result in fetched.results.items()} == {
+        "SPY": 1,
+        "IBM": 1,
+    }
+    assert fetched.failures == {}
     spy = fetched.bars["ticker"] == "SPY"
     assert fetched.bars.loc[spy, "fetched_at"].max() <= fetched.bars.loc[~spy, "fetched_at"].min()
     assert fetched.bars["adj_close"].isna().all(), "the synthetic source has no adjusted close"
 
 
-def test_settings_select_the_source_interval_and_backfill_chunks() -> None:
-    settings = Settings.from_env(
-        {
-            "CANDLE_SOURCE": "synthetic",
-            "CANDLE_SYNTHETIC_INTERVAL": "1d",
-            "CANDLE_BACKFILL_PARTITIONS_PER_RUN": "500",
-        }
+def test_settings_select_the_source_interval_and_the_days_per_backfill_run() -> None:
+    daily = Settings.from_env({"CANDLE_SOURCE": "synthetic", "CANDLE_SYNTHETIC_INTERVAL": "1d"})
+    assert (daily.source, daily.synthetic_interval) == ("synthetic", "1d")
+    assert daily.backfill_days_per_run is None
+    assert days_per_run(daily) == DAILY_BARS_DAYS_PER_RUN == 366
+    minute = Settings.from_env({"CANDLE_SOURCE": "synthetic"})
+    assert days_per_run(minute) == INTRADAY_BARS_DAYS_PER_RUN == 5
+    chosen = Settings.from_env(
+        {"CANDLE_SOURCE": "synthetic", "CANDLE_BACKFILL_DAYS_PER_RUN": "500"}
     )
-    assert (settings.source, settings.synthetic_interval) == ("synthetic", "1d")
-    assert settings.backfill_partitions_per_run == 500
-    assert Settings.from_env({}).backfill_partitions_per_run is None
+    assert days_per_run(chosen) == chosen.backfill_days_per_run == 500
     with pytest.raises(SettingsError, match="CANDLE_SYNTHETIC_INTERVAL"):
         Settings.from_env({"CANDLE_SYNTHETIC_INTERVAL": "5m"})
-    with pytest.raises(SettingsError, match="CANDLE_BACKFILL_PARTITIONS_PER_RUN"):
-        Settings.from_env({"CANDLE_BACKFILL_PARTITIONS_PER_RUN": "0"})
+    with pytest.raises(SettingsError, match="CANDLE_BACKFILL_DAYS_PER_RUN"):
+        Settings.from_env({"CANDLE_BACKFILL_DAYS_PER_RUN": "0"})

@@ -15,6 +15,7 @@ Evaluations are `AssetCheckEvaluation` events, one per day, because one run cove
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -26,7 +27,7 @@ from candle_pipeline.domain.quality import (
     Validation,
     flagged_rows,
 )
-from candle_pipeline.domain.ticker_days import BLOCKED, MISSING
+from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
 
@@ -103,33 +104,108 @@ def day_evaluations(
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Every selected check's evaluation of each day, from the states of its ticker-days after
     the run (`final`): what is stored, whether this run wrote it or an earlier one. The rows and
-    gaps found by this run's validation are shown as examples."""
-    by_day = dict(iter(final.groupby(final["trade_date"].dt.date)))
+    gaps found by this run's validation are shown as examples. What each day needs is computed
+    for all days at once: a run may cover a year."""
+    facts = _DayFacts.of(final)
+    flagged_days = {
+        flag: set(validation.quotes.loc[validation.quotes[f"flag_{flag}"], "trade_date"].dt.date)
+        for flag in ("spike", "stale")
+    }
     reports_by_day: dict[date, list[PartitionQuality]] = {}
     for report in reports:
         reports_by_day.setdefault(report.trade_date, []).append(report)
-    empty_states = final.iloc[0:0]
     for day in days:
-        states = by_day.get(day, empty_states)
         if QUALITY_SCORE_CHECK.key in selected:
-            yield _quality_score(day, states, rules.threshold)
+            yield _quality_score(day, facts, rules.threshold)
         if COVERAGE_CHECK.key in selected:
-            yield _coverage(day, states)
+            yield _coverage(day, facts)
         for check, flag, rule in (
             (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
             (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
         ):
             if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
-                yield _flag_evaluation(
-                    day,
-                    check,
-                    states=states,
-                    validation=validation,
-                    flag=flag,
-                    rule=rule,
+                examples = (
+                    flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN, day)
+                    if day in flagged_days[flag]
+                    else None
                 )
+                yield _flag_evaluation(day, check, facts, flag=flag, rule=rule, examples=examples)
         if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
-            yield _gaps(day, states, reports_by_day.get(day, []), rules)
+            yield _gaps(day, facts, reports_by_day.get(day, []), rules)
+
+
+@dataclass(frozen=True)
+class _DayFacts:
+    """Per day: the counts and the offending ticker-days every check reports."""
+
+    counts: pd.DataFrame
+    offenders: Mapping[str, Mapping[date, list[str]]]
+
+    @classmethod
+    def of(cls, final: pd.DataFrame) -> "_DayFacts":
+        day = final["trade_date"].dt.date
+        scored = final["quality_score"].notna()
+        missing = final["status"].isin(MISSING)
+        counts = (
+            pd.DataFrame(
+                {
+                    "scored": scored,
+                    "blocked": final["status"] == BLOCKED,
+                    "open": final["status"] != CLOSED,
+                    "missing": missing,
+                    **{status: final["status"] == status for status in MISSING},
+                    "spike_rows": final["spike_rows"],
+                    "stale_rows": final["stale_rows"],
+                    "gaps": final["gaps"],
+                    "spike_ticker_days": final["spike_rows"] > 0,
+                    "stale_ticker_days": final["stale_rows"] > 0,
+                    "gap_ticker_days": final["gaps"] > 0,
+                }
+            )
+            .groupby(day)
+            .sum()
+        )
+        counts["score_min"] = final["quality_score"].where(scored).groupby(day).min()
+        ordered = final.sort_values(["ticker"])
+        blocked = final[final["status"] == BLOCKED].sort_values("quality_score")
+        return cls(
+            counts=counts,
+            offenders={
+                "blocked": _labels(blocked, blocked["ticker"] + " " + _four(blocked)),
+                "missing": _labels(
+                    ordered[missing], ordered["ticker"] + " (" + ordered["status"] + ")"
+                ),
+                **{
+                    column: _labels(
+                        ordered[ordered[column] > 0],
+                        ordered["ticker"] + " (" + ordered[column].astype(str) + ")",
+                    )
+                    for column in ("spike_rows", "stale_rows", "gaps")
+                },
+            },
+        )
+
+    def count(self, day: date, column: str) -> int:
+        return int(self.counts.at[day, column]) if day in self.counts.index else 0
+
+    def score_min(self, day: date) -> float | None:
+        if day not in self.counts.index or pd.isna(self.counts.at[day, "score_min"]):
+            return None
+        return float(self.counts.at[day, "score_min"])
+
+    def named(self, kind: str, day: date) -> list[str]:
+        return self.offenders[kind].get(day, [])
+
+
+def _labels(rows: pd.DataFrame, labels: pd.Series) -> dict[date, list[str]]:
+    """Per day, the labels of `rows` in their order."""
+    if rows.empty:
+        return {}
+    return labels.loc[rows.index].groupby(rows["trade_date"].dt.date).agg(list).to_dict()
+
+
+def _four(rows: pd.DataFrame) -> pd.Series:
+    return rows["quality_score"].map("{:.4f}".format)
 
 
 def _evaluation(
@@ -153,20 +229,16 @@ def _evaluation(
     )
 
 
-def _quality_score(day: date, states: pd.DataFrame, threshold: float) -> dg.AssetCheckEvaluation:
-    scored = states[states["quality_score"].notna()]
-    blocked = scored[scored["status"] == BLOCKED].sort_values("quality_score")
-    offending = [
-        f"{ticker} {score:.4f}"
-        for ticker, score in zip(blocked["ticker"], blocked["quality_score"], strict=True)
-    ]
+def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetCheckEvaluation:
+    scored, offending = facts.count(day, "scored"), facts.named("blocked", day)
     metadata: dict[str, object] = {
-        "scored_ticker_days": len(scored),
-        "blocked_ticker_days": len(blocked),
+        "scored_ticker_days": scored,
+        "blocked_ticker_days": len(offending),
         "threshold": threshold,
     }
-    if len(scored):
-        metadata[SCORE_KEY] = dg.MetadataValue.float(round(float(scored["quality_score"].min()), 4))
+    lowest = facts.score_min(day)
+    if lowest is not None:
+        metadata[SCORE_KEY] = dg.MetadataValue.float(round(lowest, 4))
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
     return _evaluation(
@@ -176,26 +248,21 @@ def _quality_score(day: date, states: pd.DataFrame, threshold: float) -> dg.Asse
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(blocked)} of {len(scored)} scored ticker-day(s) below {threshold}: "
+            f"{len(offending)} of {scored} scored ticker-day(s) below {threshold}: "
             f"{named(offending)}"
             if offending
-            else f"all {len(scored)} scored ticker-day(s) at or above {threshold}"
+            else f"all {scored} scored ticker-day(s) at or above {threshold}"
         ),
         metadata=metadata,
     )
 
 
-def _coverage(day: date, states: pd.DataFrame) -> dg.AssetCheckEvaluation:
-    missing = states[states["status"].isin(MISSING)].sort_values("ticker")
-    offending = [
-        f"{ticker} ({status})"
-        for ticker, status in zip(missing["ticker"], missing["status"], strict=True)
-    ]
-    open_days = int((states["status"] != "closed").sum())
+def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
+    open_days, offending = facts.count(day, "open"), facts.named("missing", day)
     metadata: dict[str, object] = {
         "open_ticker_days": open_days,
-        "missing_ticker_days": len(missing),
-        **{status: int((missing["status"] == status).sum()) for status in MISSING},
+        "missing_ticker_days": len(offending),
+        **{status: facts.count(day, status) for status in MISSING},
     }
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
@@ -206,7 +273,7 @@ def _coverage(day: date, states: pd.DataFrame) -> dg.AssetCheckEvaluation:
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(missing)} of {open_days} open ticker-day(s) without data: {named(offending)}"
+            f"{len(offending)} of {open_days} open ticker-day(s) without data: {named(offending)}"
             if offending
             else f"all {open_days} open ticker-day(s) have data"
         ),
@@ -217,56 +284,44 @@ def _coverage(day: date, states: pd.DataFrame) -> dg.AssetCheckEvaluation:
 def _flag_evaluation(
     day: date,
     check: str,
+    facts: _DayFacts,
     *,
-    states: pd.DataFrame,
-    validation: Validation,
     flag: str,
     rule: Mapping[str, float],
+    examples: pd.DataFrame | None,
 ) -> dg.AssetCheckEvaluation:
     column = f"{flag}_rows"
-    hit = states[states[column] > 0].sort_values("ticker")
-    rows = int(hit[column].sum())
-    metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(hit), **rule}
-    if len(hit):
-        metadata[OFFENDING_KEY] = named(
-            [
-                f"{ticker} ({count})"
-                for ticker, count in zip(hit["ticker"], hit[column], strict=True)
-            ]
-        )
-    examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN, day).drop(columns="trade_date")
-    if len(examples):
+    rows, offending = facts.count(day, column), facts.named(column, day)
+    metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(offending), **rule}
+    if offending:
+        metadata[OFFENDING_KEY] = named(offending)
+    if examples is not None and len(examples):
+        shown = examples.drop(columns="trade_date")
         if flag != "spike":
-            examples = examples.drop(columns=["reference", "move"])
-        metadata["offending_rows"] = dg.MetadataValue.md(examples.to_markdown(index=False))
+            shown = shown.drop(columns=["reference", "move"])
+        metadata["offending_rows"] = dg.MetadataValue.md(shown.to_markdown(index=False))
     return _evaluation(
         VALIDATED_QUOTES,
         check,
         day,
-        passed=hit.empty,
+        passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{rows} row(s) flagged {flag} in {len(hit)} ticker-day(s)",
+        description=f"{rows} row(s) flagged {flag} in {len(offending)} ticker-day(s)",
         metadata=metadata,
     )
 
 
 def _gaps(
-    day: date, states: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
+    day: date, facts: _DayFacts, reports: Sequence[PartitionQuality], rules: QualityRules
 ) -> dg.AssetCheckEvaluation:
-    hit = states[states["gaps"] > 0].sort_values("ticker")
-    gaps = int(hit["gaps"].sum())
+    gaps, offending = facts.count(day, "gaps"), facts.named("gaps", day)
     metadata: dict[str, object] = {
         "gaps": gaps,
-        "ticker_days": len(hit),
+        "ticker_days": len(offending),
         "gap_min_bars": rules.gap_min_bars,
     }
-    if len(hit):
-        metadata[OFFENDING_KEY] = named(
-            [
-                f"{ticker} ({count})"
-                for ticker, count in zip(hit["ticker"], hit["gaps"], strict=True)
-            ]
-        )
+    if offending:
+        metadata[OFFENDING_KEY] = named(offending)
     found = [(report, gap) for report in reports for gap in report.gaps]
     if found:
         table = pd.DataFrame(
@@ -281,10 +336,10 @@ def _gaps(
         VALIDATED_QUOTES,
         GAPS,
         day,
-        passed=hit.empty,
+        passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{gaps} gap(s) of at least {rules.gap_min_bars} missing bars in {len(hit)} "
+            f"{gaps} gap(s) of at least {rules.gap_min_bars} missing bars in {len(offending)} "
             "ticker-day(s) (quiet minutes without a trade only lower completeness)"
         ),
         metadata=metadata,

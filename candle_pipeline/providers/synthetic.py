@@ -11,11 +11,18 @@ else is asked in the same call):
   annual volatility, a drift and an average daily volume.
 - The daily close follows a random walk in log price over calendar days around a slow trend (so
   weekend gaps exist and prices stay plausible from 1970 to 2100); the open is the previous
-  calendar day's level plus a small overnight gap.
+  calendar day's level plus a small overnight gap. The day's volume is the ticker's average times
+  log-normal noise, higher on days that move more.
 - Minute bars (`interval="1m"`) are a Brownian bridge from the day's open to its close with the
   U-shaped intraday volatility and volume of equity markets; their first open and last close are
-  the day's open and close. Daily bars (`interval="1d"`, stamped at local midnight like real
-  feeds) summarise the same day's minute bars: they equal their 1d candle.
+  the day's open and close, and their volumes share out the day's volume.
+- Daily bars (`interval="1d"`, stamped at local midnight like real feeds) are built from the
+  day's levels alone, in O(days) without generating minutes: the day's open and close, a high
+  and a low drawn from the law of the maximum and minimum of that Brownian bridge, and the day's
+  volume. So they are not the summary of the same day's minute bars: they share its open and
+  close exactly and its volume up to the rounding of each minute to whole shares (under one
+  share per minute), but the minute bars' high and low come from their own sampled path and
+  wicks (same scale, other draws).
 - Prices are in cents, high >= max(open, close) and low <= min(open, close); volumes are whole
   shares.
 
@@ -75,11 +82,13 @@ WICK_SIGMAS = 0.6
 CENT = 0.01
 NANOS_PER_MINUTE = 60 * 1_000_000_000
 # Independent random streams of a ticker: daily steps, overnight gaps, intraday paths, the day's
-# volume.
+# volume, and the high and low of daily bars.
 STREAM_STEPS = 1
 STREAM_GAPS = 2
 STREAM_MINUTES = 3
 STREAM_DAY_VOLUME = 4
+STREAM_DAY_HIGH = 5
+STREAM_DAY_LOW = 6
 # Minute draws are addressed by (day, minute of the day): no session has more minutes than a day.
 MINUTES_PER_DAY = 24 * 60
 # Minute draws are normal quantiles at 2**16 equally likely levels, four from each 64-bit hash
@@ -171,6 +180,12 @@ def indexed_normals(seed: int, stream: int, index: np.ndarray) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(_unit_interval(first))) * np.cos(2.0 * np.pi * angle)
 
 
+def indexed_uniforms(seed: int, stream: int, index: np.ndarray) -> np.ndarray:
+    """Uniform draws in (0, 1) addressed by (seed, stream, index), like `indexed_normals`."""
+    with np.errstate(over="ignore"):
+        return _unit_interval(_splitmix64(_stream_base(seed, stream) + index.astype(np.uint64)))
+
+
 @functools.cache
 def _normal_quantiles() -> np.ndarray:
     """The standard normal's quantiles at the midpoints of 2**16 equally likely levels."""
@@ -238,6 +253,17 @@ def day_volumes(profile: TickerProfile, days: np.ndarray, day_return: np.ndarray
     noise = indexed_normals(profile.seed, STREAM_DAY_VOLUME, days) * DAILY_VOLUME_LOG_SPREAD
     move_in_sigmas = np.abs(day_return) / profile.daily_sigma
     return profile.daily_volume * np.exp(noise) * (1 + VOLUME_PER_SIGMA_MOVE * move_in_sigmas)
+
+
+def bridge_maximum(
+    start: np.ndarray, end: np.ndarray, variance: float, uniform: np.ndarray
+) -> np.ndarray:
+    """The maximum of a Brownian bridge from `start` to `end` with total variance `variance`.
+
+    Drawn from `uniform` by inverting its law, P(max > m) = exp(-2 (m - start) (m - end) /
+    variance) for m above both ends. The minimum is minus the maximum of the negated bridge.
+    """
+    return (start + end + np.sqrt((end - start) ** 2 - 2 * variance * np.log(uniform))) / 2
 
 
 @dataclass(frozen=True)
@@ -337,20 +363,41 @@ class SyntheticProvider:
         """
         if len(days) == 0:
             return FetchResult(bars=empty_bars(), requests=0)
-        sessions = open_sessions(self.mic, epoch_days(days))
-        if not sessions.days.size:
-            return FetchResult(bars=empty_bars(), requests=1)
-        grid = MinuteGrid.of(sessions)
-        values = _minute_values(ticker_profile(ticker), grid)
-        if self.interval == "1d":
-            daily = _daily_summary(values, grid)
-            bars = _bars_frame(
-                [ticker], "1d", _as_datetimes(sessions.days), sessions.midnight, [daily]
-            )
-        else:
-            trade_dates = np.repeat(_as_datetimes(sessions.days), sessions.minutes)
-            bars = _bars_frame([ticker], "1m", trade_dates, grid.timestamps(), [values])
-        return FetchResult(bars=bars, requests=1)
+        bars = daily_bars if self.interval == "1d" else minute_bars
+        return FetchResult(bars=bars([ticker], days, self.mic), requests=1)
+
+
+def daily_bars(
+    tickers: Sequence[str], days: Sequence[date], mic: str = DEFAULT_MIC
+) -> pd.DataFrame:
+    """Daily bars of `tickers` on the open days of `mic` among `days`, ticker by ticker.
+
+    O(days) per ticker: each day's open, high, low, close and volume come from the day's levels
+    and three draws of its own (volume, high, low), never from minutes.
+    """
+    sessions = open_sessions(mic, epoch_days(days))
+    if not sessions.days.size or len(tickers) == 0:
+        return empty_bars()
+    values = [_daily_values(ticker_profile(ticker), sessions.days) for ticker in tickers]
+    return _bars_frame(tickers, "1d", _as_datetimes(sessions.days), sessions.midnight, values)
+
+
+def _daily_values(profile: TickerProfile, days: np.ndarray) -> dict[str, np.ndarray]:
+    level_open, level_close = daily_levels(profile, days)
+    log_open, log_close = np.log(level_open), np.log(level_close)
+    variance = profile.intraday_variance
+    up = indexed_uniforms(profile.seed, STREAM_DAY_HIGH, days)
+    down = indexed_uniforms(profile.seed, STREAM_DAY_LOW, days)
+    open_, close = _cents(level_open), _cents(level_close)
+    high = _cents(np.exp(bridge_maximum(log_open, log_close, variance, up)))
+    low = _cents(np.exp(-bridge_maximum(-log_open, -log_close, variance, down)))
+    return {
+        "open": open_,
+        "high": np.maximum(high, np.maximum(open_, close)),
+        "low": np.minimum(low, np.minimum(open_, close)),
+        "close": close,
+        "volume": np.round(day_volumes(profile, days, log_close - log_open)),
+    }
 
 
 @dataclass(frozen=True)
@@ -386,6 +433,19 @@ class MinuteGrid:
         across = 2 * self.position / np.maximum(counts - 1, 1)[self.day_of] - 1
         weights = 1 + (INTRADAY_U_DEPTH - 1) * across**2
         return weights / (np.add.reduceat(weights, self.starts) / counts)[self.day_of]
+
+
+def minute_bars(
+    tickers: Sequence[str], days: Sequence[date], mic: str = DEFAULT_MIC
+) -> pd.DataFrame:
+    """Regular-session minute bars of `tickers` on the open days of `mic` among `days`."""
+    sessions = open_sessions(mic, epoch_days(days))
+    if not sessions.days.size or len(tickers) == 0:
+        return empty_bars()
+    grid = MinuteGrid.of(sessions)
+    values = [_minute_values(ticker_profile(ticker), grid) for ticker in tickers]
+    trade_dates = np.repeat(_as_datetimes(sessions.days), sessions.minutes)
+    return _bars_frame(tickers, "1m", trade_dates, grid.timestamps(), values)
 
 
 def _minute_values(profile: TickerProfile, grid: MinuteGrid) -> dict[str, np.ndarray]:
@@ -427,17 +487,6 @@ def _minute_values(profile: TickerProfile, grid: MinuteGrid) -> dict[str, np.nda
     }
 
 
-def _daily_summary(values: dict[str, np.ndarray], grid: MinuteGrid) -> dict[str, np.ndarray]:
-    """One bar per session summarising its minutes."""
-    return {
-        "open": values["open"][grid.starts],
-        "high": np.maximum.reduceat(values["high"], grid.starts),
-        "low": np.minimum.reduceat(values["low"], grid.starts),
-        "close": values["close"][grid.ends],
-        "volume": np.add.reduceat(values["volume"], grid.starts),
-    }
-
-
 def _bars_frame(
     tickers: Sequence[str],
     interval: str,
@@ -448,14 +497,16 @@ def _bars_frame(
     """The canonical bar frame of `tickers` in order, each with the same rows' dates and times.
 
     Every column is a new array, so the frame takes them as they are (copy=False): a third of
-    the cost of letting pandas copy them into consolidated blocks.
+    the cost of letting pandas copy them into consolidated blocks. Text columns are repeated
+    rather than filled (`np.full` of an object is several times slower).
     """
-    rows = trade_dates.size * len(tickers)
     return pd.DataFrame(
         {
             "ticker": np.repeat(np.array(tickers, dtype=object), trade_dates.size),
             "trade_date": np.tile(trade_dates, len(tickers)),
-            "interval": np.full(rows, interval, dtype=object),
+            "interval": np.repeat(
+                np.array([interval], dtype=object), trade_dates.size * len(tickers)
+            ),
             "ts": pd.DatetimeIndex(
                 np.tile(timestamps, len(tickers)).view("datetime64[ns]")
             ).tz_localize("UTC"),

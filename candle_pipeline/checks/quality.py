@@ -1,7 +1,9 @@
-"""The per-day checks of the market data, evaluated in the step that materialises the days.
+"""The checks of the market data, evaluated in the step that materialises the days.
 
-Every check is partitioned like the assets: one evaluation per day partition, naming the
-ticker-days it is about.
+The two ERROR checks are partitioned like the assets: one evaluation per day partition, naming
+the ticker-days it is about. The WARN checks are one evaluation per run, over the run's days:
+Dagster stores each evaluation on its own, and three more per day would be most of a decades-long
+backfill's bookkeeping (docs/benchmarks.md).
 
 - `validated_quotes / quality_score` (ERROR): every scored ticker-day of the day scores at least
   the threshold. A ticker-day below it is blocked in the step itself (no candles) and does not
@@ -9,9 +11,10 @@ ticker-days it is about.
 - `raw_quotes / coverage` (ERROR): every open session of a watched ticker has data; it names the
   ticker-days without (no data, failed, waiting for a retry) and their status.
 - `validated_quotes / spikes`, `gaps`, `stale_runs` (WARN): what the rules found in the stored
-  bars of the day's ticker-days, with examples from the bars this run validated.
+  bars of the run's ticker-days, with examples from the bars this run validated.
 
-Evaluations are `AssetCheckEvaluation` events, one per day, because one run covers many days.
+The day evaluations are `AssetCheckEvaluation` events, one per day, because one run covers many
+days.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -66,22 +69,19 @@ WARNING_CHECKS = (
     dg.AssetCheckSpec(
         SPIKES,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no bar moves more than the spike threshold from the previous close "
-        "without a split or dividend to explain it.",
+        description="WARN: no bar of the run's days moves more than the spike threshold from "
+        "the previous close without a split or dividend to explain it.",
     ),
     dg.AssetCheckSpec(
         GAPS,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no run of consecutive regular-session bars is missing (or unusable) "
-        "against the bars market_timings expects.",
+        description="WARN: in the run's days, no run of consecutive regular-session bars is "
+        "missing (or unusable) against the bars market_timings expects.",
     ),
     dg.AssetCheckSpec(
         STALE_RUNS,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no long run of identical closes with zero volume.",
+        description="WARN: in the run's days, no long run of identical closes with zero volume.",
     ),
 )
 CHECK_SPECS = (QUALITY_SCORE_CHECK, COVERAGE_CHECK, *WARNING_CHECKS)
@@ -94,52 +94,48 @@ def named(items: Sequence[str]) -> str:
 
 
 def day_evaluations(
+    final: pd.DataFrame, days: Sequence[date], threshold: float, selected: set[dg.AssetCheckKey]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The quality and coverage evaluations of each day, from the states of its ticker-days after
+    the run (`final`): what is stored, whether this run wrote it or an earlier one. What each
+    day needs is computed for all days at once: a run may cover a year."""
+    facts = _DayFacts.of(final)
+    for day in days:
+        if QUALITY_SCORE_CHECK.key in selected:
+            yield _quality_score(day, facts, threshold)
+        if COVERAGE_CHECK.key in selected:
+            yield _coverage(day, facts)
+
+
+def run_warnings(
     final: pd.DataFrame,
-    days: Sequence[date],
     *,
     validation: Validation,
     reports: Sequence[PartitionQuality],
     rules: QualityRules,
     selected: set[dg.AssetCheckKey],
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """Every selected check's evaluation of each day, from the states of its ticker-days after
-    the run (`final`): what is stored, whether this run wrote it or an earlier one. The rows and
-    gaps found by this run's validation are shown as examples. What each day needs is computed
-    for all days at once: a run may cover a year."""
-    facts = _DayFacts.of(final)
-    flagged_days = {
-        flag: set(validation.quotes.loc[validation.quotes[f"flag_{flag}"], "trade_date"].dt.date)
-        for flag in ("spike", "stale")
-    }
-    reports_by_day: dict[date, list[PartitionQuality]] = {}
-    for report in reports:
-        reports_by_day.setdefault(report.trade_date, []).append(report)
-    for day in days:
-        if QUALITY_SCORE_CHECK.key in selected:
-            yield _quality_score(day, facts, rules.threshold)
-        if COVERAGE_CHECK.key in selected:
-            yield _coverage(day, facts)
-        for check, flag, rule in (
-            (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
-            (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
-        ):
-            if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
-                examples = (
-                    flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN, day)
-                    if day in flagged_days[flag]
-                    else None
-                )
-                yield _flag_evaluation(day, check, facts, flag=flag, rule=rule, examples=examples)
-        if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
-            yield _gaps(day, facts, reports_by_day.get(day, []), rules)
+) -> Iterator[dg.AssetCheckResult]:
+    """The warning checks over the run's days, from what is stored for their ticker-days, with
+    examples of the rows and gaps this run's validation found."""
+    flags = (
+        (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
+        (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
+    )
+    for check, flag, rule in flags:
+        if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
+            examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN)
+            yield _flag_result(check, final, flag=flag, rule=rule, examples=examples)
+    if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
+        yield _gaps_result(final, reports, rules)
 
 
 @dataclass(frozen=True)
 class _DayFacts:
-    """Per day: the counts and the offending ticker-days every check reports."""
+    """Per day: the counts and the offending ticker-days of the day checks."""
 
     counts: pd.DataFrame
-    offenders: Mapping[str, Mapping[date, list[str]]]
+    blocked: Mapping[date, list[str]]
+    missing: Mapping[date, list[str]]
 
     @classmethod
     def of(cls, final: pd.DataFrame) -> "_DayFacts":
@@ -150,39 +146,20 @@ class _DayFacts:
             pd.DataFrame(
                 {
                     "scored": scored,
-                    "blocked": final["status"] == BLOCKED,
                     "open": final["status"] != CLOSED,
-                    "missing": missing,
                     **{status: final["status"] == status for status in MISSING},
-                    "spike_rows": final["spike_rows"],
-                    "stale_rows": final["stale_rows"],
-                    "gaps": final["gaps"],
-                    "spike_ticker_days": final["spike_rows"] > 0,
-                    "stale_ticker_days": final["stale_rows"] > 0,
-                    "gap_ticker_days": final["gaps"] > 0,
                 }
             )
             .groupby(day)
             .sum()
         )
         counts["score_min"] = final["quality_score"].where(scored).groupby(day).min()
-        ordered = final.sort_values(["ticker"])
         blocked = final[final["status"] == BLOCKED].sort_values("quality_score")
+        lacking = final[missing].sort_values("ticker")
         return cls(
             counts=counts,
-            offenders={
-                "blocked": _labels(blocked, blocked["ticker"] + " " + _four(blocked)),
-                "missing": _labels(
-                    ordered[missing], ordered["ticker"] + " (" + ordered["status"] + ")"
-                ),
-                **{
-                    column: _labels(
-                        ordered[ordered[column] > 0],
-                        ordered["ticker"] + " (" + ordered[column].astype(str) + ")",
-                    )
-                    for column in ("spike_rows", "stale_rows", "gaps")
-                },
-            },
+            blocked=_by_day(blocked, blocked["ticker"] + " " + _four(blocked["quality_score"])),
+            missing=_by_day(lacking, lacking["ticker"] + " (" + lacking["status"] + ")"),
         )
 
     def count(self, day: date, column: str) -> int:
@@ -193,44 +170,20 @@ class _DayFacts:
             return None
         return float(self.counts.at[day, "score_min"])
 
-    def named(self, kind: str, day: date) -> list[str]:
-        return self.offenders[kind].get(day, [])
 
-
-def _labels(rows: pd.DataFrame, labels: pd.Series) -> dict[date, list[str]]:
+def _by_day(rows: pd.DataFrame, labels: pd.Series) -> dict[date, list[str]]:
     """Per day, the labels of `rows` in their order."""
     if rows.empty:
         return {}
-    return labels.loc[rows.index].groupby(rows["trade_date"].dt.date).agg(list).to_dict()
+    return labels.groupby(rows["trade_date"].dt.date).agg(list).to_dict()
 
 
-def _four(rows: pd.DataFrame) -> pd.Series:
-    return rows["quality_score"].map("{:.4f}".format)
-
-
-def _evaluation(
-    asset: dg.AssetKey,
-    check: str,
-    day: date,
-    *,
-    passed: bool,
-    severity: dg.AssetCheckSeverity,
-    description: str,
-    metadata: Mapping[str, object],
-) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(
-        asset_key=asset,
-        check_name=check,
-        passed=passed,
-        severity=severity,
-        description=description,
-        partition=day_key(day),
-        metadata=dict(metadata),
-    )
+def _four(scores: pd.Series) -> pd.Series:
+    return scores.map("{:.4f}".format)
 
 
 def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetCheckEvaluation:
-    scored, offending = facts.count(day, "scored"), facts.named("blocked", day)
+    scored, offending = facts.count(day, "scored"), facts.blocked.get(day, [])
     metadata: dict[str, object] = {
         "scored_ticker_days": scored,
         "blocked_ticker_days": len(offending),
@@ -241,10 +194,10 @@ def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetChe
         metadata[SCORE_KEY] = dg.MetadataValue.float(round(lowest, 4))
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    return _evaluation(
-        VALIDATED_QUOTES,
-        QUALITY_SCORE,
-        day,
+    return dg.AssetCheckEvaluation(
+        asset_key=VALIDATED_QUOTES,
+        check_name=QUALITY_SCORE,
+        partition=day_key(day),
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
@@ -258,7 +211,7 @@ def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetChe
 
 
 def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
-    open_days, offending = facts.count(day, "open"), facts.named("missing", day)
+    open_days, offending = facts.count(day, "open"), facts.missing.get(day, [])
     metadata: dict[str, object] = {
         "open_ticker_days": open_days,
         "missing_ticker_days": len(offending),
@@ -266,10 +219,10 @@ def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
     }
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    return _evaluation(
-        RAW_QUOTES,
-        COVERAGE,
-        day,
+    return dg.AssetCheckEvaluation(
+        asset_key=RAW_QUOTES,
+        check_name=COVERAGE,
+        partition=day_key(day),
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
@@ -281,29 +234,38 @@ def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
     )
 
 
-def _flag_evaluation(
-    day: date,
+def _counted(final: pd.DataFrame, column: str) -> tuple[int, list[str]]:
+    """The total of `column` and the ticker-days where it is above zero, as `SPY 2013-10-09 (1)`."""
+    hit = final[final[column] > 0].sort_values(["trade_date", "ticker"])
+    labels = (
+        hit["ticker"]
+        + " "
+        + hit["trade_date"].dt.strftime("%Y-%m-%d")
+        + " ("
+        + hit[column].astype(str)
+        + ")"
+    )
+    return int(hit[column].sum()), labels.tolist()
+
+
+def _flag_result(
     check: str,
-    facts: _DayFacts,
+    final: pd.DataFrame,
     *,
     flag: str,
     rule: Mapping[str, float],
-    examples: pd.DataFrame | None,
-) -> dg.AssetCheckEvaluation:
-    column = f"{flag}_rows"
-    rows, offending = facts.count(day, column), facts.named(column, day)
+    examples: pd.DataFrame,
+) -> dg.AssetCheckResult:
+    rows, offending = _counted(final, f"{flag}_rows")
     metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(offending), **rule}
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    if examples is not None and len(examples):
-        shown = examples.drop(columns="trade_date")
-        if flag != "spike":
-            shown = shown.drop(columns=["reference", "move"])
+    if len(examples):
+        shown = examples if flag == "spike" else examples.drop(columns=["reference", "move"])
         metadata["offending_rows"] = dg.MetadataValue.md(shown.to_markdown(index=False))
-    return _evaluation(
-        VALIDATED_QUOTES,
-        check,
-        day,
+    return dg.AssetCheckResult(
+        asset_key=VALIDATED_QUOTES,
+        check_name=check,
         passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{rows} row(s) flagged {flag} in {len(offending)} ticker-day(s)",
@@ -311,10 +273,10 @@ def _flag_evaluation(
     )
 
 
-def _gaps(
-    day: date, facts: _DayFacts, reports: Sequence[PartitionQuality], rules: QualityRules
-) -> dg.AssetCheckEvaluation:
-    gaps, offending = facts.count(day, "gaps"), facts.named("gaps", day)
+def _gaps_result(
+    final: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
+) -> dg.AssetCheckResult:
+    gaps, offending = _counted(final, "gaps")
     metadata: dict[str, object] = {
         "gaps": gaps,
         "ticker_days": len(offending),
@@ -327,15 +289,15 @@ def _gaps(
         table = pd.DataFrame(
             {
                 "ticker": [report.ticker for report, _ in found],
+                "trade_date": [report.trade_date for report, _ in found],
                 "start": [gap.start for _, gap in found],
                 "bars": [gap.bars for _, gap in found],
             }
         ).head(OFFENDING_ROWS_SHOWN)
         metadata["offending_gaps"] = dg.MetadataValue.md(table.to_markdown(index=False))
-    return _evaluation(
-        VALIDATED_QUOTES,
-        GAPS,
-        day,
+    return dg.AssetCheckResult(
+        asset_key=VALIDATED_QUOTES,
+        check_name=GAPS,
         passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
         description=(

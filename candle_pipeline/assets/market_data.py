@@ -22,7 +22,12 @@ from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
 from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
-from candle_pipeline.checks.quality import CHECK_SPECS, SCORE_KEY, day_evaluations
+from candle_pipeline.checks.quality import (
+    CHECK_SPECS,
+    SCORE_KEY,
+    day_evaluations,
+    run_warnings,
+)
 from candle_pipeline.domain.bars import RAW_COLUMNS
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
@@ -124,7 +129,7 @@ def market_data(
     watchlist: WatchlistResource,
     quality: QualityResource,
     warehouse: WarehouseResource,
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation | dg.AssetCheckResult]:
     """Raw quotes -> validated quotes -> candles of the run's days, for the ticker-days that need
     it, in one step and one transaction."""
     start = _first_selected(context.selected_asset_keys)
@@ -227,13 +232,14 @@ def market_data(
                 if result.exchange_name
             }
         )
-    yield from day_evaluations(
+    selected = set(context.selected_asset_check_keys)
+    yield from day_evaluations(final, days, rules.threshold, selected)
+    yield from run_warnings(
         final,
-        days,
         validation=processed.validation,
         reports=processed.reports,
         rules=rules,
-        selected=set(context.selected_asset_check_keys),
+        selected=selected,
     )
 
 

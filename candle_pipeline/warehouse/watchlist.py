@@ -75,11 +75,19 @@ def add(
     if not rows:
         return []
     statement = insert(watchlist).values(list(rows.values()))
+    defaulted = statement.excluded.exchange_source == SOURCE_DEFAULT
     statement = statement.on_conflict_do_update(
         index_elements=[watchlist.c.ticker],
         set_={
-            "exchange": statement.excluded.exchange,
-            "exchange_source": statement.excluded.exchange_source,
+            # An exchange known better than the default (listed, from the symbol, from the
+            # provider) is not undone by a re-add that names none.
+            "exchange": sa.case(
+                (defaulted, watchlist.c.exchange), else_=statement.excluded.exchange
+            ),
+            "exchange_source": sa.case(
+                (defaulted, watchlist.c.exchange_source),
+                else_=statement.excluded.exchange_source,
+            ),
             "active": sa.or_(watchlist.c.active, statement.excluded.active),
             "history_start": sa.func.least(
                 statement.excluded.history_start, watchlist.c.history_start
@@ -89,9 +97,17 @@ def add(
                 else_=sa.func.coalesce(statement.excluded.removed_on, watchlist.c.removed_on),
             ),
             "name": sa.func.coalesce(statement.excluded.name, watchlist.c.name),
-            # A re-activated ticker counts as newly added: its history is requested again.
+            # A re-activated ticker, or one whose history now starts earlier, counts as newly
+            # added: new_tickers_sensor requests its history again (complete days cost no call).
             "added_at": sa.case(
-                (watchlist.c.active, watchlist.c.added_at), else_=statement.excluded.added_at
+                (
+                    sa.and_(
+                        watchlist.c.active,
+                        statement.excluded.history_start >= watchlist.c.history_start,
+                    ),
+                    watchlist.c.added_at,
+                ),
+                else_=statement.excluded.added_at,
             ),
         },
     )

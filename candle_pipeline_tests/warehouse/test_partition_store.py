@@ -1,7 +1,9 @@
-"""The partition store against a real PostgreSQL server."""
+"""The partition store against a real PostgreSQL server: writes replace exactly the keys they
+name (a day, a ticker-day), reads return rows of some keys or of whole days, bit for bit."""
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -10,16 +12,18 @@ from candle_pipeline.domain.bars import STORED_RAW_COLUMNS
 from candle_pipeline.domain.candles import CANDLE_COLUMNS
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS
 from candle_pipeline.domain.quality import VALIDATED_COLUMNS
-from candle_pipeline.domain.sessions import TIMING_COLUMNS
+from candle_pipeline.domain.sessions import TIMING_COLUMNS, market_timings
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.warehouse.partition_store import (
     PartitionWriteError,
+    load_days,
     load_partitions,
     replace_partitions,
 )
-from candle_pipeline.warehouse.tables import TABLES
+from candle_pipeline.warehouse.tables import TABLES, TICKER_DAYS
 
 CANDLES = TABLES["candles"]
+TIMINGS = TABLES["market_timings"]
 
 
 def test_every_table_matches_the_frames_written_to_it() -> None:
@@ -31,6 +35,26 @@ def test_every_table_matches_the_frames_written_to_it() -> None:
         "corporate_actions": STORED_ACTION_COLUMNS,
     }
     assert {name: tuple(spec.columns) for name, spec in TABLES.items()} == frames
+
+
+def test_each_table_names_the_key_a_write_replaces_and_its_day_column() -> None:
+    """market_timings is replaced a day at a time (every exchange of it); the market data and
+    the ticker-days' states a ticker-day at a time, so the other tickers of a day stay."""
+    keys = {name: (spec.key_columns, spec.day_column) for name, spec in TABLES.items()}
+    assert keys == {
+        "market_timings": (("session_date",), "session_date"),
+        "raw_quotes": (("trade_date", "ticker"), "trade_date"),
+        "validated_quotes": (("trade_date", "ticker"), "trade_date"),
+        "candles": (("trade_date", "ticker"), "trade_date"),
+        "corporate_actions": (("ex_date", "ticker"), "ex_date"),
+    }
+    assert (TICKER_DAYS.key_columns, TICKER_DAYS.day_column) == (
+        ("trade_date", "ticker"),
+        "trade_date",
+    )
+    for spec in [*TABLES.values(), TICKER_DAYS]:
+        assert set(spec.key_columns) <= set(spec.columns)
+        assert spec.day_column in spec.key_columns
 
 
 def candles(ticker: str, day: str, close: float) -> pd.DataFrame:
@@ -80,6 +104,78 @@ def test_round_trip_and_replace_only_the_given_partitions(warehouse: WarehouseRe
         loaded = load_partitions(conn, CANDLES, everything)
     assert sorted(loaded["close"]) == [2.0, 3.0, 9.0]
     assert loaded.dtypes.to_dict() == frame.dtypes.to_dict()
+
+
+def test_load_days_reads_every_ticker_of_the_days_and_nothing_else(
+    warehouse: WarehouseResource,
+) -> None:
+    rows = {
+        ("SPY", "2013-10-07"): 1.0,
+        ("IBM", "2013-10-07"): 2.0,
+        ("SPY", "2013-10-08"): 3.0,
+        ("AIG", "2013-10-09"): 4.0,
+    }
+    frame = pd.concat(
+        [candles(ticker, day, close) for (ticker, day), close in rows.items()], ignore_index=True
+    )
+    with warehouse.connection() as conn:
+        replace_partitions(conn, CANDLES, keys(*[(d, t) for t, d in rows]), frame)
+        days = load_days(conn, CANDLES, [date(2013, 10, 7), date(2013, 10, 9)])
+        none = load_days(conn, CANDLES, [date(2013, 10, 10)])
+    assert days[["ticker", "close"]].values.tolist() == [["AIG", 4.0], ["IBM", 2.0], ["SPY", 1.0]]
+    assert none.empty
+    assert none.dtypes.to_dict() == frame.dtypes.to_dict()
+
+
+def test_a_day_keyed_table_is_replaced_a_day_at_a_time(warehouse: WarehouseResource) -> None:
+    week = market_timings(["XNYS", "XLON"], date(2013, 10, 4), date(2013, 10, 8))
+    monday = week[week["session_date"] == pd.Timestamp("2013-10-07")]
+    with warehouse.connection() as conn:
+        replace_partitions(conn, TIMINGS, [(d,) for d in week["session_date"].dt.date], week)
+        # Monday again, for XNYS alone: XLON's Monday goes, since the day is the key.
+        replace_partitions(conn, TIMINGS, [(date(2013, 10, 7),)], monday[monday["mic"] == "XNYS"])
+        stored = load_days(conn, TIMINGS, [date(2013, 10, 4), date(2013, 10, 7)])
+        whole = load_days(conn, TIMINGS, list(week["session_date"].dt.date.unique()))
+    assert stored[["mic", "session_date"]].values.tolist() == [
+        ["XLON", pd.Timestamp("2013-10-04")],
+        ["XNYS", pd.Timestamp("2013-10-04")],
+        ["XNYS", pd.Timestamp("2013-10-07")],
+    ]
+    assert len(whole) == len(week) - 1
+    expected = week.sort_values(["mic", "session_date"]).reset_index(drop=True)
+    kept = expected[~((expected["mic"] == "XLON") & (expected["session_date"] == "2013-10-07"))]
+    pd.testing.assert_frame_equal(
+        whole.sort_values(["mic", "session_date"]).reset_index(drop=True),
+        kept.reset_index(drop=True),
+    )
+
+
+def test_doubles_are_read_back_bit_for_bit(warehouse: WarehouseResource) -> None:
+    """Prices as a provider's text parses them (264.67199999999997, not 264.672) and as float32
+    feeds widen them (18.881999969482422), and doubles of every magnitude, survive a round trip
+    unchanged: no rounding to 15 digits on the way out."""
+    generator = np.random.default_rng(20131007)
+    awkward = np.concatenate(
+        [
+            [264.67199999999997, 18.881999969482422, 0.1 + 0.2, 1e-300, 2.0**53 + 2, 5e-324],
+            generator.uniform(0, 1000, 200) * 10.0 ** generator.integers(-8, 9, 200),
+        ]
+    )
+    frame = pd.concat([candles("SPY", "2013-10-07", 1.0)] * len(awkward), ignore_index=True).assign(
+        ts=pd.Timestamp("2013-10-07 13:30", tz="UTC") + pd.to_timedelta(range(len(awkward)), "min"),
+        close=awkward,
+        open=awkward[::-1],
+        volume=np.floor(awkward * 1e3),
+    )
+    with warehouse.connection() as conn:
+        replace_partitions(conn, CANDLES, keys(("2013-10-07", "SPY")), frame)
+        loaded = load_days(conn, CANDLES, [date(2013, 10, 7)])
+    for column in ("close", "open", "volume"):
+        assert loaded[column].to_numpy().view(np.int64).tolist() == (
+            frame[column].to_numpy().view(np.int64).tolist()
+        ), column
+    assert loaded["close"].iloc[0] == 264.67199999999997
+    assert loaded["close"].iloc[1] == 18.881999969482422
 
 
 def test_rows_outside_the_partitions_are_refused_and_nothing_changes(

@@ -33,6 +33,7 @@ from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
     FETCH,
+    KEY,
     MARK_CLOSED,
     SETTLED,
     STATUSES,
@@ -136,8 +137,9 @@ def market_data(
     days = days_of(context.partition_time_window)
     now = datetime.now(UTC)
     entries = watchlist.entries()
+    watched = watch_frame(entries)
     expected = expected_ticker_days(
-        watch_frame(entries), days, _named_tickers(config, [e.ticker for e in entries], days)
+        watched, days, _named_tickers(config, [e.ticker for e in entries], days)
     )
     states = warehouse.run(lambda conn: load_states(conn, days))
     # Processing stored rows again covers every open ticker-day, complete or not.
@@ -200,12 +202,13 @@ def market_data(
 
     new_states = settle(plan, outcome, context.run.run_id, now)
     final = final_states(plan, new_states)
+    whole_days = _whole_days(final, states, expected_ticker_days(watched, days))
     outputs = {
         RAW_QUOTES: raw,
         VALIDATED_QUOTES: processed.validation.quotes,
         CANDLES: processed.candles,
     }
-    _add_day_metadata(context, days, final, outputs)
+    _add_day_metadata(context, days, whole_days, outputs)
     _log_plan(context, plan, fetched)
 
     with warehouse.unit_of_work():
@@ -233,7 +236,7 @@ def market_data(
             }
         )
     selected = set(context.selected_asset_check_keys)
-    yield from day_evaluations(final, days, rules.threshold, selected)
+    yield from day_evaluations(whole_days, days, rules.threshold, selected)
     yield from run_warnings(
         final,
         validation=processed.validation,
@@ -241,6 +244,17 @@ def market_data(
         rules=rules,
         selected=selected,
     )
+
+
+def _whole_days(final: pd.DataFrame, states: pd.DataFrame, counted: pd.DataFrame) -> pd.DataFrame:
+    """The states of every ticker the watch list counts on the run's days: the run's own
+    (`final`) and the stored ones of the tickers a run for some tickers was not asked for, so
+    that each day's metadata and checks describe the whole day, not the run's subset."""
+    others = states.merge(counted.loc[:, KEY], on=KEY)
+    others = others[
+        ~pd.MultiIndex.from_frame(others[KEY]).isin(pd.MultiIndex.from_frame(final[KEY]))
+    ]
+    return pd.concat([final, others], ignore_index=True) if len(others) else final
 
 
 def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dagster as dg
 import yaml
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.assets.graph.remote_asset_graph import RemoteWorkspaceAssetGraph
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.tags import BACKFILL_ID_TAG
@@ -83,7 +84,7 @@ class BackfillDriver:
         with create_test_daemon_workspace_context(target, instance) as workspace:
             yield cls(workspace)
 
-    def asset_graph(self):
+    def asset_graph(self) -> RemoteWorkspaceAssetGraph:
         return self.workspace.create_request_context().asset_graph
 
     def submit(
@@ -91,7 +92,8 @@ class BackfillDriver:
         partitions_by_asset: Mapping[str, Sequence[str]],
         run_config: Mapping[str, object] | None = None,
     ) -> str:
-        """A backfill of exactly these partition keys of these assets; returns its id."""
+        """A backfill of exactly these partition keys of these assets, its runs launched with
+        `run_config` (as the launchpad of a backfill gives it); returns its id."""
         graph = self.asset_graph()
         subsets = {}
         for name, keys in partitions_by_asset.items():

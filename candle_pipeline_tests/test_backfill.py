@@ -1,162 +1,190 @@
-"""Asset backfills through the backfill daemon's own logic: non-rectangular selections.
+"""Asset backfills of day partitions through the backfill daemon's own iterations.
 
-Dagster splits a backfill of some tickers on some days into partition ranges one key wide in one
-dimension and launches a run per range (single-run policy) or per chunk (multi-run policy). The
-IO manager must replace exactly those partitions and never touch the others.
+A backfill of some days of `market_timings` and the three market-data assets, with run config
+naming some tickers, becomes runs of at most `CANDLE_BACKFILL_DAYS_PER_RUN` consecutive days (the
+backfill policy), each run writing exactly the named tickers' rows of its days: every other day
+and every other ticker stays byte-identical.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
 )
 from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from candle_pipeline import partitions, runs
+from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay, parse_ticker_day
-from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.settings import ENV_DATABASE_URL, Settings
+from candle_pipeline.settings import ENV_DATABASE_URL, Settings, get_settings
 from candle_pipeline_tests.backfill_driver import (
     BackfillDriver,
     backfill_instance,
     shipped_storage,
 )
-from candle_pipeline_tests.conftest import create_database, definitions_for
+from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
+from candle_pipeline_tests.quality.records import latest_evaluations, partition_metadata
 
-TICKERS = ["SPY", "IBM", "AIG"]
-DAYS = [date(2013, 10, 7), date(2013, 10, 8), date(2013, 10, 9)]
-# Some tickers on some days: no rectangle of dates x tickers covers it exactly.
-SELECTED = ["2013-10-07|SPY", "2013-10-08|SPY", "2013-10-08|IBM", "2013-10-09|AIG"]
+TICKERS = ["AIG", "IBM", "SPY"]
+NAMED = ["IBM", "SPY"]
+DAYS = partitions.days_between(date(2013, 10, 4), date(2013, 10, 11))
+# Friday to Wednesday (six days: more than a run holds), then Friday; Thursday the 10th is left.
+SELECTED = [*partitions.days_between(date(2013, 10, 4), date(2013, 10, 9)), date(2013, 10, 11)]
+LEFT_OUT = date(2013, 10, 10)
+TABLES = ("raw_quotes", "validated_quotes", "candles", "ticker_days", "quality_reports")
 MAX_ITERATIONS = 20
 
 
-@pytest.fixture
-def loaded(pg_server: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackfillDriver]:
-    """A warehouse holding every ticker-day of TICKERS x DAYS, and the backfill daemon's loop."""
-    warehouse_url = create_database(pg_server, "warehouse")
-    monkeypatch.setenv(ENV_DATABASE_URL, warehouse_url)
+@dataclass(frozen=True)
+class Backfilled:
+    url: str
+    instance: dg.DagsterInstance
+    before: dict[str, pd.DataFrame]
+    runs: list[dg.DagsterRun]
+
+    @property
+    def run_ids(self) -> set[str]:
+        return {run.run_id for run in self.runs}
+
+
+@pytest.fixture(scope="module")
+def backfilled(pg_server: LocalPostgres) -> Iterator[Backfilled]:
+    """Every ticker-day of TICKERS x DAYS materialised; then a backfill of the SELECTED days of
+    every asset that refetches NAMED, driven by the backfill daemon's iterations."""
+    url = create_database(pg_server, "warehouse")
+    watch(url, TICKERS, DAYS[0])
     storage = shipped_storage(create_database(pg_server, "dagster"))
-    with backfill_instance(storage) as instance:
-        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, TICKERS)
-        outcomes = runs.materialize(
-            definitions_for(warehouse_url), instance, TICKERS, DAYS[0], DAYS[-1]
-        )
-        assert all(outcome.success for outcome in outcomes)
+    with pytest.MonkeyPatch.context() as monkeypatch, backfill_instance(storage) as instance:
+        # The code location's resources read the warehouse URL from the environment.
+        monkeypatch.setenv(ENV_DATABASE_URL, url)
+        outcomes = runs.materialize(definitions_for(url), instance, DAYS[0], DAYS[-1])
+        assert all(outcome.success for outcome in outcomes), [o.error for o in outcomes]
+        before = {name: table(url, name) for name in TABLES}
         with BackfillDriver.loaded(instance) as driver:
-            yield driver
+            backfill_id = driver.submit(
+                {name: [day.isoformat() for day in SELECTED] for name in runs.ALL_ASSETS},
+                run_config=runs.run_config(NAMED, refetch=True),
+            )
+            outcome = driver.run(backfill_id, MAX_ITERATIONS)
+        assert outcome.backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+        yield Backfilled(url, instance, before, list(outcome.runs))
 
 
-def table(name: str) -> pd.DataFrame:
-    with engine_for(os.environ[ENV_DATABASE_URL]).connect() as conn:
-        frame = pd.read_sql(sa.text(f"SELECT * FROM market.{name}"), conn)
-    frame["key"] = frame["trade_date"].astype(str) + "|" + frame["ticker"]
-    return frame.sort_values(["ticker", "interval", "ts"]).reset_index(drop=True)
+def run_days(run: dg.DagsterRun) -> list[date]:
+    first = date.fromisoformat(run.tags[runs.RANGE_START_TAG])
+    last = date.fromisoformat(run.tags[runs.RANGE_END_TAG])
+    return partitions.days_between(first, last)
 
 
-def test_a_non_rectangular_backfill_replaces_exactly_the_selected_partitions(
-    loaded: BackfillDriver,
+def test_runs_hold_at_most_the_days_per_run_and_cover_the_selected_days_exactly(
+    backfilled: Backfilled,
 ) -> None:
-    before = {name: table(name) for name in runs.PER_TICKER_ASSETS}
-    backfill_id = loaded.submit({name: SELECTED for name in runs.PER_TICKER_ASSETS})
-    outcome = loaded.run(backfill_id, MAX_ITERATIONS)
-
-    assert outcome.backfill.status == BulkActionStatus.COMPLETED_SUCCESS
-    assert outcome.runs, "the backfill launched runs"
-    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in outcome.runs)
-    covered = []
-    for run in outcome.runs:
-        start = parse_ticker_day(run.tags[ASSET_PARTITION_RANGE_START_TAG])
-        end = parse_ticker_day(run.tags[ASSET_PARTITION_RANGE_END_TAG])
-        assert start.trade_date == end.trade_date or start.ticker == end.ticker, (
-            "Dagster plans ranges one key wide in one dimension"
-        )
-        covered.extend(
-            dg.MultiPartitionKey({"date": day.isoformat(), "ticker": ticker})
-            for day in DAYS
-            for ticker in TICKERS
-            if start.trade_date <= day <= end.trade_date
-            and TICKERS.index(start.ticker) <= TICKERS.index(ticker) <= TICKERS.index(end.ticker)
-        )
-    assert sorted(map(str, covered)) == sorted(SELECTED), "runs cover the selection exactly"
-
-    for name in runs.PER_TICKER_ASSETS:
-        after = table(name)
-        old = before[name]
-        untouched_after = after[~after["key"].isin(SELECTED)].reset_index(drop=True)
-        untouched_before = old[~old["key"].isin(SELECTED)].reset_index(drop=True)
-        assert len(untouched_before) > 0
-        pd.testing.assert_frame_equal(untouched_after, untouched_before, check_like=True)
-        rewritten = after[after["key"].isin(SELECTED)]
-        assert rewritten.groupby("key").size().to_dict() == (
-            old[old["key"].isin(SELECTED)].groupby("key").size().to_dict()
-        )
-    raw_after = table("raw_quotes")
-    newest_before = before["raw_quotes"]["fetched_at"].max()
-    selected_raw = raw_after[raw_after["key"].isin(SELECTED)]
-    assert (selected_raw["fetched_at"] > newest_before).all(), "selected rows were rewritten"
-
-    instance = loaded.instance
-    run_ids = {run.run_id for run in outcome.runs}
-    for name in runs.PER_TICKER_ASSETS:
-        records = instance.fetch_materializations(dg.AssetKey(name), limit=1000).records
-        by_backfill = sorted(r.partition_key for r in records if r.run_id in run_ids)
-        assert by_backfill == sorted(SELECTED), name
-
-
-@pytest.mark.parametrize("chunk", [None, 1, 2, 5])
-def test_runs_planned_for_any_policy_cover_a_ragged_selection_exactly(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, chunk: int | None
-) -> None:
-    """What the backfill daemon would launch for a ragged selection of 40 tickers x 7 days,
-    under the single-run policy and chunks of 1, 2 and 5 ticker-days: every selected
-    partition in exactly one run, nothing else."""
-    env = {} if chunk is None else {"CANDLE_BACKFILL_PARTITIONS_PER_RUN": str(chunk)}
-    monkeypatch.setattr(partitions, "_settings", Settings.from_env(env))
-    policy = partitions.ticker_day_backfill_policy()
-    assert policy.max_partitions_per_run == chunk
-
-    tickers = [f"T{index:02d}" for index in range(40)]
-    instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, tickers)
-    days = [date(2024, 3, day) for day in range(4, 11)]
-    selected = [
-        TickerDay(day, ticker).key
-        for position, ticker in enumerate(tickers)
-        for offset, day in enumerate(days)
-        if (position * 7 + offset * 3) % 5 != 0
+    per_run = partitions.days_per_run(get_settings())
+    assert per_run == 5, "the bundled sample has minute files"
+    assert {run.status for run in backfilled.runs} == {dg.DagsterRunStatus.SUCCESS}
+    spans = sorted(run_days(run) for run in backfilled.runs)
+    assert [(span[0], span[-1]) for span in spans] == [
+        (date(2013, 10, 4), date(2013, 10, 8)),
+        (date(2013, 10, 9), date(2013, 10, 9)),
+        (date(2013, 10, 11), date(2013, 10, 11)),
     ]
+    assert all(len(span) <= per_run for span in spans)
+    for run in backfilled.runs:
+        assert {key.path[-1] for key in run.asset_selection or ()} == set(runs.ALL_ASSETS)
+        assert run.run_config["ops"][runs.MARKET_DATA_OP]["config"] == {
+            "tickers": NAMED,
+            "refetch": True,
+        }
+    for name in runs.ALL_ASSETS:
+        records = backfilled.instance.fetch_materializations(dg.AssetKey(name), limit=1000).records
+        by_backfill = sorted(r.partition_key for r in records if r.run_id in backfilled.run_ids)
+        assert by_backfill == [day.isoformat() for day in SELECTED], name
 
-    @dg.asset(partitions_def=partitions.ticker_day_partitions, backfill_policy=policy)
-    def ragged() -> None: ...
 
-    graph = dg.Definitions(assets=[ragged]).resolve_asset_graph()
-    with partition_loading_context(dynamic_partitions_store=instance):
-        requests = build_run_requests_with_backfill_policies(
-            [AssetKeyPartitionKey(ragged.key, key) for key in selected], graph, instance
+def test_only_the_named_tickers_of_the_selected_days_are_rewritten(backfilled: Backfilled) -> None:
+    for name, old in backfilled.before.items():
+        after = table(backfilled.url, name)
+        if name == "quality_reports":
+            # One report per scored ticker-day and run: the backfill adds its own, nothing else.
+            pd.testing.assert_frame_equal(
+                after[~after["run_id"].isin(backfilled.run_ids)].reset_index(drop=True), old
+            )
+            added = after[after["run_id"].isin(backfilled.run_ids)]
+            scored = old[old["ticker"].isin(NAMED) & old["trade_date"].isin(SELECTED)]
+            assert sorted(zip(added["ticker"], added["trade_date"], strict=True)) == sorted(
+                zip(scored["ticker"], scored["trade_date"], strict=True)
+            )
+            assert len(added) > 0
+            continue
+        rewritten = after["ticker"].isin(NAMED) & after["trade_date"].isin(SELECTED)
+        was = old["ticker"].isin(NAMED) & old["trade_date"].isin(SELECTED)
+        pd.testing.assert_frame_equal(
+            after[~rewritten].reset_index(drop=True), old[~was].reset_index(drop=True), obj=name
         )
+        assert (~was).sum() > 0, name
+        assert rewritten.sum() == was.sum() > 0, name
+    raw = table(backfilled.url, "raw_quotes")
+    fresh = raw["ticker"].isin(NAMED) & raw["trade_date"].isin(SELECTED)
+    assert raw.loc[fresh, "fetched_at"].min() > backfilled.before["raw_quotes"]["fetched_at"].max()
+
+
+def test_the_ticker_days_say_which_run_wrote_them(backfilled: Backfilled) -> None:
+    states = table(backfilled.url, "ticker_days").set_index(["ticker", "trade_date"])
+    assert len(states) == len(TICKERS) * len(DAYS)
+    for (ticker, day), state in states.iterrows():
+        # A closed day is settled for good: refetching asks for sessions only.
+        assert (state["status"] == CLOSED) == (day.weekday() >= 5), (ticker, day)
+        touched = ticker in NAMED and day in SELECTED and state["status"] == COMPLETE
+        assert (state["run_id"] in backfilled.run_ids) == touched, (ticker, day)
+        assert state["attempts"] == (2 if touched else int(state["status"] == COMPLETE))
+
+
+def test_each_day_reports_all_its_tickers_after_a_run_for_some(backfilled: Backfilled) -> None:
+    """A run narrowed to some tickers still states, and checks, the whole day."""
+    monday = partition_metadata(backfilled.instance, dg.AssetKey("candles"), "2013-10-07")
+    assert monday["tickers_expected"].value == len(TICKERS)
+    assert monday["tickers_complete"].value == len(TICKERS)
+    coverage = latest_evaluations(backfilled.instance, "coverage", dg.AssetKey("raw_quotes"))
+    assert coverage["2013-10-07"].metadata["open_ticker_days"].value == len(TICKERS)
+    assert coverage["2013-10-07"].passed
+
+
+@pytest.mark.parametrize("per_run", [1, 2, 5, 366])
+def test_the_setting_sets_the_runs_a_ragged_selection_of_days_becomes(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, per_run: int
+) -> None:
+    """What the backfill daemon would launch for scattered days of a year under
+    CANDLE_BACKFILL_DAYS_PER_RUN: every selected day in exactly one run of consecutive days,
+    at most `per_run` of them, nothing else."""
+    settings = Settings.from_env({"CANDLE_BACKFILL_DAYS_PER_RUN": str(per_run)})
+    monkeypatch.setattr(partitions, "get_settings", lambda: settings)
+    policy = partitions.backfill_policy()
+    assert policy.max_partitions_per_run == per_run
+
+    year = partitions.days_between(date(2024, 1, 1), date(2024, 12, 31))
+    selected = [day.isoformat() for n, day in enumerate(year) if (n * 7) % 11 not in (0, 3)]
+
+    @dg.asset(partitions_def=partitions.day_partitions, backfill_policy=policy)
+    def days() -> None: ...
+
+    graph = dg.Definitions(assets=[days]).resolve_asset_graph()
+    requests = build_run_requests_with_backfill_policies(
+        [AssetKeyPartitionKey(days.key, key) for key in selected], graph, instance
+    )
     covered = []
     for request in requests:
-        key_range = dg.PartitionKeyRange(
-            request.tags[ASSET_PARTITION_RANGE_START_TAG],
-            request.tags[ASSET_PARTITION_RANGE_END_TAG],
-        )
-        keys = partitions.ticker_day_partitions.get_partition_keys_in_range(
-            key_range, dynamic_partitions_store=instance
-        )
-        assert chunk is None or len(keys) <= chunk
-        covered.extend(map(str, keys))
-    assert sorted(covered) == sorted(selected)
+        first = date.fromisoformat(request.tags[runs.RANGE_START_TAG])
+        last = date.fromisoformat(request.tags[runs.RANGE_END_TAG])
+        assert (last - first).days < per_run
+        covered.extend(day.isoformat() for day in partitions.days_between(first, last))
+    assert sorted(covered) == selected
+    ranges = runs.day_ranges([date.fromisoformat(key) for key in selected], per_run)
+    assert len(requests) == len(ranges), "the command line and sensors split days the same way"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from candle_pipeline.tickers import register
 from dagster._core.remote_origin import (
     InProcessCodeLocationOrigin,
     RemoteJobOrigin,
@@ -17,14 +17,8 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from candle_pipeline.cli import EXIT_FAILED, main
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import trading_date_partitions
 from candle_pipeline.resources.warehouse import ensure_tables
-from candle_pipeline.settings import (
-    PROJECT_DIR,
-    USABLE_PARTITION_SPACE,
-    get_operations_settings,
-    get_settings,
-)
+from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline_tests.conftest import create_database
 
@@ -90,34 +84,24 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
     assert "pool market_api" in out and "at most 1 at once" in out
     assert "no dagster-daemon is running; nothing waits for one now" in out
     assert "after-close schedules for XNYS" in out
-    assert "0 ticker(s): the partition space stays usable" in out
     assert out.rstrip().endswith("no problem found")
 
 
-def test_a_partition_space_too_large_for_dagster_is_a_problem(
+def test_the_sp500_since_2000_is_a_healthy_deployment(
     setup: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ensure_tables(setup["CANDLE_DATABASE_URL"])
+    """Day partitions do not grow with the watch list: 503 tickers from the first partition
+    (2000-01-01) is nothing to warn about."""
     assert main(["pools", "apply"]) == 0
-    assert main(["tickers", "import-sp500"]) == 0
-    days = trading_date_partitions.get_num_partitions()
+    assert main(["tickers", "import-sp500", "--history-start", "2000-01-03"]) == 0
     imported = capsys.readouterr().out
-    assert f"warning: 503 tickers x {days} days since 2008-01-01 = {503 * days:,}" in imported
-    assert "set CANDLE_PARTITION_START later or watch fewer tickers" in imported
-    assert main(["tickers", "add", "NVDA"]) == 0
-    assert "warning" not in capsys.readouterr().out, "the imported tickers have no partitions yet"
-
-    with dg.DagsterInstance.get() as instance:
-        register(instance, [f"T{index}" for index in range(USABLE_PARTITION_SPACE // days)])
+    assert "watching 503 ticker(s)" in imported
+    assert "warning" not in imported.lower()
     code, out = doctor(capsys)
     assert code == 0, out
-    with dg.DagsterInstance.get() as instance:
-        register(instance, ["ONE-MORE"])
-    code, out = doctor(capsys)
-    assert code == EXIT_FAILED
-    [problem] = lines_with(out, "PROBLEM")
-    assert f"{USABLE_PARTITION_SPACE // days + 1} tickers x {days} days" in problem
-    assert "docs/benchmarks.md" in problem
+    assert lines_with(out, "PROBLEM") == []
+    assert "warning" not in out.lower()
+    assert out.rstrip().endswith("no problem found")
 
 
 def test_a_watched_exchange_without_schedule_is_named(
@@ -128,7 +112,7 @@ def test_a_watched_exchange_without_schedule_is_named(
 
     ensure_tables(setup["CANDLE_DATABASE_URL"])
     with engine_for(setup["CANDLE_DATABASE_URL"]).begin() as connection:
-        watchlist.add(connection, [watchlist.NewTicker("SHOP.TO")], "XNYS")
+        watchlist.add(connection, [watchlist.NewTicker("SHOP.TO")], "XNYS", date(2024, 1, 2))
     code, out = doctor(capsys)
     assert code == EXIT_FAILED
     [line] = [row for row in lines_with(out, "PROBLEM") if "schedules" in row]
@@ -143,9 +127,9 @@ def test_broken_setup_says_what_is_wrong(
     with dg.DagsterInstance.get() as instance:
         instance.add_run(
             dg.DagsterRun(
-                job_name="ticker_days_job",
+                job_name="market_data_job",
                 status=dg.DagsterRunStatus.QUEUED,
-                remote_job_origin=job_origin("ticker_days_job"),
+                remote_job_origin=job_origin("market_data_job"),
             )
         )
     code, out = doctor(capsys)
@@ -153,7 +137,7 @@ def test_broken_setup_says_what_is_wrong(
     problems = "\n".join(lines_with(out, "PROBLEM"))
     assert "lacks market.market_timings, market.raw_quotes" in problems
     assert "the first run creates the tables" in problems
-    assert "pool market_api (raw_quotes) has no limit" in problems
+    assert "pool market_api (candles, raw_quotes, validated_quotes) has no limit" in problems
     assert "`candle-pipeline pools apply`" in problems
     assert "no recent heartbeat from" in problems
     assert "waiting for it: 1 queued run(s)" in problems

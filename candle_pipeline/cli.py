@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from tabulate import tabulate
 
 from candle_pipeline import local_env
+from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.partitions import days_between
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SettingsError,
         RunRequestError,
         InvalidTickerError,
+        UnknownExchangeError,
         LocalPostgresError,
         LookupError,
         SchemaMismatchError,
@@ -229,7 +231,17 @@ def _materialize(args: argparse.Namespace) -> int:
     select = runs.validate_selection([n.strip() for n in args.select.split(",") if n.strip()])
     runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
-    _warehouse_engine(env.warehouse_url)
+    engine = _warehouse_engine(env.warehouse_url)
+    if tickers:
+        from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+
+        with engine.connect() as connection:
+            watched = {entry.ticker for entry in watchlist.entries(connection)}
+        if unknown := sorted(set(tickers) - watched):
+            raise CliError(
+                f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
+                "`candle-pipeline tickers add`"
+            )
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance:
@@ -252,14 +264,14 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
 
 
 def _coverage(args: argparse.Namespace) -> int:
-    from candle_pipeline import coverage  # noqa: PLC0415 - loads Dagster
+    from candle_pipeline import coverage, runs  # noqa: PLC0415 - loads Dagster
     from candle_pipeline.partitions import today  # noqa: PLC0415
 
     tickers = normalize_tickers(t for t in args.ticker.split(",") if t.strip())
     end = parse_date(args.end, "--end") if args.end else today()
     start = parse_date(args.start, "--start") if args.start else get_settings().partition_start
-    if end < start:
-        raise CliError(f"the range is reversed: start {start} is after end {end}")
+    # Days of the partitions only: no session after today is due yet.
+    runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
     engine = _warehouse_engine(env.warehouse_url)
     print(coverage.report(engine, tickers or None, start, end))

@@ -1,93 +1,268 @@
-"""The command line: clear errors for bad arguments, and the demo against an external server."""
+"""The command line as a user types it: one clear line for bad input, the watch list, runs of a
+range of days, the coverage report on a small real warehouse, and the demo against an external
+server."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from candle_pipeline.cli import EXIT_USAGE, main
+from candle_pipeline import runs
+from candle_pipeline.cli import EXIT_FAILED, EXIT_USAGE, main
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline_tests.conftest import create_database
+from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
+from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
+from candle_pipeline_tests.quality.corrupt import copy_ticker, high_low_swapped, read_day, write_day
+
+MATERIALIZE = ["materialize", "--start", "2013-10-04", "--end", "2013-10-04"]
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            [
-                "materialize",
-                "--tickers",
-                "'; DROP TABLE x;--",
-                "--start",
-                "2013-10-04",
-                "--end",
-                "2013-10-04",
-            ],
-            "is not a ticker",
-        ),
-        (
-            ["materialize", "--tickers", "SPY", "--start", "2013-13-01", "--end", "2013-10-04"],
-            "--start: '2013-13-01' is not a date",
-        ),
-        (
-            ["materialize", "--tickers", "SPY", "--start", "2013-10-08", "--end", "2013-10-04"],
-            "reversed",
-        ),
-        (
-            ["materialize", "--tickers", "SPY", "--start", "1999-01-01", "--end", "1999-01-04"],
-            "before the first partition",
-        ),
-        (
-            ["materialize", "--tickers", "SPY", "--start", "2013-10-04", "--end", "2999-01-04"],
-            "after the last partition",
-        ),
-        (
-            [
-                "materialize",
-                "--tickers",
-                "SPY",
-                "--start",
-                "2013-10-04",
-                "--end",
-                "2013-10-04",
-                "--select",
-                "prices",
-            ],
-            "unknown asset",
-        ),
-        (["tickers", "add"], "needs at least one ticker"),
-    ],
-)
-def test_bad_arguments_get_one_clear_line(
-    argv: list[str],
-    message: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
+def one_error_line(capsys: pytest.CaptureFixture[str], message: str) -> None:
+    """Exactly one line on stderr, saying `message`; nothing on stdout, no traceback."""
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("candle-pipeline: error:"), err
+    assert message in err, err
+
+
+@pytest.fixture
+def no_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A database that cannot be reached: what is refused here is refused before any connection."""
     monkeypatch.setenv("CANDLE_DATABASE_URL", "postgresql://nobody@/never?host=/nonexistent")
     monkeypatch.setenv("CANDLE_STATE_DIR", str(tmp_path))
     for exported in ("DAGSTER_HOME", "CANDLE_DAGSTER_DATABASE_URL"):
         monkeypatch.delenv(exported, raising=False)
+
+
+@pytest.mark.usefixtures("no_database")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*MATERIALIZE, "--tickers", "'; DROP TABLE x;--"], "is not a ticker"),
+        (["materialize", "--start", "2013-13-01", "--end", "2013-10-04"], "--start: '2013-13-01'"),
+        (["materialize", "--start", "2013-10-08", "--end", "2013-10-04"], "reversed"),
+        (["materialize", "--start", "1999-01-01", "--end", "1999-01-04"], "before the first"),
+        (["materialize", "--start", "2013-10-04", "--end", "2999-01-04"], "after the last"),
+        ([*MATERIALIZE, "--select", "prices"], "unknown asset(s) prices"),
+        ([*MATERIALIZE, "--select", ","], "select at least one asset"),
+        (["tickers", "add"], "`tickers add` needs at least one ticker"),
+        (["tickers", "remove"], "`tickers remove` needs at least one ticker"),
+        (["tickers", "add", "SPY", "--history-start", "2013-02-30"], "--history-start: "),
+        (["tickers", "add", "SPY", "BRK/B"], "is not a ticker"),
+        (["coverage", "--start", "2013-10-32"], "--start: '2013-10-32' is not a date"),
+        (["coverage", "--start", "2013-10-08", "--end", "2013-10-01"], "reversed"),
+        (["coverage", "--end", "2999-01-01"], "after the last partition"),
+        (["coverage", "--ticker", "SPY,x y"], "is not a ticker"),
+    ],
+)
+def test_bad_arguments_get_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == EXIT_USAGE
-    err = capsys.readouterr().err
-    assert message in err
-    assert err.startswith("candle-pipeline: error:")
-    assert "Traceback" not in err
+    one_error_line(capsys, message)
 
 
-def counts(url: str) -> dict[str, int]:
-    with engine_for(url).connect() as conn:
-        return {
-            table: conn.execute(sa.text(f"SELECT count(*) FROM market.{table}")).scalar_one()
-            for table in ("market_timings", "raw_quotes", "validated_quotes", "candles")
-        }
+@pytest.fixture
+def cli_env(
+    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """An external warehouse and instance with the project's dagster.yaml, as the commands in
+    this process see them; every variable they export is restored afterwards. Yields the
+    warehouse URL."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(PROJECT_DIR / "dagster.yaml")
+    url = create_database(pg_server, "warehouse")
+    env = {
+        "CANDLE_DATABASE_URL": url,
+        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
+        "DAGSTER_HOME": str(home),
+        "CANDLE_STATE_DIR": str(tmp_path / "state"),
+    }
+    for name in ("CANDLE_MAX_CONCURRENT_RUNS", "CANDLE_COMPUTE_LOG_DIR", "CANDLE_CSV_DIR"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
+
+
+def listing(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:
+    """`tickers list` as {ticker: {column: cell}} (what was printed before is dropped)."""
+    capsys.readouterr()
+    assert main(["tickers", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
+    return {row["ticker"]: row for row in rows}
+
+
+def test_bad_input_that_needs_the_watch_list_gets_one_clear_line(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickers", "add", "SPY", "--history-start", "2013-10-04"]) == 0
+    capsys.readouterr()
+    for argv, message in [
+        (["tickers", "add", "IBM", "--exchange", "MOON"], "exchange 'MOON' is not known"),
+        ([*MATERIALIZE, "--tickers", "SPY,NVDA"], "ticker(s) NVDA are not on the watch list"),
+        (["coverage", "--ticker", "NVDA"], "ticker(s) NVDA are not on the watch list"),
+    ]:
+        assert main(argv) == EXIT_USAGE, argv
+        one_error_line(capsys, message)
+    assert list(listing(capsys)) == ["SPY"], "nothing was added"
+    with engine_for(cli_env).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM market.ticker_days")).scalar() == 0
+
+
+def test_the_watch_list_commands(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tickers", "add", "nvda", "BRK.B", "--exchange", "XNAS"]) == 0
+    assert main(["tickers", "add", "SPY", "--history-start", "2013-10-04"]) == 0
+    added = capsys.readouterr().out
+    assert "watching 2 ticker(s)" in added
+    assert "from their history start (2013-10-04 unless given before)" in added
+    before = listing(capsys)
+    assert {t: (r["exchange"], r["active"], r["removed_on"]) for t, r in before.items()} == {
+        "NVDA": ("XNAS", "True", ""),
+        "BRK-B": ("XNAS", "True", ""),
+        "SPY": ("XNYS", "True", ""),
+    }
+    assert before["SPY"]["history_start"] == "2013-10-04"
+    # Without --history-start: the lookback before today, the same day for both.
+    assert before["NVDA"]["history_start"] == before["BRK-B"]["history_start"] != ""
+
+    assert main(["tickers", "remove", "SPY", "nvda", "AAPL"]) == 0
+    removed = capsys.readouterr().out.splitlines()
+    match = re.fullmatch(
+        r"removed 2 ticker\(s\) from (\d{4}-\d\d-\d\d) on: (.*); "
+        r"their earlier days and stored rows stay",
+        removed[0],
+    )
+    assert match, removed
+    assert sorted(match.group(2).split(", ")) == ["NVDA", "SPY"]
+    assert removed[1:] == ["not being watched, nothing changed: AAPL"]
+    after = listing(capsys)
+    assert after["SPY"]["removed_on"] == after["NVDA"]["removed_on"] == match.group(1)
+    assert (after["SPY"]["active"], after["SPY"]["history_start"]) == ("False", "2013-10-04")
+    assert after["BRK-B"] == before["BRK-B"]
+
+    assert main(["tickers", "add", "SPY", "--history-start", "2010-01-04"]) == 0
+    again = listing(capsys)["SPY"]
+    assert (again["active"], again["removed_on"], again["history_start"]) == (
+        "True",
+        "",
+        "2010-01-04",
+    )
+
+
+def test_materialize_runs_the_days_with_the_tickers_and_assets_asked_for(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch(cli_env, ["SPY", "IBM"], date(2013, 10, 4))
+    assert main(["materialize", "--start", "2013-10-04", "--end", "2013-10-08"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(
+        r"run [0-9a-f]{8} ok: market_timings, raw_quotes, validated_quotes, candles "
+        r"\[2013-10-04 \.\. 2013-10-08\]",
+        line,
+    ), line
+    first = table(cli_env, "ticker_days")
+    assert sorted(first["status"].value_counts().items()) == [("closed", 4), ("complete", 6)]
+
+    refetch = ["--start", "2013-10-07", "--end", "2013-10-07", "--tickers", "spy", "--refetch"]
+    assert main(["materialize", *refetch]) == 0
+    states = table(cli_env, "ticker_days").set_index(["ticker", "trade_date"])["attempts"]
+    assert states[("SPY", date(2013, 10, 7))] == 2
+    assert (states.drop(("SPY", date(2013, 10, 7))) <= 1).all(), "nothing else was fetched again"
+
+    timings = ["--start", "2013-10-09", "--end", "2013-10-10", "--select", "market_timings"]
+    assert main(["materialize", *timings]) == 0
+    assert "ok: market_timings [2013-10-09 .. 2013-10-10]" in capsys.readouterr().out
+    assert set(table(cli_env, "market_timings")["session_date"]) == {
+        date(2013, 10, day) for day in range(4, 11)
+    }
+    assert len(table(cli_env, "ticker_days")) == 10, "market data of the 9th and 10th not run"
+
+
+@pytest.fixture
+def small_warehouse(cli_env: str, instance: dg.DagsterInstance, tmp_path: Path) -> str:
+    """Four tickers from 2013-10-04, the days 2013-10-04..08 materialised: SPY's Tuesday is
+    corrupted (blocked), AIG's files are unreadable (failed), NVDA has no file (no data), IBM
+    was removed from Tuesday on. The days after the 8th are not fetched."""
+    csv_dir = tmp_path / "csv"
+    for ticker in ("SPY", "IBM"):
+        copy_ticker(csv_dir, ticker)
+    write_day(csv_dir, "SPY", "2013-10-08", high_low_swapped(read_day("SPY", "2013-10-08")))
+    (csv_dir / "lean-minute" / "AIG").mkdir(parents=True)
+    (csv_dir / "lean-minute" / "AIG" / "2013-10-07.csv").write_text("ts,open\nnot,a bar\n")
+    watch(cli_env, ["SPY", "AIG", "NVDA"], date(2013, 10, 4))
+    watch(cli_env, ["IBM"], date(2013, 10, 4), removed_on=date(2013, 10, 8))
+    [outcome] = runs.materialize(
+        definitions_for(cli_env, csv_dir), instance, date(2013, 10, 4), date(2013, 10, 8)
+    )
+    assert outcome.success, outcome.error
+    return cli_env
+
+
+def test_coverage_counts_each_tickers_sessions_by_status(
+    small_warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["coverage", "--start", "2013-10-01", "--end", "2013-10-11"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "open sessions of watched tickers, 2013-10-01 .. 2013-10-11",
+        "| ticker   |   sessions |   complete |   blocked |   no_data |   failed |"
+        "   retry_later |   not_fetched |",
+        "|----------|------------|------------|-----------|-----------|----------|"
+        "---------------|---------------|",
+        "| AIG      |          6 |          0 |         0 |         0 |        3 |"
+        "             0 |             3 |",
+        "| IBM      |          2 |          2 |         0 |         0 |        0 |"
+        "             0 |             0 |",
+        "| NVDA     |          6 |          0 |         0 |         3 |        0 |"
+        "             0 |             3 |",
+        "| SPY      |          6 |          2 |         1 |         0 |        0 |"
+        "             0 |             3 |",
+    ]
+    assert main(["coverage", "--ticker", "IBM,NVDA", "--start", "2013-10-07"]) == 0
+    rows = capsys.readouterr().out.splitlines()[3:]
+    assert [row.split("|")[1].strip() for row in rows] == ["IBM", "NVDA"]
+
+
+def test_coverage_of_one_ticker_is_a_line_per_month(
+    small_warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["coverage", "--ticker", "spy", "--start", "2013-09-30", "--end", "2013-11-03"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "SPY, 2013-09-30 .. 2013-11-03: 21 session(s): 2 complete, 1 blocked, 18 not_fetched",
+        "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
+        "- no session or not watched",
+        "2013-09  -",
+        "2013-10  ---#--#B...--.....--.....--....",
+        "2013-11  .--",
+    ]
+    assert (
+        main(["coverage", "--ticker", "AIG", "--start", "2013-10-04", "--end", "2013-10-08"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines()[2] == "2013-10  F--FF"
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -101,49 +276,51 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def test_demo_fills_the_configured_database_and_is_repeatable(
-    pg_server: LocalPostgres, tmp_path: Path
-) -> None:
+def counts(url: str) -> dict[str, int]:
+    with engine_for(url).connect() as conn:
+        return {
+            name: conn.execute(sa.text(f"SELECT count(*) FROM market.{name}")).scalar_one()
+            for name in ("market_timings", "raw_quotes", "validated_quotes", "candles")
+        }
+
+
+def test_demo_fills_the_configured_database(pg_server: LocalPostgres, tmp_path: Path) -> None:
     url = create_database(pg_server, "external")
-    env = {
-        **os.environ,
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-    }
-    env.pop("DAGSTER_HOME", None)
+    env = {**os.environ, "CANDLE_DATABASE_URL": url, "CANDLE_STATE_DIR": str(tmp_path / "state")}
+    for name in ("DAGSTER_HOME", "CANDLE_DAGSTER_DATABASE_URL", "CANDLE_CSV_DIR"):
+        env.pop(name, None)
     first = run_cli(["demo"], env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Rows and quality score per partition" in first.stdout
-    assert (
-        "| SPY      | 2013-10-07   |          828 |                828 |       125 | 1.000   |"
-        in first.stdout
-    )
-    assert "| SPY      | 2013-10-07   |          828 |" in first.stdout
-    assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started"
-    after_first = counts(url)
-    assert after_first["raw_quotes"] == 16_823
-    second = run_cli(["demo"], env)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert counts(url) == after_first
     assert "pool market_api: at most 1 at once (was unlimited)" in first.stdout
-    assert "pool market_api: at most 1 at once (unchanged)" in second.stdout
+    assert len(re.findall(r"^run [0-9a-f]{8} ok: ", first.stdout, re.MULTILINE)) == 5
+    assert "| 2013-10-05 |        6 |          0 |" in first.stdout, "a Saturday: 6 closed"
+    assert "| 2013-10-07 |        0 |          6 |" in first.stdout, "a Monday: 6 complete"
+    assert "| raw_quotes        | 16,865 |" in first.stdout
+    assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started"
+    assert counts(url) == {
+        "market_timings": 19,
+        "raw_quotes": 16_865,
+        "validated_quotes": 16_865,
+        "candles": 3_735,
+    }
+    # The sample's tickers are kept for its days only: counted until the day after it.
+    watched = table(url, "watchlist")
+    assert watched["ticker"].tolist() == ["AAPL", "AIG", "BAC", "GOOG", "IBM", "SPY"]
+    assert not watched["active"].any()
+    assert set(watched["history_start"]) == {date(2013, 10, 4)}
+    assert set(watched["removed_on"]) == {date(2015, 12, 29)}
 
-    listed = run_cli(["tickers", "list"], env)
-    rows = [line.split("|")[1:4] for line in listed.stdout.splitlines()[2:]]
-    assert [[cell.strip() for cell in row] for row in rows] == [
-        [ticker, "XNYS", "False"] for ticker in ("AAPL", "AIG", "BAC", "GOOG", "IBM", "SPY")
+
+def test_a_failed_run_says_why_and_exits_1(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch(cli_env, ["SPY"], date(2013, 10, 4))
+    assert main([*MATERIALIZE, "--select", "raw_quotes"]) == EXIT_FAILED
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(
+        r"run [0-9a-f]{8} FAILED: raw_quotes \[2013-10-04 \.\. 2013-10-04\]", out[0]
+    )
+    assert out[1:] == [
+        "  market_data: raw_quotes is materialised with what is built from it in the same step: "
+        "select validated_quotes, candles too"
     ]
-
-    added = run_cli(["tickers", "add", "nvda", "BRK.B", "--exchange", "XNAS"], env)
-    assert added.returncode == 0, added.stderr
-    assert "watching 2 ticker(s)" in added.stdout
-    removed = run_cli(["tickers", "remove", "NVDA"], env)
-    assert "deactivated 1 ticker(s): NVDA" in removed.stdout
-    assert "deleted 0 partition(s)" in removed.stdout
-    removed = run_cli(["tickers", "remove", "SPY", "--delete-partitions"], env)
-    assert "deactivated 0 ticker(s)" in removed.stdout, "the sample is kept for its history only"
-    assert "deleted 1 partition(s)" in removed.stdout
-    listed = run_cli(["tickers", "list"], env).stdout
-    assert "| BRK-B    | XNAS       | True     | False       |" in listed
-    assert "| SPY      | XNYS       | False    | False       |" in listed
-    assert counts(url) == after_first, "removing a ticker keeps its data"

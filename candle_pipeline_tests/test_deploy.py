@@ -166,14 +166,18 @@ def test_the_image_command_serves_the_code_location(code_server: int) -> None:
     )
     with dg.instance_for_test() as instance, origin.create_location(instance) as location:
         repository = location.get_repository("__repository__")
-        assets = sorted(node.key.to_user_string() for node in repository.asset_graph.asset_nodes)
+        nodes = {node.key.to_user_string(): node for node in repository.asset_graph.asset_nodes}
+        partitions = {name: node.partitions_def for name, node in nodes.items()}
         schedules = sorted(schedule.name for schedule in repository.get_schedules())
+        sensors = sorted(sensor.name for sensor in repository.get_sensors())
         jobs = {job.name for job in repository.get_all_jobs()}
-    assert assets == ["candles", "market_timings", "raw_quotes", "validated_quotes"]
-    assert schedules == [
-        "candles_freshness_schedule",
-        "catchup_weekly",
-        "market_timings_daily",
-        "xnys_after_close",
-    ]
-    assert {"ticker_days_job", "market_timings_job"} <= jobs
+    assert sorted(nodes) == ["candles", "market_timings", "raw_quotes", "validated_quotes"]
+    # One day partitions definition for every asset, from CANDLE_PARTITION_START's default.
+    assert len(set(partitions.values())) == 1
+    [days] = set(partitions.values())
+    assert isinstance(days, dg.TimeWindowPartitionsDefinition)
+    assert (days.cron_schedule, days.fmt, days.end_offset) == ("0 0 * * *", "%Y-%m-%d", 1)
+    assert days.get_first_partition_key() == "2000-01-01"
+    assert schedules == ["candles_freshness_schedule", "catchup_weekly", "xnys_after_close"]
+    assert sensors == ["new_tickers_sensor", "quality_alerts_sensor", "retry_sensor"]
+    assert "market_data_job" in jobs

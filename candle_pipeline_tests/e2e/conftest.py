@@ -26,8 +26,10 @@ from playwright.sync_api import Page, sync_playwright
 from candle_pipeline.local_env import instance_environment
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import (
+    ENV_BACKFILL_DAYS_PER_RUN,
     ENV_DATABASE_URL,
     ENV_STATE_DIR,
+    MAX_BACKFILL_DAYS_PER_RUN,
     PROJECT_DIR,
     OperationsSettings,
 )
@@ -173,6 +175,9 @@ def deployment(pg_server: LocalPostgres) -> Iterator[Deployment]:
         **os.environ,
         ENV_DATABASE_URL: warehouse_url,
         ENV_STATE_DIR: str(root / "state"),
+        # A new ticker's history since 2013 in one run: the sample's minute files would
+        # otherwise make it runs of 5 days, hundreds of them.
+        ENV_BACKFILL_DAYS_PER_RUN: str(MAX_BACKFILL_DAYS_PER_RUN),
         **instance_environment(dagster_url, home, OperationsSettings.from_env({})),
     }
     port = free_port()

@@ -1,5 +1,7 @@
-"""The Dagster UI for real: a backfill launched through the webserver's GraphQL API (as the UI
-launches it) runs on the daemon and fills the warehouse; then a browser shows the result."""
+"""The Dagster UI for real: tickers watched through the deployment's command line, a backfill of
+day partitions launched through the webserver's GraphQL API (as the UI launches it) runs on the
+daemon and fills the warehouse; a browser shows the result; then a ticker added with the daemon
+running gets its history from new_tickers_sensor, and only it."""
 
 from __future__ import annotations
 
@@ -11,27 +13,52 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 from playwright.sync_api import Page, expect
 
+from candle_pipeline.partitions import day_partitions
 from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline_tests.conftest import table
 from candle_pipeline_tests.e2e.conftest import REPOSITORY, Deployment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-TICKERS = ("SPY", "IBM")
+TICKERS = ("AIG", "SPY")
 FIRST_DAY, LAST_DAY = "2013-10-04", "2013-10-08"
 SESSIONS = (date(2013, 10, 4), date(2013, 10, 7), date(2013, 10, 8))
 CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 1
+ASSETS = ("market_timings", "raw_quotes", "validated_quotes", "candles")
 BACKFILL_TIMEOUT_SECONDS = 300
-PER_TICKER_ASSETS = ("raw_quotes", "validated_quotes", "candles")
+# IBM's history since 2013 is one run of its ~4,800 days; its rows commit before the day checks.
+NEW_TICKER_TIMEOUT_SECONDS = 420
+NEW_TICKERS_SENSOR = {**REPOSITORY, "sensorName": "new_tickers_sensor"}
 
-ADD_PARTITION = """
-mutation Add($repositorySelector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(
-    repositorySelector: $repositorySelector, partitionsDefName: $name, partitionKey: $key
-  ) { __typename ... on PythonError { message } ... on UnauthorizedError { message } }
+SENSOR_STATE = """
+query Sensor($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename ... on Sensor { sensorState { id status } }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename ... on Sensor { sensorState { status } } ... on PythonError { message }
+  }
 }
 """
 
@@ -58,42 +85,51 @@ query Backfill($id: String!) {
 }
 """
 
+RUNS_TAGGED = """
+query Runs($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId runConfigYaml tags { key value } } }
+  }
+}
+"""
+
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
-def per_ticker_partition_counts() -> set[str]:
-    """How the graph labels the per-ticker assets' partitions (days x the two tickers); both
-    values around a midnight that may pass while the page loads."""
-    from candle_pipeline.partitions import trading_date_partitions  # noqa: PLC0415
+def sensor_state(deployment: Deployment) -> Mapping[str, str]:
+    found = deployment.graphql(SENSOR_STATE, {"selector": NEW_TICKERS_SENSOR})["sensorOrError"]
+    assert found["__typename"] == "Sensor", found
+    return found["sensorState"]
 
+
+def day_partition_counts() -> set[str]:
+    """How the graph labels the day partitions: what the definitions hold now, and five minutes
+    on (a midnight may pass while the page loads); never a literal that grows every day."""
     counts = set()
     for moment in (datetime.now(UTC), datetime.now(UTC) + timedelta(minutes=5)):
         with dg.partition_loading_context(effective_dt=moment):
-            days = trading_date_partitions.get_num_partitions()
-        counts.add(f"{days * len(TICKERS):,} partitions")
+            counts.add(f"{day_partitions.get_num_partitions():,} partitions")
     return counts
-
-
-def asset_partitions(asset: str, start: str, end: str) -> dict:
-    return {"assetKey": {"path": [asset]}, "partitions": {"ranges": [{"start": start, "end": end}]}}
 
 
 @pytest.fixture(scope="module")
 def backfill(deployment: Deployment) -> Mapping[str, object]:
-    """Register the tickers and backfill every asset over a few sample days, as the UI does."""
-    for ticker in TICKERS:
-        added = deployment.graphql(
-            ADD_PARTITION,
-            {"repositorySelector": REPOSITORY, "name": "tickers", "key": ticker},
-        )["addDynamicPartition"]
-        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+    """Watch the tickers from the first day through the command line and backfill every asset
+    over the sample days, as the UI does. new_tickers_sensor is switched off first, as a user
+    does in the UI before watching tickers whose days they backfill by hand: else it would
+    also fetch their history up to yesterday."""
+    stopped = deployment.graphql(STOP_SENSOR, {"id": sensor_state(deployment)["id"]})["stopSensor"]
+    assert stopped["instigationState"]["status"] == "STOPPED", stopped
+    added = deployment.cli("tickers", "add", *TICKERS, "--history-start", FIRST_DAY)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "watching 2 ticker(s)" in added.stdout
     params = {
         "partitionsByAssets": [
-            asset_partitions("market_timings", FIRST_DAY, LAST_DAY),
-            *(
-                asset_partitions(asset, f"{FIRST_DAY}|{TICKERS[0]}", f"{LAST_DAY}|{TICKERS[-1]}")
-                for asset in PER_TICKER_ASSETS
-            ),
+            {
+                "assetKey": {"path": [asset]},
+                "partitions": {"ranges": [{"start": FIRST_DAY, "end": LAST_DAY}]},
+            }
+            for asset in ASSETS
         ],
         "title": "sample week",
     }
@@ -117,8 +153,9 @@ def test_backfill_through_graphql_fills_the_warehouse(
     deployment: Deployment, backfill: Mapping[str, object]
 ) -> None:
     assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, deployment.log_tail()
+    assert backfill["numPartitions"] == 5
     runs = backfill["runs"]
-    assert runs, "the backfill launched no run"
+    assert len(runs) == 1, "five days are one run"
     assert {run["status"] for run in runs} == {"SUCCESS"}
     with engine_for(deployment.warehouse_url).connect() as conn:
         timings = conn.execute(
@@ -143,6 +180,8 @@ def test_backfill_through_graphql_fills_the_warehouse(
         for ticker in TICKERS
         for day in SESSIONS
     }
+    states = table(deployment.warehouse_url, "ticker_days")
+    assert sorted(states["status"].value_counts().items()) == [("closed", 4), ("complete", 6)]
 
 
 def test_doctor_sees_a_healthy_deployment(
@@ -156,13 +195,6 @@ def test_doctor_sees_a_healthy_deployment(
 
 SCREENSHOTS_ENV = "CANDLE_UI_SCREENSHOTS"
 UI_TIMEOUT_MS = 60_000
-CHECKS_QUERY = """
-query Checks($path: [String!]!) {
-  assetNodeOrError(assetKey: {path: $path}) {
-    ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name } } } }
-  }
-}
-"""
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
@@ -175,23 +207,38 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> None:
         page.screenshot(path=str(folder / f"{name}.png"))
 
 
-def open_partition(page: Page, deployment: Deployment, asset: str, day: str, ticker: str) -> None:
-    """The asset's Partitions tab, narrowed to the sample days, one partition clicked."""
+def open_partition(page: Page, deployment: Deployment, asset: str, day: str) -> None:
+    """The asset's Partitions tab, narrowed to the sample days, one day clicked."""
     page.goto(f"{deployment.url}/assets/{asset}?view=partitions")
     page.get_by_text("Partitions Selected").wait_for(timeout=UI_TIMEOUT_MS)
     date_range = page.locator("input[placeholder^='ex:']")
     date_range.fill(f"[{FIRST_DAY}...{LAST_DAY}]")
     date_range.press("Enter")
-    page.get_by_text("10 Partitions Selected").wait_for(timeout=UI_TIMEOUT_MS)
+    page.get_by_text("5 Partitions Selected").wait_for(timeout=UI_TIMEOUT_MS)
     page.get_by_text(day, exact=True).first.click()
-    page.get_by_text(ticker, exact=True).first.click()
-    page.get_by_text(f"{day}|{ticker}", exact=True).first.wait_for(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("No partition selected")).to_have_count(0, timeout=UI_TIMEOUT_MS)
+    page.locator("tr", has=page.get_by_text("tickers_expected", exact=True)).wait_for(
+        timeout=UI_TIMEOUT_MS
+    )
 
 
 def metadata_value(page: Page, label: str) -> str:
     """The value next to `label` in the selected partition's metadata table."""
     row = page.locator("tr", has=page.get_by_text(label, exact=True)).last
     return row.locator("td").nth(1).inner_text().strip()
+
+
+DAY = re.compile(r"\b\d{4}-\d\d-\d\d\b")
+
+
+def check_history(page: Page, deployment: Deployment, asset: str, check: str) -> dict[str, str]:
+    """A check's execution history as the UI lists it: {day partition: its row's text}."""
+    page.goto(f"{deployment.url}/assets/{asset}?view=checks&checkDetail={check}")
+    page.get_by_text("Execution history", exact=True).first.click()
+    rows = page.locator("tr", has=page.get_by_text(DAY))
+    rows.first.wait_for(timeout=UI_TIMEOUT_MS)
+    texts = [" ".join(row.inner_text().split()) for row in rows.all()]
+    return {DAY.findall(text)[0]: text for text in texts}
 
 
 def test_browser_shows_the_graph_partitions_and_checks(
@@ -203,47 +250,100 @@ def test_browser_shows_the_graph_partitions_and_checks(
     page = browser_page
     assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
 
-    # The graph: every asset of the group, each with its latest event.
+    # The graph: every asset of the group, each with its latest event and the day partitions.
     page.goto(f"{deployment.url}/locations/candle_pipeline/asset-groups/market_data")
-    for asset in ("market_timings", *PER_TICKER_ASSETS):
+    for asset in ASSETS:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
-    expect(page.get_by_text("Latest event")).to_have_count(4)
-    # The count grows by one day at midnight: what the definitions hold now, not a literal.
-    shown = page.get_by_text(re.compile(r"^[\d,]+ partitions$")).first.inner_text()
-    assert shown in per_ticker_partition_counts(), shown
+    expect(page.get_by_text("Latest event")).to_have_count(len(ASSETS))
+    labels = page.get_by_text(re.compile(r"^[\d,]+ partitions$"))
+    expect(labels).to_have_count(len(ASSETS))
+    shown = {label.inner_text() for label in labels.all()}
+    assert len(shown) == 1 and shown <= day_partition_counts(), shown
     screenshot(page, "ui-graph", tmp_path)
 
-    # candles: the sample days are all materialised, none failed or missing.
-    open_partition(page, deployment, "candles", "2013-10-07", "SPY")
-    for status in ("Materialized (10)", "Failed (0)", "Missing (0)"):
+    # candles: the sample days are all materialised; a day says what it holds.
+    open_partition(page, deployment, "candles", "2013-10-07")
+    for status in ("Materialized (5)", "Failed (0)", "Missing (0)"):
         expect(page.get_by_text(status)).to_be_visible()
-    for ticker in TICKERS:
-        expect(page.get_by_text(ticker, exact=True).first).to_be_visible()
-    expect(page.get_by_text("Materialized", exact=True).last).to_be_visible()
-    assert metadata_value(page, "rows") == str(CANDLES_PER_FULL_DAY)
+    assert metadata_value(page, "tickers_expected") == "2"
+    assert metadata_value(page, "tickers_complete") == "2"
+    for status in ("blocked", "no_data", "failed", "retry_later", "closed"):
+        assert metadata_value(page, f"tickers_{status}") == "0", status
+    assert 0.99 <= float(metadata_value(page, "quality_score_min")) <= 1
+    assert float(metadata_value(page, "quality_score_mean")) >= 0.99
+    assert metadata_value(page, "rows_written") == str(2 * CANDLES_PER_FULL_DAY)
     screenshot(page, "ui-candles", tmp_path)
 
-    # validated_quotes: a partition shows its quality score and its components.
-    open_partition(page, deployment, "validated_quotes", "2013-10-07", "SPY")
-    assert metadata_value(page, "status") == "scored"
-    for label in ("quality_score", "completeness", "validity", "consistency"):
-        assert float(metadata_value(page, label)) == 1.0, label
-    assert metadata_value(page, "expected_bars") == "390"
-    screenshot(page, "ui-quality", tmp_path)
+    # A Saturday: both tickers closed, nothing written, no score.
+    open_partition(page, deployment, "candles", "2013-10-05")
+    assert metadata_value(page, "tickers_closed") == "2"
+    assert metadata_value(page, "tickers_complete") == "0"
+    assert metadata_value(page, "rows_written") == "0"
+    expect(page.get_by_text("quality_score_min", exact=True)).to_have_count(0)
 
-    # A Saturday of raw_quotes: materialised empty, and the page says why.
-    open_partition(page, deployment, "raw_quotes", "2013-10-05", "IBM")
-    assert metadata_value(page, "rows") == "0"
-    assert metadata_value(page, "status") == "skipped"
-    assert metadata_value(page, "reason") == "market closed: XNYS has no session on 2013-10-05"
+    # The checks of validated_quotes; quality_score and raw_quotes' coverage once per day.
+    page.goto(f"{deployment.url}/assets/validated_quotes?view=checks")
+    for check in ("quality_score", "spikes", "gaps", "stale_runs"):
+        expect(page.get_by_text(check, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    sample_days = [f"2013-10-0{day}" for day in range(4, 9)]
+    scores = check_history(page, deployment, "validated_quotes", "quality_score")
+    assert sorted(scores) == sample_days, scores
+    assert all(row.startswith("Passed") for row in scores.values()), scores
+    assert "all 2 scored ticker-day(s) at or above 0.8" in scores["2013-10-07"]
+    assert "all 0 scored ticker-day(s)" in scores["2013-10-06"], "a Sunday has no score"
+    coverage = check_history(page, deployment, "raw_quotes", "coverage")
+    assert sorted(coverage) == sample_days, coverage
+    assert all(row.startswith("Passed") for row in coverage.values()), coverage
+    assert "all 2 open ticker-day(s) have data" in coverage["2013-10-08"]
+    assert "all 0 open ticker-day(s) have data" in coverage["2013-10-05"]
 
-    # Checks, where the assets declare any: each one is listed on the Checks tab.
-    for asset in ("market_timings", *PER_TICKER_ASSETS):
-        node = deployment.graphql(CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
-        checks = [check["name"] for check in node["assetChecksOrError"].get("checks", [])]
-        if checks:
-            page.goto(f"{deployment.url}/assets/{asset}?view=checks")
-            for name in checks:
-                expect(page.get_by_text(name, exact=True).first).to_be_visible(
-                    timeout=UI_TIMEOUT_MS
+
+def test_a_ticker_added_with_the_daemon_running_gets_its_history_and_only_it(
+    deployment: Deployment, backfill: Mapping[str, object]
+) -> None:
+    """The watched tickers are removed (their days and rows stay) and the sensor switched on
+    again; `tickers add IBM --history-start 2013-10-07` alone then fills IBM's days."""
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
+    market_data = ("raw_quotes", "validated_quotes", "candles", "ticker_days")
+    before = {name: table(deployment.warehouse_url, name) for name in market_data}
+    removed = deployment.cli("tickers", "remove", *TICKERS)
+    assert removed.returncode == 0, removed.stderr
+    assert re.match(r"removed 2 ticker\(s\) from \d{4}-\d\d-\d\d on: ", removed.stdout)
+    started = deployment.graphql(START_SENSOR, {"selector": NEW_TICKERS_SENSOR})["startSensor"]
+    assert started["sensorState"]["status"] == "RUNNING", started
+
+    added = deployment.cli("tickers", "add", "IBM", "--history-start", "2013-10-07")
+    assert added.returncode == 0, added.stdout + added.stderr
+    watched = ("'2013-10-07'", "'2013-10-08'")
+
+    def ibm_complete() -> bool:
+        with engine_for(deployment.warehouse_url).connect() as conn:
+            statuses = conn.execute(
+                sa.text(
+                    "SELECT status FROM market.ticker_days WHERE ticker = 'IBM' "
+                    f"AND trade_date IN ({', '.join(watched)})"
                 )
+            ).scalars()
+            return sorted(statuses) == ["complete", "complete"]
+
+    waited = time.monotonic()
+    wait_for("IBM's ticker-days", ibm_complete, deployment, NEW_TICKER_TIMEOUT_SECONDS)
+    print(f"IBM's history stored {time.monotonic() - waited:.0f} s after `tickers add`")
+
+    for name, old in before.items():
+        after = table(deployment.warehouse_url, name)
+        pd.testing.assert_frame_equal(
+            after[after["ticker"] != "IBM"].reset_index(drop=True), old, obj=name
+        )
+    candles = table(deployment.warehouse_url, "candles")
+    ibm = candles[candles["ticker"] == "IBM"].groupby("trade_date").size()
+    assert ibm[date(2013, 10, 7)] == ibm[date(2013, 10, 8)] == CANDLES_PER_FULL_DAY
+    assert ibm.index.min() == date(2013, 10, 7), "nothing before its history start"
+
+    tagged = {"tags": [{"key": "candle/tickers", "value": "IBM"}]}
+    runs = deployment.graphql(RUNS_TAGGED, {"filter": tagged})["runsOrError"]["results"]
+    assert len(runs) == 1, "the whole history in one run (one run holds up to 36,600 days)"
+    tags = {tag["key"]: tag["value"] for tag in runs[0]["tags"]}
+    assert tags["dagster/asset_partition_range_start"] == "2013-10-07"
+    config = yaml.safe_load(runs[0]["runConfigYaml"])["ops"]["market_data"]["config"]
+    assert config == {"tickers": ["IBM"], "refetch": False}

@@ -310,9 +310,7 @@ def _write_side_tables(
     """Corporate actions of the fetched ticker-days and the run's quality reports, in the step's
     unit of work."""
     if fetched is not None and not processed.stored.empty:
-        keys = list(
-            zip(processed.stored["trade_date"].dt.date, processed.stored["ticker"], strict=True)
-        )
+        keys = processed.stored.rename(columns={"trade_date": "ex_date"})
         actions = fetched.actions
         warehouse.write(
             lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)

@@ -147,6 +147,8 @@ def _db(args: argparse.Namespace) -> int:
         before = schema.describe(done.before)
         if done.stamped:
             before += f" (made before migrations: stamped {schema.FIRST_RELEASE})"
+        elif not done.before:
+            before += " (a new warehouse)"
         print(f"schema revision before: {before}")
         print(f"schema revision after:  {schema.describe(done.after)} (head)")
         return 0

@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -30,7 +29,8 @@ from sqlalchemy.engine import make_url
 
 from candle_pipeline.settings import ENV_DATABASE_URL, get_settings, validate_postgres_url
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The migrations folder inside this package (Alembic's `package:folder` form).
+MIGRATIONS = f"{__package__}:migrations"
 # What env.py and the migrations read from `Config.attributes`.
 CONNECTION_ATTRIBUTE = "connection"
 SCHEMA_ATTRIBUTE = "warehouse_schema"
@@ -83,13 +83,13 @@ class Upgrade:
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """Alembic's configuration, in code: the packaged migrations and the warehouse schema, and
-    the connection (in its transaction) the migrations run on."""
+    """Alembic's configuration, in code: the packaged migrations and, to run them, the connection
+    (in its transaction) and the warehouse schema."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes[SCHEMA_ATTRIBUTE] = get_settings().warehouse_schema
+    config.set_main_option("script_location", MIGRATIONS)
     if connection is not None:
         config.attributes[CONNECTION_ATTRIBUTE] = connection
+        config.attributes[SCHEMA_ATTRIBUTE] = get_settings().warehouse_schema
     return config
 
 
@@ -150,6 +150,7 @@ def _upgrade_locked(connection: sa.Connection) -> Upgrade:
     try:
         command.upgrade(config, "heads")
     except sa.exc.OperationalError:
+        # A lost connection: the callers say so as such.
         raise
     except sa.exc.DBAPIError as error:
         reason = str(error.orig).strip().splitlines()[0]
@@ -171,9 +172,9 @@ def _made_before_migrations(connection: sa.Connection) -> bool:
     missing = [name for name in PREVIOUS_RELEASE_TABLES if name not in existing]
     if missing:
         raise SchemaUpgradeError(
-            f"schema {schema} holds {', '.join(found)} but not {', '.join(missing)} and has no "
-            "version table: it was not made by the previous release; run that release once to "
-            "complete it, or use a fresh database"
+            f"schema {schema} has no version table and holds {', '.join(found)} but not "
+            f"{', '.join(missing)}: it is not a complete warehouse of the previous release; let "
+            "that release complete it (any of its commands does) or use a fresh database"
         )
     return True
 

@@ -109,6 +109,25 @@ def test_a_new_warehouse_gets_exactly_the_tables_of_tables_py(warehouse_url: str
     assert (kind, index.name) == ("add_index", "ticker_days_due")
 
 
+def test_the_schema_name_comes_from_the_settings(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANDLE_WAREHOUSE_SCHEMA", "prices")
+    get_settings.cache_clear()
+    try:
+        schema.upgrade(warehouse_url)
+    finally:
+        get_settings.cache_clear()
+    found = rows(
+        warehouse_url,
+        "SELECT table_schema, count(*) FROM information_schema.tables "
+        "WHERE table_schema IN ('market', 'prices') GROUP BY table_schema",
+    )
+    # The tables, the view and the version table.
+    assert found == [("prices", len(metadata.tables) + 2)]
+    assert rows(warehouse_url, "SELECT version_num FROM prices.alembic_version") == [HEAD]
+
+
 def test_downgrading_to_the_first_release_and_back(warehouse_url: str) -> None:
     schema.upgrade(warehouse_url)
     with engine_for(warehouse_url).begin() as conn:
@@ -335,7 +354,7 @@ def test_a_warehouse_with_only_some_old_tables_is_refused(
         conn.execute(sa.text("CREATE TABLE market.watchlist (ticker text)"))
     assert main(["db", "upgrade"]) == EXIT_USAGE
     [line] = capsys.readouterr().err.splitlines()
-    assert "schema market holds watchlist but not candles, corporate_actions" in line
+    assert "holds watchlist but not candles, corporate_actions" in line
     assert "use a fresh database" in line
 
 

@@ -23,6 +23,8 @@ branch_labels = None
 depends_on = None
 
 VIEW = "ticker_day_coverage"
+# The tables the statements below name.
+TABLES = ("watchlist", "raw_quotes", "quality_reports", "candles", "market_timings", "ticker_days")
 # What the previous release wrote, and what its ticker-days become.
 REPORT_CLOSED = "market closed"
 DEFAULT_EXCHANGE = "XNYS"
@@ -115,12 +117,11 @@ def _execute(template: str, params: dict[str, str] | None = None) -> None:
     """`template` with every `{name}` a table of the warehouse schema, run on the migration's
     connection."""
     schema = _schema()
-    names = {"watchlist", "raw_quotes", "quality_reports", "candles", "market_timings"}
-    tables = {name: sql.Identifier(schema, name) for name in (*names, "ticker_days")}
+    tables = {name: sql.Identifier(schema, name) for name in TABLES}
     statement = sql.SQL(template).format(**tables, view=sql.Identifier(schema, VIEW))
     connection = op.get_bind()
     text = statement.as_string(connection.connection.driver_connection)
-    connection.exec_driver_sql(text, params or {})
+    connection.exec_driver_sql(text, params)
 
 
 def upgrade() -> None:

@@ -237,7 +237,7 @@ def market_data(
     yield from run_warnings(
         final,
         validation=processed.validation,
-        reports=processed.reports,
+        assessment=processed.assessment,
         rules=rules,
         selected=selected,
     )
@@ -315,10 +315,10 @@ def _write_side_tables(
         warehouse.write(
             lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)
         )
-    if processed.reports:
-        reports, threshold = processed.reports, quality.quality_threshold
+    if len(processed.assessment.reports):
+        assessment, threshold = processed.assessment, quality.quality_threshold
         warehouse.write(
-            lambda conn: quality_reports.write_reports(conn, reports, run_id, now, threshold)
+            lambda conn: quality_reports.write_reports(conn, assessment, run_id, now, threshold)
         )
 
 

@@ -42,6 +42,8 @@ from candle_pipeline.settings import (
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
     ENV_PARTITION_START,
+    ENV_SOURCE,
+    ENV_SYNTHETIC_INTERVAL,
     PROJECT_DIR,
 )
 
@@ -118,6 +120,9 @@ def run(server: LocalPostgres, report: Report, ticker_count: int, years: int, de
         ENV_DATABASE_URL: create_database(server, "bench_space_warehouse"),
         ENV_DAGSTER_DATABASE_URL: create_database(server, "bench_space_dagster"),
         ENV_PARTITION_START: start.isoformat(),
+        # A source of daily bars, as for a history of years: a backfill run covers a year.
+        ENV_SOURCE: "synthetic",
+        ENV_SYNTHETIC_INTERVAL: "1d",
         ENV_DESIGN: design,
     }
 

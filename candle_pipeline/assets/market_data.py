@@ -22,7 +22,12 @@ from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
 from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
-from candle_pipeline.checks.quality import CHECK_SPECS, SCORE_KEY, day_evaluations
+from candle_pipeline.checks.quality import (
+    CHECK_SPECS,
+    SCORE_KEY,
+    day_evaluations,
+    run_warnings,
+)
 from candle_pipeline.domain.bars import RAW_COLUMNS
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
@@ -124,7 +129,7 @@ def market_data(
     watchlist: WatchlistResource,
     quality: QualityResource,
     warehouse: WarehouseResource,
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation | dg.AssetCheckResult]:
     """Raw quotes -> validated quotes -> candles of the run's days, for the ticker-days that need
     it, in one step and one transaction."""
     start = _first_selected(context.selected_asset_keys)
@@ -227,13 +232,14 @@ def market_data(
                 if result.exchange_name
             }
         )
-    yield from day_evaluations(
+    selected = set(context.selected_asset_check_keys)
+    yield from day_evaluations(final, days, rules.threshold, selected)
+    yield from run_warnings(
         final,
-        days,
         validation=processed.validation,
         reports=processed.reports,
         rules=rules,
-        selected=set(context.selected_asset_check_keys),
+        selected=selected,
     )
 
 
@@ -304,9 +310,7 @@ def _write_side_tables(
     """Corporate actions of the fetched ticker-days and the run's quality reports, in the step's
     unit of work."""
     if fetched is not None and not processed.stored.empty:
-        keys = list(
-            zip(processed.stored["trade_date"].dt.date, processed.stored["ticker"], strict=True)
-        )
+        keys = processed.stored.rename(columns={"trade_date": "ex_date"})
         actions = fetched.actions
         warehouse.write(
             lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)

@@ -1,7 +1,9 @@
-"""The per-day checks of the market data, evaluated in the step that materialises the days.
+"""The checks of the market data, evaluated in the step that materialises the days.
 
-Every check is partitioned like the assets: one evaluation per day partition, naming the
-ticker-days it is about.
+The two ERROR checks are partitioned like the assets: one evaluation per day partition, naming
+the ticker-days it is about. The WARN checks are one evaluation per run, over the run's days:
+Dagster stores each evaluation on its own, and three more per day would be most of a decades-long
+backfill's bookkeeping (docs/benchmarks.md).
 
 - `validated_quotes / quality_score` (ERROR): every scored ticker-day of the day scores at least
   the threshold. A ticker-day below it is blocked in the step itself (no candles) and does not
@@ -9,12 +11,14 @@ ticker-days it is about.
 - `raw_quotes / coverage` (ERROR): every open session of a watched ticker has data; it names the
   ticker-days without (no data, failed, waiting for a retry) and their status.
 - `validated_quotes / spikes`, `gaps`, `stale_runs` (WARN): what the rules found in the stored
-  bars of the day's ticker-days, with examples from the bars this run validated.
+  bars of the run's ticker-days, with examples from the bars this run validated.
 
-Evaluations are `AssetCheckEvaluation` events, one per day, because one run covers many days.
+The day evaluations are `AssetCheckEvaluation` events, one per day, because one run covers many
+days.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -26,7 +30,7 @@ from candle_pipeline.domain.quality import (
     Validation,
     flagged_rows,
 )
-from candle_pipeline.domain.ticker_days import BLOCKED, MISSING
+from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
 
@@ -65,22 +69,19 @@ WARNING_CHECKS = (
     dg.AssetCheckSpec(
         SPIKES,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no bar moves more than the spike threshold from the previous close "
-        "without a split or dividend to explain it.",
+        description="WARN: no bar of the run's days moves more than the spike threshold from "
+        "the previous close without a split or dividend to explain it.",
     ),
     dg.AssetCheckSpec(
         GAPS,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no run of consecutive regular-session bars is missing (or unusable) "
-        "against the bars market_timings expects.",
+        description="WARN: in the run's days, no run of consecutive regular-session bars is "
+        "missing (or unusable) against the bars market_timings expects.",
     ),
     dg.AssetCheckSpec(
         STALE_RUNS,
         asset=VALIDATED_QUOTES,
-        partitions_def=day_partitions,
-        description="WARN: no long run of identical closes with zero volume.",
+        description="WARN: in the run's days, no long run of identical closes with zero volume.",
     ),
 )
 CHECK_SPECS = (QUALITY_SCORE_CHECK, COVERAGE_CHECK, *WARNING_CHECKS)
@@ -93,120 +94,139 @@ def named(items: Sequence[str]) -> str:
 
 
 def day_evaluations(
+    final: pd.DataFrame, days: Sequence[date], threshold: float, selected: set[dg.AssetCheckKey]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The quality and coverage evaluations of each day, from the states of its ticker-days after
+    the run (`final`): what is stored, whether this run wrote it or an earlier one. What each
+    day needs is computed for all days at once: a run may cover a year."""
+    facts = _DayFacts.of(final)
+    for day in days:
+        if QUALITY_SCORE_CHECK.key in selected:
+            yield _quality_score(day, facts, threshold)
+        if COVERAGE_CHECK.key in selected:
+            yield _coverage(day, facts)
+
+
+def run_warnings(
     final: pd.DataFrame,
-    days: Sequence[date],
     *,
     validation: Validation,
     reports: Sequence[PartitionQuality],
     rules: QualityRules,
     selected: set[dg.AssetCheckKey],
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """Every selected check's evaluation of each day, from the states of its ticker-days after
-    the run (`final`): what is stored, whether this run wrote it or an earlier one. The rows and
-    gaps found by this run's validation are shown as examples."""
-    by_day = dict(iter(final.groupby(final["trade_date"].dt.date)))
-    reports_by_day: dict[date, list[PartitionQuality]] = {}
-    for report in reports:
-        reports_by_day.setdefault(report.trade_date, []).append(report)
-    empty_states = final.iloc[0:0]
-    for day in days:
-        states = by_day.get(day, empty_states)
-        if QUALITY_SCORE_CHECK.key in selected:
-            yield _quality_score(day, states, rules.threshold)
-        if COVERAGE_CHECK.key in selected:
-            yield _coverage(day, states)
-        for check, flag, rule in (
-            (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
-            (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
-        ):
-            if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
-                yield _flag_evaluation(
-                    day,
-                    check,
-                    states=states,
-                    validation=validation,
-                    flag=flag,
-                    rule=rule,
-                )
-        if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
-            yield _gaps(day, states, reports_by_day.get(day, []), rules)
-
-
-def _evaluation(
-    asset: dg.AssetKey,
-    check: str,
-    day: date,
-    *,
-    passed: bool,
-    severity: dg.AssetCheckSeverity,
-    description: str,
-    metadata: Mapping[str, object],
-) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(
-        asset_key=asset,
-        check_name=check,
-        passed=passed,
-        severity=severity,
-        description=description,
-        partition=day_key(day),
-        metadata=dict(metadata),
+) -> Iterator[dg.AssetCheckResult]:
+    """The warning checks over the run's days, from what is stored for their ticker-days, with
+    examples of the rows and gaps this run's validation found."""
+    flags = (
+        (SPIKES, "spike", {"spike_threshold": rules.spike_threshold}),
+        (STALE_RUNS, "stale", {"stale_run_bars": rules.stale_run_bars}),
     )
+    for check, flag, rule in flags:
+        if dg.AssetCheckKey(VALIDATED_QUOTES, check) in selected:
+            examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN)
+            yield _flag_result(check, final, flag=flag, rule=rule, examples=examples)
+    if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
+        yield _gaps_result(final, reports, rules)
 
 
-def _quality_score(day: date, states: pd.DataFrame, threshold: float) -> dg.AssetCheckEvaluation:
-    scored = states[states["quality_score"].notna()]
-    blocked = scored[scored["status"] == BLOCKED].sort_values("quality_score")
-    offending = [
-        f"{ticker} {score:.4f}"
-        for ticker, score in zip(blocked["ticker"], blocked["quality_score"], strict=True)
-    ]
+@dataclass(frozen=True)
+class _DayFacts:
+    """Per day: the counts and the offending ticker-days of the day checks."""
+
+    counts: pd.DataFrame
+    blocked: Mapping[date, list[str]]
+    missing: Mapping[date, list[str]]
+
+    @classmethod
+    def of(cls, final: pd.DataFrame) -> "_DayFacts":
+        day = final["trade_date"].dt.date
+        scored = final["quality_score"].notna()
+        missing = final["status"].isin(MISSING)
+        counts = (
+            pd.DataFrame(
+                {
+                    "scored": scored,
+                    "open": final["status"] != CLOSED,
+                    **{status: final["status"] == status for status in MISSING},
+                }
+            )
+            .groupby(day)
+            .sum()
+        )
+        counts["score_min"] = final["quality_score"].where(scored).groupby(day).min()
+        blocked = final[final["status"] == BLOCKED].sort_values("quality_score")
+        lacking = final[missing].sort_values("ticker")
+        return cls(
+            counts=counts,
+            blocked=_by_day(blocked, blocked["ticker"] + " " + _four(blocked["quality_score"])),
+            missing=_by_day(lacking, lacking["ticker"] + " (" + lacking["status"] + ")"),
+        )
+
+    def count(self, day: date, column: str) -> int:
+        return int(self.counts.at[day, column]) if day in self.counts.index else 0
+
+    def score_min(self, day: date) -> float | None:
+        if day not in self.counts.index or pd.isna(self.counts.at[day, "score_min"]):
+            return None
+        return float(self.counts.at[day, "score_min"])
+
+
+def _by_day(rows: pd.DataFrame, labels: pd.Series) -> dict[date, list[str]]:
+    """Per day, the labels of `rows` in their order."""
+    if rows.empty:
+        return {}
+    return labels.groupby(rows["trade_date"].dt.date).agg(list).to_dict()
+
+
+def _four(scores: pd.Series) -> pd.Series:
+    return scores.map("{:.4f}".format)
+
+
+def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetCheckEvaluation:
+    scored, offending = facts.count(day, "scored"), facts.blocked.get(day, [])
     metadata: dict[str, object] = {
-        "scored_ticker_days": len(scored),
-        "blocked_ticker_days": len(blocked),
+        "scored_ticker_days": scored,
+        "blocked_ticker_days": len(offending),
         "threshold": threshold,
     }
-    if len(scored):
-        metadata[SCORE_KEY] = dg.MetadataValue.float(round(float(scored["quality_score"].min()), 4))
+    lowest = facts.score_min(day)
+    if lowest is not None:
+        metadata[SCORE_KEY] = dg.MetadataValue.float(round(lowest, 4))
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    return _evaluation(
-        VALIDATED_QUOTES,
-        QUALITY_SCORE,
-        day,
+    return dg.AssetCheckEvaluation(
+        asset_key=VALIDATED_QUOTES,
+        check_name=QUALITY_SCORE,
+        partition=day_key(day),
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(blocked)} of {len(scored)} scored ticker-day(s) below {threshold}: "
+            f"{len(offending)} of {scored} scored ticker-day(s) below {threshold}: "
             f"{named(offending)}"
             if offending
-            else f"all {len(scored)} scored ticker-day(s) at or above {threshold}"
+            else f"all {scored} scored ticker-day(s) at or above {threshold}"
         ),
         metadata=metadata,
     )
 
 
-def _coverage(day: date, states: pd.DataFrame) -> dg.AssetCheckEvaluation:
-    missing = states[states["status"].isin(MISSING)].sort_values("ticker")
-    offending = [
-        f"{ticker} ({status})"
-        for ticker, status in zip(missing["ticker"], missing["status"], strict=True)
-    ]
-    open_days = int((states["status"] != "closed").sum())
+def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
+    open_days, offending = facts.count(day, "open"), facts.missing.get(day, [])
     metadata: dict[str, object] = {
         "open_ticker_days": open_days,
-        "missing_ticker_days": len(missing),
-        **{status: int((missing["status"] == status).sum()) for status in MISSING},
+        "missing_ticker_days": len(offending),
+        **{status: facts.count(day, status) for status in MISSING},
     }
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    return _evaluation(
-        RAW_QUOTES,
-        COVERAGE,
-        day,
+    return dg.AssetCheckEvaluation(
+        asset_key=RAW_QUOTES,
+        check_name=COVERAGE,
+        partition=day_key(day),
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(missing)} of {open_days} open ticker-day(s) without data: {named(offending)}"
+            f"{len(offending)} of {open_days} open ticker-day(s) without data: {named(offending)}"
             if offending
             else f"all {open_days} open ticker-day(s) have data"
         ),
@@ -214,77 +234,74 @@ def _coverage(day: date, states: pd.DataFrame) -> dg.AssetCheckEvaluation:
     )
 
 
-def _flag_evaluation(
-    day: date,
+def _counted(final: pd.DataFrame, column: str) -> tuple[int, list[str]]:
+    """The total of `column` and the ticker-days where it is above zero, as `SPY 2013-10-09 (1)`."""
+    hit = final[final[column] > 0].sort_values(["trade_date", "ticker"])
+    labels = (
+        hit["ticker"]
+        + " "
+        + hit["trade_date"].dt.strftime("%Y-%m-%d")
+        + " ("
+        + hit[column].astype(str)
+        + ")"
+    )
+    return int(hit[column].sum()), labels.tolist()
+
+
+def _flag_result(
     check: str,
+    final: pd.DataFrame,
     *,
-    states: pd.DataFrame,
-    validation: Validation,
     flag: str,
     rule: Mapping[str, float],
-) -> dg.AssetCheckEvaluation:
-    column = f"{flag}_rows"
-    hit = states[states[column] > 0].sort_values("ticker")
-    rows = int(hit[column].sum())
-    metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(hit), **rule}
-    if len(hit):
-        metadata[OFFENDING_KEY] = named(
-            [
-                f"{ticker} ({count})"
-                for ticker, count in zip(hit["ticker"], hit[column], strict=True)
-            ]
-        )
-    examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN, day).drop(columns="trade_date")
+    examples: pd.DataFrame,
+) -> dg.AssetCheckResult:
+    rows, offending = _counted(final, f"{flag}_rows")
+    metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(offending), **rule}
+    if offending:
+        metadata[OFFENDING_KEY] = named(offending)
     if len(examples):
-        if flag != "spike":
-            examples = examples.drop(columns=["reference", "move"])
-        metadata["offending_rows"] = dg.MetadataValue.md(examples.to_markdown(index=False))
-    return _evaluation(
-        VALIDATED_QUOTES,
-        check,
-        day,
-        passed=hit.empty,
+        shown = examples if flag == "spike" else examples.drop(columns=["reference", "move"])
+        metadata["offending_rows"] = dg.MetadataValue.md(shown.to_markdown(index=False))
+    return dg.AssetCheckResult(
+        asset_key=VALIDATED_QUOTES,
+        check_name=check,
+        passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{rows} row(s) flagged {flag} in {len(hit)} ticker-day(s)",
+        description=f"{rows} row(s) flagged {flag} in {len(offending)} ticker-day(s)",
         metadata=metadata,
     )
 
 
-def _gaps(
-    day: date, states: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
-) -> dg.AssetCheckEvaluation:
-    hit = states[states["gaps"] > 0].sort_values("ticker")
-    gaps = int(hit["gaps"].sum())
+def _gaps_result(
+    final: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
+) -> dg.AssetCheckResult:
+    gaps, offending = _counted(final, "gaps")
     metadata: dict[str, object] = {
         "gaps": gaps,
-        "ticker_days": len(hit),
+        "ticker_days": len(offending),
         "gap_min_bars": rules.gap_min_bars,
     }
-    if len(hit):
-        metadata[OFFENDING_KEY] = named(
-            [
-                f"{ticker} ({count})"
-                for ticker, count in zip(hit["ticker"], hit["gaps"], strict=True)
-            ]
-        )
+    if offending:
+        metadata[OFFENDING_KEY] = named(offending)
     found = [(report, gap) for report in reports for gap in report.gaps]
     if found:
         table = pd.DataFrame(
             {
                 "ticker": [report.ticker for report, _ in found],
+                "trade_date": [report.trade_date for report, _ in found],
                 "start": [gap.start for _, gap in found],
                 "bars": [gap.bars for _, gap in found],
             }
         ).head(OFFENDING_ROWS_SHOWN)
         metadata["offending_gaps"] = dg.MetadataValue.md(table.to_markdown(index=False))
-    return _evaluation(
-        VALIDATED_QUOTES,
-        GAPS,
-        day,
-        passed=hit.empty,
+    return dg.AssetCheckResult(
+        asset_key=VALIDATED_QUOTES,
+        check_name=GAPS,
+        passed=not offending,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{gaps} gap(s) of at least {rules.gap_min_bars} missing bars in {len(hit)} "
+            f"{gaps} gap(s) of at least {rules.gap_min_bars} missing bars in {len(offending)} "
             "ticker-day(s) (quiet minutes without a trade only lower completeness)"
         ),
         metadata=metadata,

@@ -110,11 +110,6 @@ class Validation:
     quotes: pd.DataFrame
     reference: pd.Series
 
-    @property
-    def moves(self) -> pd.Series:
-        """The largest |price / reference - 1| of each bar (NaN without a reference)."""
-        return _largest_moves(self.quotes, self.reference)
-
 
 @dataclass(frozen=True)
 class Gap:
@@ -460,10 +455,11 @@ def flagged_rows(
     if day is not None:
         flagged = flagged[flagged["trade_date"] == pd.Timestamp(day)]
     chosen = flagged.head(limit)
+    reference = validation.reference[chosen.index]
     return chosen.loc[
         :, ["ticker", "trade_date", "ts", "session", *PRICE_COLUMNS, "volume"]
     ].assign(
         trade_date=chosen["trade_date"].dt.date,
-        reference=validation.reference[chosen.index],
-        move=validation.moves[chosen.index],
+        reference=reference,
+        move=_largest_moves(chosen, reference),
     )

@@ -66,8 +66,7 @@ def write_reports(
 ) -> int:
     """Store the run's reports (replacing the run's earlier rows for them); returns rows written."""
     rows = report_rows(reports, run_id, evaluated_at, threshold)
-    keys = [(r.trade_date, r.ticker, run_id) for r in reports]
-    return replace_partitions(conn, REPORTS, keys, rows)
+    return replace_partitions(conn, REPORTS, rows, rows)
 
 
 def previous_closes(conn: psycopg.Connection, firsts: Mapping[str, date]) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from candle_pipeline_tests.conftest import create_database, definitions_for, tab
 from candle_pipeline_tests.quality import corrupt
 from candle_pipeline_tests.quality.records import (
     VALIDATED,
+    evaluations,
     latest_evaluations,
     quality_reports,
 )
@@ -141,18 +142,28 @@ def test_bad_days_are_blocked_exactly_and_the_good_ones_of_the_same_run_get_cand
     assert jump.metadata["quality_score_min"].value == pytest.approx(0.4981, abs=1e-4)
     assert jump.description == "1 of 2 scored ticker-day(s) below 0.8: SPY 0.4981"
 
-    spikes = latest_evaluations(pipeline.instance, "spikes")
-    assert {day for day, e in spikes.items() if not e.passed} == {"2013-10-09"}
-    stale = latest_evaluations(pipeline.instance, "stale_runs")["2013-10-11"]
-    assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
-    assert stale.metadata["offending_ticker_days"].value == "AIG (15)"
-    gaps = latest_evaluations(pipeline.instance, "gaps")
-    assert {day for day, e in gaps.items() if not e.passed} == {
-        "2013-10-07",
-        "2013-10-08",
-        "2013-10-10",
-        "2013-10-11",
+    # The warnings, one per run, over the run's days.
+    warnings = {
+        name: evaluations(pipeline.instance, name) for name in ("spikes", "gaps", "stale_runs")
     }
+    assert {name: len(found) for name, found in warnings.items()} == {
+        "spikes": 2,
+        "gaps": 2,
+        "stale_runs": 2,
+    }, "two runs: 2013-10-04..08 and 09..11"
+    offending = {
+        name: sorted(e.metadata["offending_ticker_days"].value for e in found if not e.passed)
+        for name, found in warnings.items()
+    }
+    assert offending == {
+        "spikes": ["SPY 2013-10-09 (1)"],
+        "stale_runs": ["AIG 2013-10-11 (15)"],
+        "gaps": [
+            "SPY 2013-10-07 (1), SPY 2013-10-08 (1)",
+            "SPY 2013-10-10 (1), AIG 2013-10-11 (1)",
+        ],
+    }
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in warnings["spikes"])
 
     # Freshness sees the gate: the blocked Thursday is not fresh, the good Friday is.
     thursday = pipeline.freshness("2013-10-10T23:00:00+00:00")

@@ -20,6 +20,7 @@ from candle_pipeline.sensors.new_tickers import TICKERS_TAG, new_tickers_sensor
 from candle_pipeline.settings import SAMPLE_DATA_DIR, SP500_CONSTITUENTS
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import definitions_for, table, today_is, watch
+from candle_pipeline_tests.quality.records import latest_evaluations, partition_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -251,4 +252,10 @@ def test_the_requested_runs_fetch_the_new_ticker_and_leave_the_others_untouched(
     assert sorted(ibm_states["status"].value_counts().items()) == [(CLOSED, 2), (COMPLETE, 6)]
     # One file per IBM session: 3 of them (Fri, Mon, Tue) in the first run, 3 in the second.
     assert [provider_requests(instance, run_id) for run_id in run_ids] == [3, 3]
+    # The days' checks and metadata, evaluated again by IBM's runs, still see SPY's failure.
+    wednesday = latest_evaluations(instance, "coverage", RAW)["2013-10-09"]
+    assert not wednesday.passed
+    assert wednesday.metadata["offending_ticker_days"].value == "SPY (failed)"
+    metadata = partition_metadata(instance, RAW, "2013-10-09")
+    assert (metadata["tickers_expected"].value, metadata["tickers_failed"].value) == (2, 1)
     assert tick(instance, warehouse_url, ibm.cursor).run_requests == []

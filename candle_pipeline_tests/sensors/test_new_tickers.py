@@ -82,7 +82,6 @@ def test_a_new_ticker_is_requested_over_its_history_once(
     for request in first.run_requests:
         assert request.run_config["ops"]["market_data"]["config"]["refetch"] is False
         assert request.tags[TICKERS_TAG] == "IBM"
-        assert request.job_name in (None, "market_data_job")
     assert new_tickers_sensor.job_name == "market_data_job"
 
     second = tick(instance, warehouse_url, first.cursor)

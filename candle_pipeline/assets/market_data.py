@@ -243,7 +243,7 @@ def market_data(
     yield from run_warnings(
         final,
         validation=processed.validation,
-        reports=processed.reports,
+        assessment=processed.assessment,
         rules=rules,
         selected=selected,
     )
@@ -321,10 +321,10 @@ def _write_side_tables(
         warehouse.write(
             lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)
         )
-    if processed.reports:
-        reports, threshold = processed.reports, quality.quality_threshold
+    if len(processed.assessment.reports):
+        assessment, threshold = processed.assessment, quality.quality_threshold
         warehouse.write(
-            lambda conn: quality_reports.write_reports(conn, reports, run_id, now, threshold)
+            lambda conn: quality_reports.write_reports(conn, assessment, run_id, now, threshold)
         )
 
 
@@ -337,29 +337,27 @@ def _add_day_metadata(
     """Each day's materialisation: its ticker-days by status, its lowest and mean quality score
     (numbers, so the asset's Plots tab draws them over time) and the rows written for it."""
     summary = day_summary(final)
+    by_day: dict[date, dict[str, object]] = {day: {"tickers_expected": 0} for day in days}
+    for stamp, row in summary.to_dict("index").items():
+        entry: dict[str, object] = {
+            "tickers_expected": int(row["expected"]),
+            **{f"tickers_{status}": int(row[status]) for status in STATUSES},
+        }
+        if pd.notna(row["quality_score_min"]):
+            entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))
+            entry["quality_score_mean"] = dg.MetadataValue.float(
+                round(row["quality_score_mean"], 4)
+            )
+        by_day[stamp.date()] = entry
     for key in context.selected_asset_keys:
-        written = outputs[key].groupby(outputs[key]["trade_date"].dt.date).size()
+        frame = outputs[key]
+        written = frame.groupby(frame["trade_date"].dt.date).size().to_dict()
         for day in days:
-            stamp = pd.Timestamp(day)
-            entry: dict[str, object] = {"rows_written": int(written.get(day, 0))}
-            if stamp in summary.index:
-                row = summary.loc[stamp]
-                entry.update(
-                    {
-                        "tickers_expected": int(row["expected"]),
-                        **{f"tickers_{status}": int(row[status]) for status in STATUSES},
-                    }
-                )
-                if pd.notna(row["quality_score_min"]):
-                    entry[SCORE_KEY] = dg.MetadataValue.float(
-                        round(float(row["quality_score_min"]), 4)
-                    )
-                    entry["quality_score_mean"] = dg.MetadataValue.float(
-                        round(float(row["quality_score_mean"]), 4)
-                    )
-            else:
-                entry["tickers_expected"] = 0
-            context.add_asset_metadata(entry, asset_key=key, partition_key=day_key(day))
+            context.add_asset_metadata(
+                {**by_day[day], "rows_written": int(written.get(day, 0))},
+                asset_key=key,
+                partition_key=day_key(day),
+            )
 
 
 def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> dict[str, object]:

@@ -230,6 +230,24 @@ def test_a_previous_release_warehouse_is_upgraded_in_place(previous_release_url:
     ]
 
 
+def test_a_ticker_kept_for_its_history_only_stops_counting_after_its_last_stored_day(
+    previous_release_url: str,
+) -> None:
+    """The previous release's demo kept its sample tickers inactive: watched for their history,
+    never scheduled. Each counts until its last stored day, or not at all without rows."""
+    url = previous_release_url
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE market.watchlist SET active = false WHERE ticker IN ('IBM', 'NVDA')")
+    schema.upgrade(url)
+    removed = dict(rows(url, "SELECT ticker, removed_on FROM market.watchlist WHERE NOT active"))
+    assert removed["IBM"] == date(2013, 9, 11), "the day after its last stored day"
+    nvda_start = rows(url, "SELECT history_start FROM market.watchlist WHERE ticker = 'NVDA'")
+    assert removed["NVDA"] == nvda_start[0][0], "nothing stored: it never counts"
+    assert rows(url, "SELECT count(*) FROM market.ticker_day_coverage WHERE ticker = 'NVDA'") == [
+        (0,)
+    ]
+
+
 def test_upgrading_at_head_changes_nothing_and_costs_two_queries(
     previous_release_url: str,
 ) -> None:

@@ -7,7 +7,8 @@ Create Date: 2026-12-01
 
 The data already stored becomes state, in set-based statements (a warehouse may hold millions
 of rows): every watched ticker gets its history start (its earliest stored day, else the day it
-was added), and every stored ticker-day a `ticker_days` row judged from its rows, candles and
+was added), an inactive one the day it stops counting (the day after its last stored day), and
+every stored ticker-day a `ticker_days` row judged from its rows, candles and
 latest quality report. Downgrading drops what this adds; filled history starts stay.
 """
 
@@ -40,6 +41,17 @@ SET history_start = coalesce(
     (w.added_at AT TIME ZONE 'UTC')::date
 )
 WHERE w.history_start IS NULL
+"""
+
+# A ticker the previous release kept inactive (for its history only) counted until its last
+# stored day: it is removed from the day after, or from its history start if nothing is stored.
+FILL_REMOVED_ON = """
+UPDATE {watchlist} AS w
+SET removed_on = coalesce(
+    (SELECT max(r.trade_date) + 1 FROM {raw_quotes} AS r WHERE r.ticker = w.ticker),
+    w.history_start
+)
+WHERE NOT w.active AND w.removed_on IS NULL
 """
 
 # One row per stored ticker-day of raw_quotes, and one per ticker-day whose latest quality
@@ -152,6 +164,7 @@ def upgrade() -> None:
     op.add_column("watchlist", sa.Column("removed_on", sa.Date), schema=schema)
 
     _execute(FILL_HISTORY_START)
+    _execute(FILL_REMOVED_ON)
     _execute(
         FILL_TICKER_DAYS,
         {

@@ -136,9 +136,9 @@ def market_data(
     days = days_of(context.partition_time_window)
     now = datetime.now(UTC)
     entries = watchlist.entries()
-    expected = expected_ticker_days(
-        watch_frame(entries), days, _named_tickers(config, [e.ticker for e in entries], days)
-    )
+    watched = watch_frame(entries)
+    named = _named_tickers(config, [e.ticker for e in entries], days)
+    expected = expected_ticker_days(watched, days, named)
     states = warehouse.run(lambda conn: load_states(conn, days))
     # Processing stored rows again covers every open ticker-day, complete or not.
     refetch = config.refetch or start != RAW_QUOTES
@@ -199,7 +199,13 @@ def market_data(
         )
 
     new_states = settle(plan, outcome, context.run.run_id, now)
-    final = final_states(plan, new_states)
+    # A day's metadata and checks are about all its ticker-days, named in the run config or not.
+    whole_days = (
+        plan
+        if named is None
+        else plan_work(expected_ticker_days(watched, days), market_timings, states, now)
+    )
+    final = final_states(whole_days, new_states)
     outputs = {
         RAW_QUOTES: raw,
         VALIDATED_QUOTES: processed.validation.quotes,

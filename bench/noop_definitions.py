@@ -32,6 +32,7 @@ DAY_METADATA = {
     "tickers_failed": 0,
     "tickers_retry_later": 0,
     "tickers_closed": 0,
+    "tickers_not_fetched": 0,
     "quality_score_min": 1.0,
     "quality_score_mean": 1.0,
     "rows_written": 0,

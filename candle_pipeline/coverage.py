@@ -21,6 +21,7 @@ from candle_pipeline.domain.ticker_days import (
     COMPLETE,
     FAILED,
     NO_DATA,
+    NOT_FETCHED,
     RETRY_LATER,
     expected_ticker_days,
 )
@@ -28,7 +29,6 @@ from candle_pipeline.partitions import days_between
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline.warehouse.tables import ticker_days
 
-NOT_FETCHED = "not_fetched"
 COLUMNS = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 # One character per calendar day in a ticker's month line.
 MARKS = {

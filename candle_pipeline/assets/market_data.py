@@ -34,6 +34,7 @@ from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
     FETCH,
     MARK_CLOSED,
+    NOT_FETCHED,
     SETTLED,
     STATUSES,
     WAITING,
@@ -341,7 +342,7 @@ def _add_day_metadata(
     for stamp, row in summary.to_dict("index").items():
         entry: dict[str, object] = {
             "tickers_expected": int(row["expected"]),
-            **{f"tickers_{status}": int(row[status]) for status in STATUSES},
+            **{f"tickers_{status}": int(row[status]) for status in (*STATUSES, NOT_FETCHED)},
         }
         if pd.notna(row["quality_score_min"]):
             entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))

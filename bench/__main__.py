@@ -4,25 +4,74 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date
+from datetime import date, timedelta
 
 from bench import aggregate, end_to_end, floor, partition_space, write
 from bench.common import Report, load_average, machine_description, postgres_server, server_version
 from bench.end_to_end import Scenario
 
 SECTIONS = ("write", "aggregate", "floor", "end-to-end", "partition-space")
-JANUARY = date(2024, 1, 2)
+YEAR = (date(2025, 1, 1), date(2025, 12, 31))
+SINCE_2000 = (date(2000, 1, 3), date(2025, 12, 31))
+MINUTE_START = date(2025, 1, 2)
+SP500_PLUS_ETFS = 523
+# The targets of the day-partition design (docs/benchmarks.md).
+YEAR_TARGET_SECONDS = 120
+SINCE_2000_TARGET_SECONDS = 600
+SINCE_2000_TARGET_MIB = 4096
+MINUTE_TARGET_SECONDS = 90
+REPEAT_TARGET_SECONDS = 20
+DAILY_UPDATE_TARGET_SECONDS = 30
+# The date x ticker design's throughput, measured by this bench on 2026-11-24: 503 tickers x 20
+# days of daily bars, and 50 tickers x 5 days of minute bars.
+PREVIOUS_DAILY_RATE = 44.9
+PREVIOUS_MINUTE_RATE = 18.4
+
+
+def last_of_sessions(first: date, count: int) -> date:
+    """The day of the `count`-th session of the default exchange from `first`."""
+    from candle_pipeline.domain.sessions import market_timings  # noqa: PLC0415
+
+    timings = market_timings(["XNYS"], first, first + timedelta(days=3 * count + 10))
+    return timings[timings["is_open"]]["session_date"].dt.date.tolist()[count - 1]
+
+
 FULL = {
     "write_rows": 1_000_000,
     "repeats": 3,
     "aggregate_tickers": 500,
     "floor": (100, 10, 300),
     "scenarios": [
-        Scenario("503 tickers x 20 days, daily bars", 503, JANUARY, 20, "1d"),
-        Scenario("50 tickers x 5 days, minute bars", 50, JANUARY, 5, "1m"),
+        Scenario(
+            "523 tickers x 2025, daily bars",
+            SP500_PLUS_ETFS,
+            *YEAR,
+            "1d",
+            YEAR_TARGET_SECONDS,
+            PREVIOUS_DAILY_RATE,
+            repeat_target_seconds=REPEAT_TARGET_SECONDS,
+            daily_update_target_seconds=DAILY_UPDATE_TARGET_SECONDS,
+        ),
+        Scenario(
+            "523 tickers x 2000-01-03..2025-12-31, daily bars",
+            SP500_PLUS_ETFS,
+            *SINCE_2000,
+            "1d",
+            SINCE_2000_TARGET_SECONDS,
+            PREVIOUS_DAILY_RATE,
+            memory_target_mib=SINCE_2000_TARGET_MIB,
+        ),
+        Scenario(
+            "100 tickers x 20 sessions, minute bars",
+            100,
+            MINUTE_START,
+            last_of_sessions(MINUTE_START, 20),
+            "1m",
+            MINUTE_TARGET_SECONDS,
+            PREVIOUS_MINUTE_RATE,
+        ),
     ],
-    "space": (503, 5),
-    "space_designs": ("calendar-days", "trading-days", "weeks"),
+    "space": [("days", SP500_PLUS_ETFS, 26), ("date-x-ticker", SP500_PLUS_ETFS, 2)],
 }
 QUICK = {
     "write_rows": 50_000,
@@ -30,11 +79,28 @@ QUICK = {
     "aggregate_tickers": 100,
     "floor": (20, 5, 60),
     "scenarios": [
-        Scenario("50 tickers x 5 days, daily bars", 50, JANUARY, 5, "1d"),
-        Scenario("10 tickers x 2 days, minute bars", 10, JANUARY, 2, "1m"),
+        Scenario(
+            "50 tickers x June 2025, daily bars",
+            50,
+            date(2025, 6, 1),
+            date(2025, 6, 30),
+            "1d",
+            YEAR_TARGET_SECONDS,
+            PREVIOUS_DAILY_RATE,
+            repeat_target_seconds=REPEAT_TARGET_SECONDS,
+            daily_update_target_seconds=DAILY_UPDATE_TARGET_SECONDS,
+        ),
+        Scenario(
+            "10 tickers x 2 sessions, minute bars",
+            10,
+            MINUTE_START,
+            last_of_sessions(MINUTE_START, 2),
+            "1m",
+            MINUTE_TARGET_SECONDS,
+            PREVIOUS_MINUTE_RATE,
+        ),
     ],
-    "space": (10, 1),
-    "space_designs": ("calendar-days",),
+    "space": [("days", 10, 1), ("date-x-ticker", 10, 1)],
 }
 
 
@@ -58,8 +124,8 @@ def main() -> None:
         if "end-to-end" in args.only:
             end_to_end.run(server, report, sizes["scenarios"])
         if "partition-space" in args.only:
-            for design in sizes["space_designs"]:
-                partition_space.run(server, report, *sizes["space"], design)
+            for design, ticker_count, years in sizes["space"]:
+                partition_space.run(server, report, ticker_count, years, design)
     print(f"\nload average at the end: {load_average()}")
     print(f"total {time.perf_counter() - started:.0f} s")
     print("\n" + report.markdown())

@@ -101,12 +101,12 @@ def _spawn(
 
 
 def _worker(storage: str, metadata: str, ticker_count: int, days: int, dagster_url: str) -> float:
+    from candle_pipeline.assets.metadata import add_partition_metadata  # noqa: PLC0415
     from dagster._core.storage.tags import (  # noqa: PLC0415
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from candle_pipeline.assets.metadata import add_partition_metadata  # noqa: PLC0415
     from candle_pipeline.partitions import (  # noqa: PLC0415
         TICKERS_PARTITION_NAME,
         ticker_day_partitions,

@@ -1,11 +1,12 @@
 """The orchestrator's floor: the project's asset graph with bodies that do nothing.
 
-Same asset keys, partitions, backfill policies, dependencies (with the same partition mappings),
-asset checks and executor as `candle_pipeline.definitions`, no IO manager and no data: a backfill
-of these assets costs only what Dagster itself spends per run, per partition and per check
-evaluation. Like the real `validated_quotes`, the no-op one reports its blocking `quality_score`
-check once per ticker-day (Dagster stores each evaluation on its own: it cannot batch them) and
-each warning check once per run.
+Same asset keys, day partitions, backfill policy, dependencies, asset checks and executor as
+`candle_pipeline.definitions`, an IO manager that stores nothing and no data: a backfill of these
+assets costs only what Dagster itself spends per run, per day partition and per check
+evaluation. Like the real `market_data`, the no-op one attaches each day's metadata to each
+selected asset (the same number of entries), reports `quality_score` and `coverage` once per day
+and each warning check once per run: Dagster stores each evaluation on its own, so they are part
+of the floor.
 """
 
 import warnings
@@ -13,84 +14,91 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from candle_pipeline.checks.quality import (
-    QUALITY_SCORE_CHECK,
-    VALIDATED_QUOTES,
-    VALIDATED_QUOTES_CHECKS,
-    WARNING_CHECKS,
-)
+from candle_pipeline.assets.market_data import CHAIN
+from candle_pipeline.checks.quality import CHECK_SPECS, WARNING_CHECKS
 from candle_pipeline.definitions import EXECUTOR
-from candle_pipeline.partitions import (
-    DATE_DIMENSION,
-    ticker_day_backfill_policy,
-    ticker_day_partitions,
-    timing_date_partitions,
-)
+from candle_pipeline.partitions import backfill_policy, day_partitions
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-TIMINGS_DEP = dg.AssetDep(
-    "market_timings",
-    partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-        partition_dimension_name=DATE_DIMENSION
-    ),
+MARKET_TIMINGS = dg.AssetKey("market_timings")
+# As many entries as the real day metadata: tickers by status, scores, rows written.
+DAY_METADATA = {
+    "tickers_expected": 0,
+    "tickers_complete": 0,
+    "tickers_blocked": 0,
+    "tickers_no_data": 0,
+    "tickers_failed": 0,
+    "tickers_retry_later": 0,
+    "tickers_closed": 0,
+    "tickers_not_fetched": 0,
+    "quality_score_min": 1.0,
+    "quality_score_mean": 1.0,
+    "rows_written": 0,
+}
+RUN_CHECK_KEYS = {spec.key for spec in WARNING_CHECKS}
+
+
+class NullIOManager(dg.ConfigurableIOManager):
+    """Stores nothing, loads None: the storage of the outputs is not what is measured."""
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        """Nothing."""
+
+    def load_input(self, context: dg.InputContext) -> None:
+        """Nothing."""
+
+
+@dg.asset(
+    key=MARKET_TIMINGS,
+    partitions_def=day_partitions,
+    backfill_policy=backfill_policy(),
+    io_manager_key="noop_io_manager",
 )
-
-
-@dg.asset(partitions_def=timing_date_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 def market_timings() -> None:
     """Nothing: the floor of a market_timings run."""
 
 
-def _per_ticker(name: str, upstream: str | None) -> dg.AssetsDefinition:
-    deps = [TIMINGS_DEP] + ([dg.AssetDep(upstream)] if upstream else [])
-
-    @dg.asset(
-        name=name,
-        partitions_def=ticker_day_partitions,
-        backfill_policy=ticker_day_backfill_policy(),
-        deps=deps,
-    )
-    def _noop() -> None:
-        """Nothing: the floor of a per-ticker run."""
-
-    return _noop
-
-
-raw_quotes = _per_ticker("raw_quotes", None)
-candles = _per_ticker("candles", "validated_quotes")
-
-
-@dg.asset(
-    partitions_def=ticker_day_partitions,
-    backfill_policy=ticker_day_backfill_policy(),
-    deps=[TIMINGS_DEP, dg.AssetDep("raw_quotes")],
-    check_specs=VALIDATED_QUOTES_CHECKS,
-    dagster_type=dg.Nothing,
+@dg.multi_asset(
+    name="market_data",
+    outs={
+        key.path[-1]: dg.AssetOut(is_required=False, io_manager_key="noop_io_manager")
+        for key in CHAIN
+    },
+    deps=[MARKET_TIMINGS],
+    internal_asset_deps={
+        "raw_quotes": {MARKET_TIMINGS},
+        "validated_quotes": {CHAIN[0], MARKET_TIMINGS},
+        "candles": {CHAIN[1], MARKET_TIMINGS},
+    },
+    check_specs=CHECK_SPECS,
+    partitions_def=day_partitions,
+    backfill_policy=backfill_policy(),
+    can_subset=True,
 )
-def validated_quotes(
+def market_data(
     context: dg.AssetExecutionContext,
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation | dg.AssetCheckResult]:
-    """Nothing but the check events the real asset emits: one quality_score evaluation per
-    ticker-day, one result per warning check."""
-    yield dg.Output(None)
-    for key in context.partition_keys:
-        yield dg.AssetCheckEvaluation(
-            asset_key=VALIDATED_QUOTES,
-            check_name=QUALITY_SCORE_CHECK.name,
-            passed=True,
-            severity=dg.AssetCheckSeverity.ERROR,
-            blocking=False,
-            partition=key,
-        )
-    yield dg.Output(
-        None,
-        output_name=context.assets_def.get_output_name_for_asset_check_key(QUALITY_SCORE_CHECK.key),
-    )
-    for check in WARNING_CHECKS:
-        yield dg.AssetCheckResult(check_name=check.name, passed=True)
+    """Nothing but the events the real step emits."""
+    selected = [key for key in CHAIN if key in context.selected_asset_keys]
+    checks = context.selected_asset_check_keys
+    for day in context.partition_keys:
+        for key in selected:
+            context.add_asset_metadata(DAY_METADATA, asset_key=key, partition_key=day)
+    for key in selected:
+        yield dg.Output(None, output_name=key.path[-1])
+    for day in context.partition_keys:
+        for check in sorted(checks - RUN_CHECK_KEYS, key=str):
+            yield dg.AssetCheckEvaluation(
+                asset_key=check.asset_key, check_name=check.name, passed=True, partition=day
+            )
+    for check in sorted(checks & RUN_CHECK_KEYS, key=str):
+        yield dg.AssetCheckResult(asset_key=check.asset_key, check_name=check.name, passed=True)
 
 
 defs = dg.Definitions(
-    assets=[market_timings, raw_quotes, validated_quotes, candles], executor=EXECUTOR
+    assets=[market_timings, market_data],
+    resources={"noop_io_manager": NullIOManager()},
+    executor=EXECUTOR,
 )

@@ -1,10 +1,11 @@
-"""Figure 4: the partition space at scale (tickers x days of daily partitions).
+"""Figure 4: the partition space at scale, the project's day partitions against the previous
+release's `date x ticker` partitions (bench/space_designs.py, the baseline).
 
-With the project's own dagster.yaml instance and code location, and `CANDLE_PARTITION_START` set
-`years` back:
-1. register the tickers as partitions, and record a materialisation of `raw_quotes` for every
-   ticker-day but the last MISSING_DAYS days (bulk-inserted events: most of the space is
-   materialised, as after years of use);
+With the project's own dagster.yaml instance, the design's code location, and
+`CANDLE_PARTITION_START` set `years` back:
+1. record a materialisation of `raw_quotes` for every partition but those of the last
+   MISSING_DAYS days (bulk-inserted events: most of the space is materialised, as after years of
+   use); the baseline first registers the tickers as dynamic partitions;
 2. start the real `dagster-webserver` and ask it, as the UI does, for the asset's partition
    status (cold, which builds Dagster's status cache, then warm);
 3. launch through its GraphQL API a backfill of the missing days only, then one of all
@@ -35,19 +36,25 @@ from pathlib import Path
 import requests
 
 from bench.common import BYTES_PER_MIB, Report, create_database, peak_rss_mib, section, tickers
-from bench.space_designs import DESIGNS, ENV_DESIGN
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import (
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
     ENV_PARTITION_START,
-    ENV_TIMINGS_START,
+    ENV_SOURCE,
+    ENV_SYNTHETIC_INTERVAL,
     PROJECT_DIR,
 )
 
 SECTION = "partition space"
 ASSET = "raw_quotes"
+# The designs compared: the project's own, and the previous release's as a no-op baseline.
+DAYS = "days"
+BASELINE = "date-x-ticker"
+DESIGNS = (DAYS, BASELINE)
+ENV_DESIGN = "CANDLE_BENCH_SPACE_DESIGN"
+DESIGN_MODULES = {DAYS: "candle_pipeline.definitions", BASELINE: "bench.space_designs"}
 MISSING_DAYS = 20
 DAYS_PER_YEAR = 365
 WEBSERVER_START_TIMEOUT_SECONDS = 300
@@ -65,6 +72,7 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
       id
       partitionKeysByDimension { name type partitionKeys }
       assetPartitionStatuses {
+        ... on TimePartitionStatuses { ranges { status startKey endKey } }
         ... on MultiPartitionStatuses {
           primaryDimensionName
           ranges {
@@ -103,8 +111,7 @@ query { workspaceOrError { ... on Workspace { locationEntries {
 
 def run(server: LocalPostgres, report: Report, ticker_count: int, years: int, design: str) -> None:
     section(f"4. partition space, {design}: {ticker_count} tickers x {years} year(s)")
-    today = date.today()
-    start = today - timedelta(days=DAYS_PER_YEAR * years)
+    start = date.today() - timedelta(days=DAYS_PER_YEAR * years)
     home = Path(tempfile.mkdtemp(prefix="candle-bench-home-"))
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     env = {
@@ -113,7 +120,9 @@ def run(server: LocalPostgres, report: Report, ticker_count: int, years: int, de
         ENV_DATABASE_URL: create_database(server, "bench_space_warehouse"),
         ENV_DAGSTER_DATABASE_URL: create_database(server, "bench_space_dagster"),
         ENV_PARTITION_START: start.isoformat(),
-        ENV_TIMINGS_START: start.isoformat(),
+        # A source of daily bars, as for a history of years: a backfill run covers a year.
+        ENV_SOURCE: "synthetic",
+        ENV_SYNTHETIC_INTERVAL: "1d",
         ENV_DESIGN: design,
     }
 
@@ -128,7 +137,8 @@ def run(server: LocalPostgres, report: Report, ticker_count: int, years: int, de
             "partitions",
             f"from {start}, {ticker_count} tickers",
         )
-        add("registering the ticker partitions", populated["register_seconds"], "s")
+        if design == BASELINE:
+            add("registering the ticker partitions", populated["register_seconds"], "s")
         add(
             "materialisations recorded (bulk insert)",
             populated["materialized"],
@@ -172,7 +182,7 @@ def _with_webserver(
 ) -> dict[str, str]:
     port = _free_port()
     workspace = PROJECT_DIR / "workspace.yaml"
-    if env[ENV_DESIGN] != DESIGNS[0]:
+    if env[ENV_DESIGN] == BASELINE:
         workspace = Path(__file__).with_name("space_workspace.yaml")
     webserver = subprocess.Popen(
         [
@@ -314,30 +324,39 @@ def _peak_mib(pid: int) -> float:
 
 
 def _populate(ticker_count: int) -> dict:
-    """In a child: register tickers, record materialisations of all but the last days."""
+    """In a child: record materialisations of all partitions but the last days' (the baseline
+    registers its tickers first)."""
     import dagster as dg  # noqa: PLC0415
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from bench.space_designs import DESIGN, date_partitions  # noqa: PLC0415
-    from candle_pipeline.partitions import TICKERS_PARTITION_NAME, TickerDay  # noqa: PLC0415
+    from candle_pipeline.partitions import day_partitions  # noqa: PLC0415
 
+    baseline = os.environ[ENV_DESIGN] == BASELINE
     symbols = tickers(ticker_count)
-    days = [date.fromisoformat(key) for key in date_partitions(DESIGN).get_partition_keys()]
+    days = [date.fromisoformat(key) for key in day_partitions.get_partition_keys()]
     recent = date.today() - timedelta(days=MISSING_DAYS)
-    materialized_days = [day for day in days if day < recent]
-    missing_days = [day for day in days if day >= recent]
+    materialized_days = [day.isoformat() for day in days if day < recent]
+    missing_days = [day.isoformat() for day in days if day >= recent]
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
-        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, symbols)
+        if baseline:
+            from bench.space_designs import (  # noqa: PLC0415
+                TICKERS_PARTITION_NAME,
+                ticker_day_key,
+            )
+
+            instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, symbols)
+            keys = [ticker_day_key(day, s) for s in symbols for day in materialized_days]
+            missing = [ticker_day_key(day, s) for s in symbols for day in missing_days]
+        else:
+            keys, missing = materialized_days, missing_days
         register_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
-        template_key = TickerDay(materialized_days[0], symbols[0]).key
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(asset_key=ASSET, partition=template_key)
+            dg.AssetMaterialization(asset_key=ASSET, partition=keys[0])
         )
         engine = instance.event_log_storage._engine
-        keys = [TickerDay(day, s).key for s in symbols for day in materialized_days][1:]
         copy_template = sa.text(
             "INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, "
             "asset_key, partition) SELECT run_id, replace(event, :template, k), "
@@ -346,22 +365,22 @@ def _populate(ticker_count: int) -> dict:
             "AND partition = :template"
         )
         with engine.begin() as conn:
-            for offset in range(0, len(keys), INSERT_CHUNK):
+            for offset in range(1, len(keys), INSERT_CHUNK):
                 conn.execute(
                     copy_template,
                     {
-                        "template": template_key,
+                        "template": keys[0],
                         "keys": keys[offset : offset + INSERT_CHUNK],
                         "kind": "ASSET_MATERIALIZATION",
                     },
                 )
         insert_seconds = time.perf_counter() - started
     return {
-        "partitions": len(days) * len(symbols),
-        "materialized": len(keys) + 1,
-        "missing": len(missing_days) * len(symbols),
-        "missing_start": TickerDay(missing_days[0], symbols[0]).key,
-        "missing_end": TickerDay(missing_days[-1], symbols[-1]).key,
+        "partitions": len(keys) + len(missing),
+        "materialized": len(keys),
+        "missing": len(missing),
+        "missing_start": missing[0],
+        "missing_end": missing[-1],
         "register_seconds": register_seconds,
         "insert_seconds": insert_seconds,
     }
@@ -382,14 +401,11 @@ def _plan(backfill_id: str) -> dict:
     from dagster._core.instance.ref import InstanceRef  # noqa: PLC0415
     from dagster._core.storage.tags import BACKFILL_ID_TAG  # noqa: PLC0415
 
-    from candle_pipeline_tests.backfill_driver import (  # noqa: PLC0415
-        DEFINITIONS_MODULE,
-        BackfillDriver,
-    )
+    from candle_pipeline_tests.backfill_driver import BackfillDriver  # noqa: PLC0415
 
     queued = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
     ref = InstanceRef.from_dir(os.environ[ENV_DAGSTER_HOME], overrides={"run_coordinator": queued})
-    module = DEFINITIONS_MODULE if os.environ[ENV_DESIGN] == DESIGNS[0] else "bench.space_designs"
+    module = DESIGN_MODULES[os.environ[ENV_DESIGN]]
     with (
         dg.DagsterInstance.from_ref(ref) as instance,
         BackfillDriver.loaded(instance, module) as driver,

@@ -12,15 +12,23 @@ import json
 import pstats
 import subprocess
 import sys
-from dataclasses import asdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from bench.common import create_database, postgres_server
-from bench.end_to_end import COMPLETED, REAL_MODULE, Result, Scenario, spawn_environment
+from bench.end_to_end import (
+    COMPLETED,
+    REAL_MODULE,
+    Result,
+    Scenario,
+    scenario_argument,
+    scenario_environment,
+)
 from candle_pipeline.settings import PROJECT_DIR
 
-FIRST_DAY = date(2024, 1, 2)
+FIRST_DAY = date(2024, 1, 1)
+# Nothing but the backfill: no target is checked here.
+NO_TARGET_SECONDS = float("inf")
 PROFILE_FILE = Path("end_to_end.prof")
 SHOWN = "|".join(
     (
@@ -36,11 +44,12 @@ ROWS_SHOWN = 30
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_end_to_end", description=__doc__)
     parser.add_argument("--tickers", type=int, default=100)
-    parser.add_argument("--days", type=int, default=10, help="trading days")
+    parser.add_argument("--days", type=int, default=31, help="calendar days")
     args = parser.parse_args()
-    scenario = Scenario("profile", args.tickers, FIRST_DAY, args.days, "1d")
+    last_day = FIRST_DAY + timedelta(days=args.days - 1)
+    scenario = Scenario("profile", args.tickers, FIRST_DAY, last_day, "1d", NO_TARGET_SECONDS)
     with postgres_server() as server:
-        env = spawn_environment(server, scenario)
+        env = scenario_environment(server, scenario)
         command = [
             sys.executable,
             "-m",
@@ -54,7 +63,7 @@ def main() -> None:
             "--dagster-url",
             create_database(server, "bench_profile_dagster"),
             "--scenario",
-            json.dumps({**asdict(scenario), "first_day": scenario.first_day.isoformat()}),
+            scenario_argument(scenario),
         ]
         completed = subprocess.run(
             command, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=False

@@ -1,7 +1,8 @@
 """Figure 1: writing (and reading back) minute bars in the warehouse.
 
-- the project's path: partition keys as Dagster gives them -> `replace_partitions` (advisory
-  lock, delete of the partitions, binary COPY encoded by NumPy, one transaction);
+- the project's path: the ticker-days of the frame -> `replace_partitions` (advisory lock, the
+  keys copied into a temporary table, delete of their rows, binary COPY encoded by NumPy, one
+  transaction);
 - the old way: `executemany` upserts (INSERT ... ON CONFLICT DO UPDATE) in batches of 500 rows,
   each batch its own transaction, rows taken from the DataFrame with `itertuples`;
 - the alternative binary encoder: psycopg's binary COPY with `set_types`, a `write_row` per row,
@@ -26,9 +27,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from bench.common import Report, best_of, create_database, section, spread, synthetic_raw, tickers
-from candle_pipeline.io_managers.postgres import _partition_values
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TickerDay
 from candle_pipeline.resources.warehouse import ensure_tables
 from candle_pipeline.warehouse import binary_copy
 from candle_pipeline.warehouse.partition_store import load_partitions, replace_partitions
@@ -55,7 +54,7 @@ def run(server: LocalPostgres, report: Report, rows: int, repeats: int) -> None:
     ticker_count = max(1, rows // (BARS_PER_DAY * len(DAYS)))
     section(f"1. warehouse write: {ticker_count} tickers x {len(DAYS)} days of minute bars")
     frame = synthetic_raw(tickers(ticker_count), DAYS, "1m")
-    keys = [TickerDay(day, ticker).key for ticker in tickers(ticker_count) for day in DAYS]
+    keys = [(day, ticker) for ticker in tickers(ticker_count) for day in DAYS]
     url = create_database(server, "bench_write")
     ensure_tables(url)
     with psycopg.connect(url) as conn:
@@ -65,7 +64,7 @@ def run(server: LocalPostgres, report: Report, rows: int, repeats: int) -> None:
 class _WriteBench:
     """The candidates, each a callable run after an untimed setup, on one connection."""
 
-    def __init__(self, conn: psycopg.Connection, frame: pd.DataFrame, keys: list[str]) -> None:
+    def __init__(self, conn: psycopg.Connection, frame: pd.DataFrame, keys: list[tuple]) -> None:
         self.conn = conn
         self.frame = frame
         self.keys = keys
@@ -84,7 +83,7 @@ class _WriteBench:
         self.conn.commit()
 
     def project_write(self) -> None:
-        replace_partitions(self.conn, SPEC, _partition_values(SPEC, self.keys), self.frame)
+        replace_partitions(self.conn, SPEC, self.keys, self.frame)
 
     def fresh_table(self) -> None:
         self.truncate(self.table)
@@ -146,7 +145,7 @@ class _WriteBench:
 
 
 def _measure(
-    conn: psycopg.Connection, report: Report, frame: pd.DataFrame, keys: list[str], repeats: int
+    conn: psycopg.Connection, report: Report, frame: pd.DataFrame, keys: list[tuple], repeats: int
 ) -> None:
     bench = _WriteBench(conn, frame, keys)
     candidates = bench.candidates()
@@ -156,7 +155,7 @@ def _measure(
             times[name].extend(best_of(1, run, setup=setup)[1])
     best = {name: min(values) for name, values in times.items()}
     rows = len(frame)
-    report.add(SECTION, "rows", rows, "rows", f"{len(keys)} ticker-day partitions")
+    report.add(SECTION, "rows", rows, "rows", f"{len(keys)} ticker-days")
     for name in candidates:
         report.add(SECTION, name, rows / best[name], "rows/s", spread(times[name]))
     ceiling = min(best["plain COPY csv, empty table"], best["plain COPY binary, empty table"])
@@ -179,9 +178,8 @@ def _measure(
     )
 
     bench.written_table()
-    partitions = _partition_values(SPEC, keys)
-    load, load_times = best_of(repeats, lambda: load_partitions(conn, SPEC, partitions))
-    fetchall, fetchall_times = best_of(repeats, lambda: _fetchall(conn, partitions))
+    load, load_times = best_of(repeats, lambda: load_partitions(conn, SPEC, keys))
+    fetchall, fetchall_times = best_of(repeats, lambda: _fetchall(conn, keys))
     report.add(SECTION, "project read (load_partitions)", rows / load, "rows/s", spread(load_times))
     report.add(
         SECTION, "read by fetchall (spine v1)", rows / fetchall, "rows/s", spread(fetchall_times)

@@ -1,6 +1,6 @@
 """`candle-pipeline`: the command line of the project.
 
-candle-pipeline db up|down|url
+candle-pipeline db up|down|url|upgrade
 candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
@@ -42,7 +42,7 @@ from candle_pipeline.settings import (
     mask_url,
     parse_date,
 )
-from candle_pipeline.warehouse.tables import SchemaMismatchError
+from candle_pipeline.warehouse import schema
 
 DEFAULT_UI_PORT = 3000
 EXIT_USAGE = 2
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownExchangeError,
         LocalPostgresError,
         LookupError,
-        SchemaMismatchError,
+        schema.SchemaUpgradeError,
     ) as error:
         print(f"candle-pipeline: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candle-pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    db = commands.add_parser("db", help="the embedded PostgreSQL server")
-    db.add_argument("action", choices=["up", "down", "url"])
+    db = commands.add_parser(
+        "db", help="the embedded PostgreSQL server; `upgrade` migrates the warehouse schema"
+    )
+    db.add_argument("action", choices=["up", "down", "url", "upgrade"])
     db.set_defaults(handler=_db)
 
     tickers = commands.add_parser("tickers", help="the watch list of tickers")
@@ -141,6 +143,16 @@ def _db(args: argparse.Namespace) -> int:
         env = local_env.prepare(settings)
         print(f"warehouse: {mask_url(env.warehouse_url)}")
         print(f"dagster instance: {mask_url(env.dagster_url)}")
+        return 0
+    if args.action == "upgrade":
+        done = schema.upgrade(local_env.prepare(settings).warehouse_url)
+        before = schema.describe(done.before)
+        if done.stamped:
+            before += f" (made before migrations: stamped {schema.FIRST_RELEASE})"
+        elif not done.before:
+            before += " (a new warehouse)"
+        print(f"schema revision before: {before}")
+        print(f"schema revision after:  {schema.describe(done.after)} (head)")
         return 0
     if settings.database_url is not None and args.action == "down":
         raise CliError("CANDLE_DATABASE_URL is set: there is no embedded server to stop")

@@ -21,6 +21,7 @@ from candle_pipeline.domain.ticker_days import (
     COMPLETE,
     FAILED,
     NO_DATA,
+    NOT_FETCHED,
     RETRY_LATER,
     expected_ticker_days,
 )
@@ -28,7 +29,6 @@ from candle_pipeline.partitions import days_between
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline.warehouse.tables import ticker_days
 
-NOT_FETCHED = "not_fetched"
 COLUMNS = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 # One character per calendar day in a ticker's month line.
 MARKS = {
@@ -105,16 +105,21 @@ def _calendar(frame: pd.DataFrame, ticker: str, start: date, end: date) -> str:
 
 
 def day_table(engine: sa.Engine, days: Sequence[date]) -> str:
-    """Per day: its ticker-days by status (the demo's summary)."""
+    """Per day: its ticker-days by status and their lowest quality score (the demo's summary)."""
     with engine.connect() as connection:
         rows = connection.execute(
-            sa.select(ticker_days.c.trade_date, ticker_days.c.status, sa.func.count())
+            sa.select(ticker_days.c.trade_date, ticker_days.c.status, ticker_days.c.quality_score)
             .where(ticker_days.c.trade_date.in_(list(days)))
-            .group_by(ticker_days.c.trade_date, ticker_days.c.status)
         ).all()
+    states = pd.DataFrame(rows, columns=["day", "status", "quality_score"])
     table = (
-        pd.DataFrame(rows, columns=["day", "status", "ticker_days"])
-        .pivot_table(index="day", columns="status", values="ticker_days", fill_value=0)
+        states.pivot_table(index="day", columns="status", values="quality_score", aggfunc="size")
+        .fillna(0)
+        .astype("int64")
         .reindex(index=sorted(set(days)), fill_value=0)
     )
-    return tabulate(table, headers="keys", tablefmt="github")
+    lowest = states.groupby("day")["quality_score"].min()
+    table["lowest score"] = lowest.reindex(table.index).map(
+        lambda score: "" if pd.isna(score) else f"{score:.3f}"
+    )
+    return tabulate(table, headers="keys", tablefmt="github", disable_numparse=True)

@@ -10,10 +10,12 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
 import psycopg
+import sqlalchemy as sa
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.scheduler.instigation import InstigatorStatus
@@ -166,49 +168,49 @@ def _first_line(error: BaseException) -> str:
 
 
 def _warehouse_findings(context: Context) -> Iterator[Finding]:
-    from candle_pipeline.warehouse.tables import TABLES, WAREHOUSE_SCHEMA  # noqa: PLC0415
+    from candle_pipeline.warehouse import schema  # noqa: PLC0415
 
     shown = mask_url(context.warehouse_url)
+    name = context.settings.warehouse_schema
+    engine = sa.create_engine(
+        "postgresql+psycopg://",
+        creator=partial(_connect, context.warehouse_url),
+        poolclass=sa.pool.NullPool,
+    )
     try:
-        with _connect(context.warehouse_url) as connection:
-            rows = connection.execute(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = %s",
-                (WAREHOUSE_SCHEMA,),
-            ).fetchall()
-    except psycopg.Error as error:
-        yield Finding("warehouse", PROBLEM, f"cannot connect to {shown}: {_first_line(error)}")
+        with engine.connect() as connection:
+            found = schema.revisions(connection)
+    except (psycopg.Error, sa.exc.DBAPIError) as error:
+        cause = getattr(error, "orig", None) or error
+        yield Finding("warehouse", PROBLEM, f"cannot connect to {shown}: {_first_line(cause)}")
         return
-    found: dict[str, set[str]] = {}
-    for table, column in rows:
-        found.setdefault(table, set()).add(column)
-    missing_tables = [name for name in TABLES if name not in found]
-    missing_columns = {
-        name: sorted(set(spec.columns) - found[name])
-        for name, spec in TABLES.items()
-        if name in found and set(spec.columns) - found[name]
-    }
-    if missing_tables:
-        tables = ", ".join(f"{WAREHOUSE_SCHEMA}.{name}" for name in missing_tables)
-        yield Finding(
-            "warehouse",
-            PROBLEM,
-            f"{shown} is reachable but lacks {tables}: the first run creates the tables "
-            "(`candle-pipeline materialize ...`, or materialise any asset in the UI)",
-        )
-    for name, columns in missing_columns.items():
-        yield Finding(
-            "warehouse",
-            PROBLEM,
-            f"{WAREHOUSE_SCHEMA}.{name} lacks column(s) {', '.join(columns)}: it was created by "
-            "an older version; the next run adds nullable columns in place (others need the "
-            "table dropped and re-materialised)",
-        )
-    if not missing_tables and not missing_columns:
-        yield Finding(
-            "warehouse", OK, f"{shown}: all {len(TABLES)} tables of schema {WAREHOUSE_SCHEMA}"
-        )
+    finally:
+        engine.dispose()
+    head = schema.describe(found.head)
+    if found.at_head:
+        yield Finding("warehouse", OK, f"{shown}: schema {name} at revision {head} (head)")
         yield from _schedule_coverage_findings(context)
+    elif found.unknown:
+        yield Finding(
+            "warehouse",
+            PROBLEM,
+            f"{shown}: schema {name} is at revision {schema.describe(found.unknown)}, which this "
+            "release does not know: a newer release upgraded it; use that release",
+        )
+    elif not found.current:
+        yield Finding(
+            "warehouse",
+            PROBLEM,
+            f"{shown}: schema {name} has no revision (a new database, or one made before "
+            f"migrations), head is {head}: run `candle-pipeline db upgrade`",
+        )
+    else:
+        yield Finding(
+            "warehouse",
+            PROBLEM,
+            f"{shown}: schema {name} is at revision {schema.describe(found.current)}, behind "
+            f"{head}: run `candle-pipeline db upgrade`",
+        )
 
 
 def _schedule_coverage_findings(context: Context) -> Iterator[Finding]:

@@ -15,8 +15,8 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from candle_pipeline.partitions import day_key, day_partitions, days_per_run
-from candle_pipeline.settings import get_settings
+from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
+from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN, get_settings
 
 TIMINGS_ASSET = "market_timings"
 MARKET_DATA_ASSETS = ("raw_quotes", "validated_quotes", "candles")
@@ -135,10 +135,13 @@ def materialize(
     assets = validate_selection(select)
     validate_dates(start, end)
     job = defs.resolve_implicit_global_asset_job_def()
-    config = run_config(tickers, refetch) if set(assets) & set(MARKET_DATA_ASSETS) else {}
+    market_data = bool(set(assets) & set(MARKET_DATA_ASSETS))
+    config = run_config(tickers, refetch) if market_data else {}
+    # Market timings alone are a few rows a day: a run may cover a year of them.
+    per_run = None if market_data else DAILY_BARS_DAYS_PER_RUN
     logging = {"loggers": {"console": {"config": {"log_level": get_settings().log_level}}}}
     outcomes: list[RunOutcome] = []
-    for span in day_ranges(start + timedelta(days=n) for n in range((end - start).days + 1)):
+    for span in day_ranges(days_between(start, end), per_run):
         result = job.execute_in_process(
             instance=instance,
             asset_selection=[dg.AssetKey(name) for name in assets],

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +18,13 @@ from psycopg import sql
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
-from candle_pipeline.settings import DEFAULT_EXCHANGE, SAMPLE_DATA_DIR, Settings
+from candle_pipeline.settings import (
+    DEFAULT_EXCHANGE,
+    ENV_BACKFILL_DAYS_PER_RUN,
+    SAMPLE_DATA_DIR,
+    Settings,
+    get_settings,
+)
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.backfill_driver import shipped_storage
 
@@ -109,3 +115,23 @@ def table(warehouse_url: str, name: str) -> pd.DataFrame:
         c for c in ("ticker", "mic", "interval", "ts", "trade_date", "session_date") if c in frame
     ]
     return frame.sort_values(keys).reset_index(drop=True)
+
+
+@contextmanager
+def today_is(day: date) -> Iterator[None]:
+    """Pin the last day partition, which is what the sensors take for today, to `day`."""
+    moment = datetime.combine(day, time(12), tzinfo=UTC)
+    with dg.partition_loading_context(effective_dt=moment):
+        yield
+
+
+@pytest.fixture
+def days_per_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    """`days_per_run(n)`: CANDLE_BACKFILL_DAYS_PER_RUN=n for this test (settings read again)."""
+
+    def use(days: int) -> None:
+        monkeypatch.setenv(ENV_BACKFILL_DAYS_PER_RUN, str(days))
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()

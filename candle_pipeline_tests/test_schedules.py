@@ -1,304 +1,396 @@
-"""Schedules evaluated at real dates against a real instance, and their runs executed for real."""
+"""The schedules evaluated at pinned moments against a real watch list and Dagster instance, and
+the runs they ask for executed for real on the bundled sample.
+
+Exchange sessions, holidays, early closes and time zones come from the real calendars
+(exchange_calendars); the watch list from the warehouse CANDLE_DATABASE_URL names, as in a
+deployment.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pandas as pd
 import pytest
-import sqlalchemy as sa
 
-from candle_pipeline.definitions import ASSETS
-from candle_pipeline.domain.sessions import ExchangeDirectory
-from candle_pipeline.jobs import JOBS
+from candle_pipeline import runs
+from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME, ticker_day_partitions
-from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.runs import range_tags
-from candle_pipeline.schedules import Listing, build_schedules, watchlist_listings
-from candle_pipeline.settings import SAMPLE_DATA_DIR, OperationsSettings
-from candle_pipeline.warehouse import watchlist
-from candle_pipeline_tests.conftest import create_database, postgres_instance, settings_for
+from candle_pipeline.schedules import (
+    CATCHUP_TAG,
+    EXCHANGE_TAG,
+    SESSION_TAG,
+    build_schedules,
+    watchlist_listings,
+)
+from candle_pipeline.settings import (
+    ENV_DATABASE_URL,
+    SAMPLE_DATA_DIR,
+    OperationsSettings,
+    SettingsError,
+    get_settings,
+)
+from candle_pipeline_tests.conftest import (
+    create_database,
+    definitions_for,
+    postgres_instance,
+    table,
+    watch,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")
+LONDON = ZoneInfo("Europe/London")
+UTC = ZoneInfo("UTC")
 OPERATIONS = OperationsSettings.from_env({})
-
-
-def directory_listings(directory: ExchangeDirectory):
-    """Registered tickers on the directory's exchanges (the watch list without a database)."""
-
-    def listings(instance: dg.DagsterInstance) -> list[Listing]:
-        registered = instance.get_dynamic_partitions(TICKERS_PARTITION_NAME)
-        return [(ticker, directory.mic_for(ticker)) for ticker in registered]
-
-    return listings
+EXCHANGES = ("XNYS", "XNAS", "XTKS", "XLON")
+RAW = dg.AssetKey("raw_quotes")
 
 
 def schedules_for(
-    directory: ExchangeDirectory, catchup_days: int = OPERATIONS.catchup_days
+    exchanges: tuple[str, ...] = EXCHANGES, catchup_days: int = OPERATIONS.catchup_days
 ) -> dict[str, dg.ScheduleDefinition]:
     operations = dataclasses.replace(OPERATIONS, catchup_days=catchup_days)
-    exchanges = {directory.default, *directory.by_ticker.values()}
-    schedules = build_schedules(exchanges, directory_listings(directory), operations)
+    schedules = build_schedules(exchanges, watchlist_listings, operations)
     return {schedule.name: schedule for schedule in schedules}
+
+
+SCHEDULES = schedules_for()
 
 
 def tick(
     schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, at: datetime
 ) -> tuple[list[dg.RunRequest], str | None]:
+    """The schedule's tick scheduled at `at`: its run requests and its skip message."""
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
         result = schedule.evaluate_tick(context)
     return list(result.run_requests or []), result.skip_message
 
 
-def ranges(requests: list[dg.RunRequest]) -> list[tuple[str, str]]:
+def plan(requests: list[dg.RunRequest]) -> list[tuple[str, str, list[str]]]:
+    """(first day, last day, tickers) of each requested run."""
     return [
-        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-        for r in requests
+        (
+            request.tags[runs.RANGE_START_TAG],
+            request.tags[runs.RANGE_END_TAG],
+            request.run_config["ops"]["market_data"]["config"]["tickers"],
+        )
+        for request in requests
     ]
 
 
-@pytest.fixture
-def nyse_instance(pg_server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
-    with postgres_instance(pg_server) as instance:
-        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, ["SPY", "IBM", "AAPL"])
-        yield instance
+@pytest.fixture(scope="module")
+def instance(pg_server: LocalPostgres) -> Iterator[dg.DagsterInstance]:
+    """One instance for the module: the schedules only read it."""
+    with postgres_instance(pg_server) as shared:
+        yield shared
 
 
-NYSE_DIRECTORY = ExchangeDirectory(default="XNYS", by_ticker={})
-NYSE = schedules_for(NYSE_DIRECTORY)
+@pytest.fixture(scope="module")
+def listed(pg_server: LocalPostgres) -> Iterator[str]:
+    """A watch list on four exchanges, with one removed ticker, named by CANDLE_DATABASE_URL."""
+    url = create_database(pg_server, "warehouse")
+    start = date(2024, 1, 2)
+    watch(url, ["SPY", "IBM"], start, exchange="XNYS")
+    watch(url, ["GE"], start, exchange="XNYS", removed_on=date(2024, 6, 3))
+    watch(url, ["AAPL"], start, exchange="XNAS")
+    watch(url, ["7203.T"], start)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV_DATABASE_URL, url)
+        yield url
+    get_settings.cache_clear()
 
 
 def test_one_schedule_per_exchange_at_the_close_plus_delay() -> None:
-    assert sorted(NYSE) == ["catchup_weekly", "market_timings_daily", "xnys_after_close"]
-    after_close = NYSE["xnys_after_close"]
-    assert after_close.cron_schedule == "30 16 * * 1,2,3,4,5"
-    assert after_close.execution_timezone == "America/New_York"
-    assert after_close.job_name == "ticker_days_job"
-    assert after_close.default_status == dg.DefaultScheduleStatus.STOPPED
-    tokyo = schedules_for(ExchangeDirectory(default="XNYS", by_ticker={"7203.T": "XTKS"}))
-    assert tokyo["xtks_after_close"].cron_schedule == "0 16 * * 1,2,3,4,5"
-    assert tokyo["xtks_after_close"].execution_timezone == "Asia/Tokyo"
+    assert sorted(SCHEDULES) == [
+        "catchup_weekly",
+        "xlon_after_close",
+        "xnas_after_close",
+        "xnys_after_close",
+        "xtks_after_close",
+    ]
+    expected = {
+        "xnys_after_close": ("30 16 * * 1,2,3,4,5", "America/New_York"),
+        "xtks_after_close": ("0 16 * * 1,2,3,4,5", "Asia/Tokyo"),
+        "xlon_after_close": ("0 17 * * 1,2,3,4,5", "Europe/London"),
+        "catchup_weekly": ("0 6 * * 6", "UTC"),
+    }
+    for name, (cron, zone) in expected.items():
+        assert (SCHEDULES[name].cron_schedule, SCHEDULES[name].execution_timezone) == (cron, zone)
+    for schedule in SCHEDULES.values():
+        assert schedule.job_name == "market_data_job"
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+NYSE_TICKERS = ["IBM", "SPY"]
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("local_time", "expected", "skip"),
     [
-        # A Wednesday: that session only.
-        ("2024-11-27T16:30", [("2024-11-27|SPY", "2024-11-27|AAPL")], None),
+        # A Wednesday: that session only, for the active tickers on XNYS (not GE, removed).
+        ("2024-11-27T16:30", [("2024-11-27", "2024-11-27", NYSE_TICKERS)], None),
         # Thanksgiving: no session, no run.
         ("2024-11-28T16:30", [], "XNYS has no session on 2024-11-28"),
-        # The early close (13:00) after Thanksgiving: the holiday joins the session's run.
-        ("2024-11-29T16:30", [("2024-11-28|SPY", "2024-11-29|AAPL")], None),
+        # The early close after Thanksgiving, from the calendar: 13:00 New York, 18:00 UTC.
+        (
+            "2024-11-29T13:20",
+            [],
+            "XNYS's session of 2024-11-29 closes at 18:00 UTC; with the 30 min delay not "
+            "before 18:30 UTC",
+        ),
+        # Its tick: the holiday joins the session's run (recorded closed, no provider call).
+        ("2024-11-29T16:30", [("2024-11-28", "2024-11-29", NYSE_TICKERS)], None),
         # A Saturday (the cron skips weekends; evaluated anyway, it finds no session).
         ("2024-11-30T16:30", [], "XNYS has no session on 2024-11-30"),
         # A Monday: Saturday and Sunday join Monday's run.
-        ("2024-12-02T16:30", [("2024-11-30|SPY", "2024-12-02|AAPL")], None),
-        # Too early: the session has not closed plus the delay.
-        ("2024-12-02T16:10", [], "not before 21:30 UTC"),
+        ("2024-12-02T16:30", [("2024-11-30", "2024-12-02", NYSE_TICKERS)], None),
+        # Too early in winter (EST): the close plus the delay is 21:30 UTC.
+        (
+            "2024-12-02T16:10",
+            [],
+            "XNYS's session of 2024-12-02 closes at 21:00 UTC; with the 30 min delay not "
+            "before 21:30 UTC",
+        ),
+        # Too early in summer (EDT): an hour earlier in UTC.
+        (
+            "2024-07-01T16:10",
+            [],
+            "XNYS's session of 2024-07-01 closes at 20:00 UTC; with the 30 min delay not "
+            "before 20:30 UTC",
+        ),
+        # The Monday after clocks went forward (Sunday 2024-03-10): the weekend joins it.
+        ("2024-03-11T16:30", [("2024-03-09", "2024-03-11", NYSE_TICKERS)], None),
+        # Good Friday and the weekend join Easter Monday's run.
+        ("2024-04-01T16:30", [("2024-03-29", "2024-04-01", NYSE_TICKERS)], None),
     ],
 )
-def test_after_close_schedule_at_real_dates(
-    nyse_instance: dg.DagsterInstance,
+def test_the_nyse_after_close_schedule_at_pinned_times(
+    instance: dg.DagsterInstance,
+    listed: str,
     local_time: str,
-    expected: list[tuple[str, str]],
+    expected: list[tuple[str, str, list[str]]],
     skip: str | None,
 ) -> None:
     at = datetime.fromisoformat(local_time).replace(tzinfo=NEW_YORK)
-    requests, skip_message = tick(NYSE["xnys_after_close"], nyse_instance, at)
-    assert ranges(requests) == expected
-    if skip:
-        assert skip in (skip_message or "")
-    else:
-        assert skip_message is None
-        assert requests[0].tags["candle/exchange"] == "XNYS"
-        assert requests[0].run_key.startswith(f"XNYS:{local_time[:10]}:")
+    requests, skip_message = tick(SCHEDULES["xnys_after_close"], instance, at)
+    assert plan(requests) == expected
+    assert skip_message == skip
+    for request in requests:
+        assert request.tags[EXCHANGE_TAG] == "XNYS"
+        assert request.tags[SESSION_TAG] == local_time[:10]
+        assert request.run_key.startswith(f"XNYS:{local_time[:10]}:")
+        assert request.run_config["ops"]["market_data"]["config"]["refetch"] is False
 
 
 @pytest.mark.integration
-def test_exchanges_get_their_own_tickers_in_registration_blocks(
-    nyse_instance: dg.DagsterInstance,
+def test_each_exchange_gets_its_own_tickers_on_its_own_calendar(
+    instance: dg.DagsterInstance, listed: str
 ) -> None:
-    nyse_instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, ["7203.T", "MSFT"])
-    directory = ExchangeDirectory(default="XNYS", by_ticker={"7203.T": "XTKS"})
-    schedules = schedules_for(directory)
-    # Thanksgiving in New York is a session in Tokyo.
-    tokyo_close = datetime(2024, 11, 28, 16, 0, tzinfo=TOKYO)
-    requests, _ = tick(schedules["xtks_after_close"], nyse_instance, tokyo_close)
-    assert ranges(requests) == [("2024-11-28|7203.T", "2024-11-28|7203.T")]
-    # The New York tickers are SPY, IBM, AAPL, then MSFT after the Tokyo one: two runs.
+    # Thanksgiving in New York is a session in Tokyo (closing 15:30 there, ticking at 16:00).
     requests, _ = tick(
-        schedules["xnys_after_close"],
-        nyse_instance,
-        datetime(2024, 11, 27, 16, 30, tzinfo=NEW_YORK),
+        SCHEDULES["xtks_after_close"], instance, datetime(2024, 11, 28, 16, 0, tzinfo=TOKYO)
     )
-    assert ranges(requests) == [
-        ("2024-11-27|SPY", "2024-11-27|AAPL"),
-        ("2024-11-27|MSFT", "2024-11-27|MSFT"),
-    ]
-
-
-@pytest.mark.integration
-def test_no_active_ticker_means_no_run(pg_server: LocalPostgres) -> None:
-    with postgres_instance(pg_server) as instance:
-        requests, skip = tick(
-            NYSE["xnys_after_close"], instance, datetime(2024, 11, 27, 16, 30, tzinfo=NEW_YORK)
-        )
+    assert plan(requests) == [("2024-11-28", "2024-11-28", ["7203.T"])]
+    requests, _ = tick(
+        SCHEDULES["xnas_after_close"], instance, datetime(2024, 11, 27, 16, 30, tzinfo=NEW_YORK)
+    )
+    assert plan(requests) == [("2024-11-27", "2024-11-27", ["AAPL"])]
+    requests, skip = tick(
+        SCHEDULES["xlon_after_close"], instance, datetime(2024, 11, 27, 17, 0, tzinfo=LONDON)
+    )
     assert requests == []
-    assert "no active ticker trades on XNYS" in (skip or "")
+    assert skip == "XLON closed 2024-11-27, but no active ticker trades on XLON"
 
 
 @pytest.mark.integration
-def test_timings_schedule_covers_the_catchup_window_and_a_week_ahead(
-    nyse_instance: dg.DagsterInstance,
+def test_the_same_tick_twice_asks_for_the_same_runs(
+    instance: dg.DagsterInstance, listed: str, days_per_run: Callable[[int], None]
 ) -> None:
+    """A schedule's run keys name the exchange and session: Dagster launches them once."""
+    days_per_run(5)
+    monday = datetime(2024, 12, 2, 16, 30, tzinfo=NEW_YORK)
+    first, _ = tick(SCHEDULES["xnys_after_close"], instance, monday)
+    again, _ = tick(SCHEDULES["xnys_after_close"], instance, monday)
+    assert [r.run_key for r in first] == [r.run_key for r in again]
+    saturday = datetime(2024, 12, 7, 6, 0, tzinfo=UTC)
+    first, _ = tick(SCHEDULES["catchup_weekly"], instance, saturday)
+    again, _ = tick(SCHEDULES["catchup_weekly"], instance, saturday)
+    assert len(first) == 3
+    assert [r.run_key for r in first] == [r.run_key for r in again]
+
+
+@pytest.mark.integration
+def test_catchup_asks_for_plain_day_ranges_of_the_last_days(
+    instance: dg.DagsterInstance, listed: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(5)
+    saturday = datetime(2024, 11, 30, 6, 0, tzinfo=UTC)
+    requests, skip = tick(SCHEDULES["catchup_weekly"], instance, saturday)
+    assert skip is None
+    assert plan(requests) == [
+        ("2024-11-16", "2024-11-20", []),
+        ("2024-11-21", "2024-11-25", []),
+        ("2024-11-26", "2024-11-29", []),
+    ], "the 14 days before the tick, in runs of 5 days, for every ticker the days count"
+    for request in requests:
+        assert request.tags[CATCHUP_TAG] == "2024-11-30"
+        assert request.run_config["ops"]["market_data"]["config"]["refetch"] is False
+
+    short = schedules_for(catchup_days=3)["catchup_weekly"]
+    requests, _ = tick(short, instance, saturday)
+    assert plan(requests) == [("2024-11-27", "2024-11-29", [])]
+
+
+@pytest.mark.integration
+def test_catchup_does_not_reach_before_the_first_partition(
+    instance: dg.DagsterInstance, listed: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(5)
     requests, _ = tick(
-        NYSE["market_timings_daily"],
-        nyse_instance,
-        datetime(2024, 11, 28, 0, 15, tzinfo=ZoneInfo("UTC")),
+        SCHEDULES["catchup_weekly"], instance, datetime(2000, 1, 3, 6, 0, tzinfo=UTC)
     )
-    assert ranges(requests) == [("2024-11-14", "2024-12-05")]
+    assert plan(requests) == [("2000-01-01", "2000-01-02", [])]
+    requests, skip = tick(
+        SCHEDULES["catchup_weekly"], instance, datetime(2000, 1, 1, 6, 0, tzinfo=UTC)
+    )
+    assert requests == []
+    assert skip == "no day in the catch-up window"
+
+
+@pytest.mark.integration
+def test_no_active_ticker_on_the_exchange_means_no_run(
+    instance: dg.DagsterInstance, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch(warehouse_url, ["SPY"], date(2024, 1, 2), removed_on=date(2024, 6, 3))
+    monkeypatch.setenv(ENV_DATABASE_URL, warehouse_url)
+    requests, skip = tick(
+        SCHEDULES["xnys_after_close"], instance, datetime(2024, 11, 27, 16, 30, tzinfo=NEW_YORK)
+    )
+    assert requests == []
+    assert skip == "XNYS closed 2024-11-27, but no active ticker trades on XNYS"
+
+
+@pytest.mark.integration
+def test_listings_come_from_the_active_watch_list(listed: str) -> None:
+    assert sorted(watchlist_listings()) == [
+        ("7203.T", "XTKS"),
+        ("AAPL", "XNAS"),
+        ("IBM", "XNYS"),
+        ("SPY", "XNYS"),
+    ], "GE, removed, is not scheduled"
 
 
 def test_bad_operations_settings_are_named() -> None:
-    with pytest.raises(ValueError, match="CANDLE_CATCHUP_CRON='weekly' is not a cron expression"):
+    with pytest.raises(SettingsError, match="CANDLE_CATCHUP_CRON='weekly' is not a cron"):
         OperationsSettings.from_env({"CANDLE_CATCHUP_CRON": "weekly"})
-    with pytest.raises(ValueError, match="CANDLE_MARKET_API_POOL_LIMIT=0 must be at least 1"):
+    with pytest.raises(SettingsError, match="CANDLE_MARKET_API_POOL_LIMIT=0 must be at least 1"):
         OperationsSettings.from_env({"CANDLE_MARKET_API_POOL_LIMIT": "0"})
-    with pytest.raises(ValueError, match="CANDLE_SCHEDULE_DELAY_MINUTES='soon' is not a whole"):
+    with pytest.raises(SettingsError, match="CANDLE_SCHEDULE_DELAY_MINUTES='soon' is not a whole"):
         OperationsSettings.from_env({"CANDLE_SCHEDULE_DELAY_MINUTES": "soon"})
 
 
-# --- runs the schedules ask for, executed on the bundled sample ------------------------------
+# --- the runs the schedules ask for, executed on the bundled sample --------------------------
 
-SAMPLE_TICKERS = ["SPY", "AIG", "BAC", "IBM"]
-
-
-class Deployment:
-    """The real assets and jobs on a fresh warehouse and instance."""
-
-    def __init__(self, url: str, instance: dg.DagsterInstance, csv_dir: Path) -> None:
-        self.url = url
-        self.instance = instance
-        self.defs = dg.Definitions(
-            assets=ASSETS, jobs=JOBS, resources=build_resources(settings_for(csv_dir), url)
-        )
-
-    def execute(self, job_name: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        job = self.defs.resolve_job_def(job_name)
-        selection = request.asset_selection
-        return job.execute_in_process(
-            instance=self.instance,
-            tags=request.tags,
-            asset_selection=list(selection) if selection else None,
-            raise_on_error=False,
-        )
-
-    def rows(self, table: str) -> dict[tuple[str, date], int]:
-        query = sa.text(f"SELECT ticker, trade_date, count(*) FROM market.{table} GROUP BY 1, 2")
-        with engine_for(self.url).connect() as conn:
-            return {(t, d): n for t, d, n in conn.execute(query)}
+SAMPLE_TICKERS = ["AIG", "BAC", "IBM", "SPY"]
 
 
-@pytest.fixture
-def deployment(pg_server: LocalPostgres, tmp_path: Path) -> Iterator[Deployment]:
-    csv_dir = tmp_path / "csv"
-    shutil.copytree(SAMPLE_DATA_DIR, csv_dir)
-    with postgres_instance(pg_server) as instance:
-        instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, SAMPLE_TICKERS)
-        yield Deployment(create_database(pg_server, "warehouse"), instance, csv_dir)
+def provider_requests(instance: dg.DagsterInstance, run_id: str) -> int:
+    """`run_provider_requests` of a run, which every day it materialised carries."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW), limit=100)
+    [requests] = {
+        record.asset_materialization.metadata["run_provider_requests"].value
+        for record in records.records
+        if record.run_id == run_id
+    }
+    return requests
+
+
+def on_day(frame: pd.DataFrame, day: date) -> pd.DataFrame:
+    return frame[frame["trade_date"] == day].reset_index(drop=True)
 
 
 @pytest.mark.integration
 def test_scheduled_runs_fill_the_warehouse_and_catchup_fills_the_gaps(
-    deployment: Deployment, tmp_path: Path
+    pg_server: LocalPostgres,
+    warehouse_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    days_per_run: Callable[[int], None],
 ) -> None:
-    utc = ZoneInfo("UTC")
-    timings, _ = tick(
-        NYSE["market_timings_daily"], deployment.instance, datetime(2013, 10, 7, 0, 15, tzinfo=utc)
-    )
-    assert deployment.execute("market_timings_job", timings[0]).success
+    """The week of 2013-10-04 on XNYS: Monday's and Wednesday's after-close runs happen (IBM's
+    Wednesday file is broken), Friday's before them and Tuesday's did not; Saturday's catch-up
+    fetches exactly what is missing."""
+    days_per_run(5)
+    csv_dir = tmp_path / "csv"
+    shutil.copytree(SAMPLE_DATA_DIR / "lean-minute", csv_dir / "lean-minute")
+    ibm_wednesday = csv_dir / "lean-minute" / "IBM" / "2013-10-09.csv"
+    ibm_wednesday.write_text("this is not a csv of bars\n")
+    watch(warehouse_url, SAMPLE_TICKERS, date(2013, 10, 4), exchange="XNYS")
+    monkeypatch.setenv(ENV_DATABASE_URL, warehouse_url)
+    job = definitions_for(warehouse_url, csv_dir).resolve_job_def("market_data_job")
+    schedules = schedules_for(("XNYS",), catchup_days=8)
 
-    # Monday 2013-10-07 after the close: Saturday, Sunday and Monday for the four tickers.
-    monday, _ = tick(
-        NYSE["xnys_after_close"],
-        deployment.instance,
-        datetime(2013, 10, 7, 16, 30, tzinfo=NEW_YORK),
-    )
-    assert ranges(monday) == [("2013-10-05|SPY", "2013-10-07|IBM")]
-    assert deployment.execute("ticker_days_job", monday[0]).success
-    candles = deployment.rows("candles")
-    assert {day for _, day in candles} == {date(2013, 10, 7)}
-    assert {ticker for ticker, _ in candles} == set(SAMPLE_TICKERS)
+    with postgres_instance(pg_server) as instance:
 
-    # Tuesday: quotes only (candles never ran); Wednesday: IBM's file is broken, its run fails.
-    tuesday = dg.RunRequest(
-        asset_selection=[dg.AssetKey("raw_quotes"), dg.AssetKey("validated_quotes")],
-        tags=range_tags("2013-10-08|SPY", "2013-10-08|IBM"),
-    )
-    assert deployment.execute("ticker_days_job", tuesday).success
-    ibm_file = tmp_path / "csv" / "lean-minute" / "IBM" / "2013-10-09.csv"
-    ibm_file.write_text("this is not a csv of bars\n")
-    wednesday_ibm = dg.RunRequest(tags=range_tags("2013-10-09|IBM", "2013-10-09|IBM"))
-    assert not deployment.execute("ticker_days_job", wednesday_ibm).success
-    status = deployment.instance.get_status_by_partition(
-        dg.AssetKey("raw_quotes"), ["2013-10-09|IBM"], ticker_day_partitions
-    )
-    assert status == {"2013-10-09|IBM": dg.AssetPartitionStatus.FAILED}
+        def execute(requests: list[dg.RunRequest]) -> list[str]:
+            run_ids = []
+            for request in requests:
+                result = job.execute_in_process(
+                    instance=instance, run_config=request.run_config, tags=request.tags
+                )
+                assert result.success
+                run_ids.append(result.run_id)
+            return run_ids
 
-    # Saturday's catch-up over the 7 days 2013-10-05..2013-10-11.
-    catchup = schedules_for(NYSE_DIRECTORY, catchup_days=7)["catchup_weekly"]
-    saturday = datetime(2013, 10, 12, 6, 0, tzinfo=utc)
-    requests, _ = tick(catchup, deployment.instance, saturday)
-    plan = [
-        (tuple(key.to_user_string() for key in r.asset_selection or []), *ranges([r])[0])
-        for r in requests
-    ]
-    assert sorted(plan) == [
-        # Tuesday's candles only: the quotes are there, no provider call again.
-        (("candles",), "2013-10-08|SPY", "2013-10-08|IBM"),
-        # Wednesday (three never run, IBM failed) to Friday, all four tickers: one run.
-        (("raw_quotes", "validated_quotes", "candles"), "2013-10-09|SPY", "2013-10-11|IBM"),
-    ]
+        def statuses() -> dict[date, dict[str, str]]:
+            states = table(warehouse_url, "ticker_days")
+            return {
+                day: dict(zip(group["ticker"], group["status"], strict=True))
+                for day, group in states.groupby("trade_date")
+            }
 
-    shutil.copy(SAMPLE_DATA_DIR / "lean-minute" / "IBM" / "2013-10-09.csv", ibm_file)
-    for request in requests:
-        assert deployment.execute("ticker_days_job", request).success
-    candles = deployment.rows("candles")
-    assert {day for _, day in candles} == {date(2013, 10, d) for d in (7, 8, 9, 10, 11)}
-    assert len(candles) == 5 * len(SAMPLE_TICKERS)
-    requests, skip = tick(catchup, deployment.instance, saturday)
-    assert requests == []
-    assert "all 28 partitions of 2013-10-05..2013-10-11 are materialised" in (skip or "")
-
-
-def test_listings_come_from_the_active_watch_list(
-    nyse_instance: dg.DagsterInstance, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from candle_pipeline.resources.warehouse import ensure_tables  # noqa: PLC0415
-
-    ensure_tables(warehouse_url)
-    with engine_for(warehouse_url).begin() as connection:
-        watchlist.add(
-            connection,
-            [
-                watchlist.NewTicker("SPY"),
-                watchlist.NewTicker("IBM"),
-                watchlist.NewTicker("AAPL", exchange="XNAS"),
-                watchlist.NewTicker("NVDA"),
-            ],
-            "XNYS",
+        monday, _ = tick(
+            schedules["xnys_after_close"], instance, datetime(2013, 10, 7, 16, 30, tzinfo=NEW_YORK)
         )
-        watchlist.deactivate(connection, ["IBM"])
-    monkeypatch.setenv("CANDLE_DATABASE_URL", warehouse_url)
-    assert sorted(watchlist_listings(nyse_instance)) == [("AAPL", "XNAS"), ("SPY", "XNYS")], (
-        "inactive IBM and unregistered NVDA are not scheduled"
-    )
+        assert plan(monday) == [("2013-10-05", "2013-10-07", SAMPLE_TICKERS)]
+        execute(monday)
+        wednesday, _ = tick(
+            schedules["xnys_after_close"], instance, datetime(2013, 10, 9, 16, 30, tzinfo=NEW_YORK)
+        )
+        assert plan(wednesday) == [("2013-10-09", "2013-10-09", SAMPLE_TICKERS)]
+        execute(wednesday)
+        every = dict.fromkeys(SAMPLE_TICKERS, COMPLETE)
+        assert statuses() == {
+            date(2013, 10, 5): dict.fromkeys(SAMPLE_TICKERS, CLOSED),
+            date(2013, 10, 6): dict.fromkeys(SAMPLE_TICKERS, CLOSED),
+            date(2013, 10, 7): every,
+            date(2013, 10, 9): {**every, "IBM": FAILED},
+        }, "IBM's broken file fails IBM's Wednesday only, not the run"
+        monday_rows = on_day(table(warehouse_url, "candles"), date(2013, 10, 7))
+
+        shutil.copy(SAMPLE_DATA_DIR / "lean-minute" / "IBM" / "2013-10-09.csv", ibm_wednesday)
+        saturday = datetime(2013, 10, 12, 6, 0, tzinfo=UTC)
+        catchup, _ = tick(schedules["catchup_weekly"], instance, saturday)
+        assert plan(catchup) == [("2013-10-04", "2013-10-08", []), ("2013-10-09", "2013-10-11", [])]
+        run_ids = execute(catchup)
+
+        weekdays = [date(2013, 10, day) for day in (4, 7, 8, 9, 10, 11)]
+        assert statuses() == {
+            **{day: every for day in weekdays},
+            date(2013, 10, 5): dict.fromkeys(SAMPLE_TICKERS, CLOSED),
+            date(2013, 10, 6): dict.fromkeys(SAMPLE_TICKERS, CLOSED),
+        }
+        # Friday and Tuesday for the four tickers; IBM's Wednesday, Thursday and Friday for the
+        # four: one file per ticker-day, none for the complete or closed ones.
+        assert [provider_requests(instance, run_id) for run_id in run_ids] == [8, 9]
+        candles = table(warehouse_url, "candles")
+        pd.testing.assert_frame_equal(on_day(candles, date(2013, 10, 7)), monday_rows)
+        assert set(candles["trade_date"]) == set(weekdays)

@@ -33,8 +33,8 @@ from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
     FETCH,
-    KEY,
     MARK_CLOSED,
+    NOT_FETCHED,
     SETTLED,
     STATUSES,
     WAITING,
@@ -138,9 +138,8 @@ def market_data(
     now = datetime.now(UTC)
     entries = watchlist.entries()
     watched = watch_frame(entries)
-    expected = expected_ticker_days(
-        watched, days, _named_tickers(config, [e.ticker for e in entries], days)
-    )
+    named = _named_tickers(config, [e.ticker for e in entries], days)
+    expected = expected_ticker_days(watched, days, named)
     states = warehouse.run(lambda conn: load_states(conn, days))
     # Processing stored rows again covers every open ticker-day, complete or not.
     refetch = config.refetch or start != RAW_QUOTES
@@ -201,14 +200,19 @@ def market_data(
         )
 
     new_states = settle(plan, outcome, context.run.run_id, now)
-    final = final_states(plan, new_states)
-    whole_days = _whole_days(final, states, expected_ticker_days(watched, days))
+    # A day's metadata and checks are about all its ticker-days, named in the run config or not.
+    whole_days = (
+        plan
+        if named is None
+        else plan_work(expected_ticker_days(watched, days), market_timings, states, now)
+    )
+    final = final_states(whole_days, new_states)
     outputs = {
         RAW_QUOTES: raw,
         VALIDATED_QUOTES: processed.validation.quotes,
         CANDLES: processed.candles,
     }
-    _add_day_metadata(context, days, whole_days, outputs)
+    _add_day_metadata(context, days, final, outputs)
     _log_plan(context, plan, fetched)
 
     with warehouse.unit_of_work():
@@ -236,25 +240,14 @@ def market_data(
             }
         )
     selected = set(context.selected_asset_check_keys)
-    yield from day_evaluations(whole_days, days, rules.threshold, selected)
+    yield from day_evaluations(final, days, rules.threshold, selected)
     yield from run_warnings(
         final,
         validation=processed.validation,
-        reports=processed.reports,
+        assessment=processed.assessment,
         rules=rules,
         selected=selected,
     )
-
-
-def _whole_days(final: pd.DataFrame, states: pd.DataFrame, counted: pd.DataFrame) -> pd.DataFrame:
-    """The states of every ticker the watch list counts on the run's days: the run's own
-    (`final`) and the stored ones of the tickers a run for some tickers was not asked for, so
-    that each day's metadata and checks describe the whole day, not the run's subset."""
-    others = states.merge(counted.loc[:, KEY], on=KEY)
-    others = others[
-        ~pd.MultiIndex.from_frame(others[KEY]).isin(pd.MultiIndex.from_frame(final[KEY]))
-    ]
-    return pd.concat([final, others], ignore_index=True) if len(others) else final
 
 
 def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:
@@ -324,17 +317,15 @@ def _write_side_tables(
     """Corporate actions of the fetched ticker-days and the run's quality reports, in the step's
     unit of work."""
     if fetched is not None and not processed.stored.empty:
-        keys = list(
-            zip(processed.stored["trade_date"].dt.date, processed.stored["ticker"], strict=True)
-        )
+        keys = processed.stored.rename(columns={"trade_date": "ex_date"})
         actions = fetched.actions
         warehouse.write(
             lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)
         )
-    if processed.reports:
-        reports, threshold = processed.reports, quality.quality_threshold
+    if len(processed.assessment.reports):
+        assessment, threshold = processed.assessment, quality.quality_threshold
         warehouse.write(
-            lambda conn: quality_reports.write_reports(conn, reports, run_id, now, threshold)
+            lambda conn: quality_reports.write_reports(conn, assessment, run_id, now, threshold)
         )
 
 
@@ -347,29 +338,27 @@ def _add_day_metadata(
     """Each day's materialisation: its ticker-days by status, its lowest and mean quality score
     (numbers, so the asset's Plots tab draws them over time) and the rows written for it."""
     summary = day_summary(final)
+    by_day: dict[date, dict[str, object]] = {day: {"tickers_expected": 0} for day in days}
+    for stamp, row in summary.to_dict("index").items():
+        entry: dict[str, object] = {
+            "tickers_expected": int(row["expected"]),
+            **{f"tickers_{status}": int(row[status]) for status in (*STATUSES, NOT_FETCHED)},
+        }
+        if pd.notna(row["quality_score_min"]):
+            entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))
+            entry["quality_score_mean"] = dg.MetadataValue.float(
+                round(row["quality_score_mean"], 4)
+            )
+        by_day[stamp.date()] = entry
     for key in context.selected_asset_keys:
-        written = outputs[key].groupby(outputs[key]["trade_date"].dt.date).size()
+        frame = outputs[key]
+        written = frame.groupby(frame["trade_date"].dt.date).size().to_dict()
         for day in days:
-            stamp = pd.Timestamp(day)
-            entry: dict[str, object] = {"rows_written": int(written.get(day, 0))}
-            if stamp in summary.index:
-                row = summary.loc[stamp]
-                entry.update(
-                    {
-                        "tickers_expected": int(row["expected"]),
-                        **{f"tickers_{status}": int(row[status]) for status in STATUSES},
-                    }
-                )
-                if pd.notna(row["quality_score_min"]):
-                    entry[SCORE_KEY] = dg.MetadataValue.float(
-                        round(float(row["quality_score_min"]), 4)
-                    )
-                    entry["quality_score_mean"] = dg.MetadataValue.float(
-                        round(float(row["quality_score_mean"]), 4)
-                    )
-            else:
-                entry["tickers_expected"] = 0
-            context.add_asset_metadata(entry, asset_key=key, partition_key=day_key(day))
+            context.add_asset_metadata(
+                {**by_day[day], "rows_written": int(written.get(day, 0))},
+                asset_key=key,
+                partition_key=day_key(day),
+            )
 
 
 def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> dict[str, object]:

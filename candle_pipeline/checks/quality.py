@@ -24,12 +24,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from candle_pipeline.domain.quality import (
-    PartitionQuality,
-    QualityRules,
-    Validation,
-    flagged_rows,
-)
+from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
@@ -111,7 +106,7 @@ def run_warnings(
     final: pd.DataFrame,
     *,
     validation: Validation,
-    reports: Sequence[PartitionQuality],
+    assessment: Assessment,
     rules: QualityRules,
     selected: set[dg.AssetCheckKey],
 ) -> Iterator[dg.AssetCheckResult]:
@@ -126,7 +121,7 @@ def run_warnings(
             examples = flagged_rows(validation, flag, OFFENDING_ROWS_SHOWN)
             yield _flag_result(check, final, flag=flag, rule=rule, examples=examples)
     if dg.AssetCheckKey(VALIDATED_QUOTES, GAPS) in selected:
-        yield _gaps_result(final, reports, rules)
+        yield _gaps_result(final, assessment.gaps, rules)
 
 
 @dataclass(frozen=True)
@@ -274,7 +269,7 @@ def _flag_result(
 
 
 def _gaps_result(
-    final: pd.DataFrame, reports: Sequence[PartitionQuality], rules: QualityRules
+    final: pd.DataFrame, found: pd.DataFrame, rules: QualityRules
 ) -> dg.AssetCheckResult:
     gaps, offending = _counted(final, "gaps")
     metadata: dict[str, object] = {
@@ -284,17 +279,11 @@ def _gaps_result(
     }
     if offending:
         metadata[OFFENDING_KEY] = named(offending)
-    found = [(report, gap) for report in reports for gap in report.gaps]
-    if found:
-        table = pd.DataFrame(
-            {
-                "ticker": [report.ticker for report, _ in found],
-                "trade_date": [report.trade_date for report, _ in found],
-                "start": [gap.start for _, gap in found],
-                "bars": [gap.bars for _, gap in found],
-            }
-        ).head(OFFENDING_ROWS_SHOWN)
-        metadata["offending_gaps"] = dg.MetadataValue.md(table.to_markdown(index=False))
+    if len(found):
+        examples = found.head(OFFENDING_ROWS_SHOWN).assign(
+            trade_date=lambda frame: frame["trade_date"].dt.date
+        )
+        metadata["offending_gaps"] = dg.MetadataValue.md(examples.to_markdown(index=False))
     return dg.AssetCheckResult(
         asset_key=VALIDATED_QUOTES,
         check_name=GAPS,

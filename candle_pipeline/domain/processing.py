@@ -14,7 +14,7 @@ import pandas as pd
 
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.quality import (
-    PartitionQuality,
+    Assessment,
     QualityRules,
     Validation,
     assess,
@@ -30,13 +30,14 @@ class Processed:
     """What one run made of its bars.
 
     `validation`: every bar flagged (and the close each spike move was measured from);
-    `reports`: the quality of each ticker-day that has bars; `candles`: those of the ticker-days
-    that passed the gate; `stored`: per ticker-day with bars what `ticker_days.Outcome.stored`
-    holds (rows, source, fetch time, score and warning counts, the gate's decision).
+    `assessment`: the quality of each ticker-day that has bars; `candles`: those of the
+    ticker-days that passed the gate; `stored`: per ticker-day with bars what
+    `ticker_days.Outcome.stored` holds (rows, source, fetch time, score and warning counts, the
+    gate's decision).
     """
 
     validation: Validation
-    reports: list[PartitionQuality]
+    assessment: Assessment
     candles: pd.DataFrame
     stored: pd.DataFrame
 
@@ -68,21 +69,20 @@ def rebuild(
 ) -> Processed:
     """Score, gate and aggregate bars that are validated already."""
     quotes = validation.quotes
-    keys = quotes.loc[:, KEY].drop_duplicates()
-    ticker_days = list(zip(keys["trade_date"].dt.date, keys["ticker"], strict=True))
-    reports = assess(validation, timings, exchanges, ticker_days, rules)
+    assessment = assess(validation, timings, exchanges, quotes.loc[:, KEY], rules)
+    reports = assessment.reports
     verdicts = pd.DataFrame(
         {
-            "trade_date": pd.to_datetime([report.trade_date for report in reports]),
-            "ticker": [report.ticker for report in reports],
-            "quality_score": [report.score for report in reports],
-            "spike_rows": [report.flag_counts["spike"] for report in reports],
-            "stale_rows": [report.flag_counts["stale"] for report in reports],
-            "gaps": [len(report.gaps) for report in reports],
-            "passed": [report.passed(rules.threshold) for report in reports],
-            "verdict": [report.verdict(rules.threshold) for report in reports],
+            "trade_date": reports["trade_date"],
+            "ticker": reports["ticker"],
+            "quality_score": reports["score"],
+            "spike_rows": reports["spike_rows"],
+            "stale_rows": reports["stale_rows"],
+            "gaps": reports["gaps"],
+            "passed": assessment.passed(rules.threshold),
+            "verdict": assessment.verdicts(rules.threshold),
         }
-    ).astype({"trade_date": "datetime64[ns]", "ticker": object, "quality_score": "float64"})
+    )
     stored = (
         quotes.groupby(KEY, sort=False)
         .agg(rows=("ts", "size"), source=("source", "first"), fetched_at=("fetched_at", "first"))
@@ -97,7 +97,7 @@ def rebuild(
     ]
     return Processed(
         validation=validation,
-        reports=reports,
+        assessment=assessment,
         candles=aggregate(attach_sessions(usable, timings, exchanges), intervals),
         stored=stored,
     )

@@ -21,7 +21,7 @@ A closed market day has no score.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -111,57 +111,49 @@ class Validation:
     reference: pd.Series
 
 
+# One row per assessed ticker-day: its status, score and components, and what the rules found.
+REPORT_COLUMNS = (
+    "ticker",
+    "trade_date",
+    "status",
+    "score",
+    "completeness",
+    "validity",
+    "consistency",
+    "rows",
+    "valid_rows",
+    "regular_bars",
+    "expected_bars",
+    "usable_bars",
+    "gaps",
+    "gap_bars",
+    "regular_spikes",
+    *(f"{name}_rows" for name in FLAG_NAMES),
+)
+# One row per gap: consecutive expected regular-session bars without a usable bar.
+GAP_COLUMNS = ("ticker", "trade_date", "start", "bars")
+
+
 @dataclass(frozen=True)
-class Gap:
-    """Consecutive expected regular-session bars without a usable bar."""
+class Assessment:
+    """The quality of ticker-days: one row each in `reports` (REPORT_COLUMNS; the score and its
+    components NaN on a closed market day) and one row per gap found in `gaps` (GAP_COLUMNS)."""
 
-    start: pd.Timestamp
-    bars: int
+    reports: pd.DataFrame
+    gaps: pd.DataFrame
 
+    def passed(self, threshold: float) -> pd.Series:
+        """The quality gate: a closed day passes (nothing is expected); an open day needs
+        `score >= threshold`."""
+        return (self.reports["status"] == STATUS_CLOSED) | (self.reports["score"] >= threshold)
 
-@dataclass(frozen=True)
-class PartitionQuality:
-    """What validation found in one ticker-day, and its score (None on a closed market day)."""
-
-    ticker: str
-    trade_date: date
-    status: str
-    rows: int
-    valid_rows: int
-    flag_counts: Mapping[str, int]
-    regular_bars: int
-    regular_spikes: int
-    expected_bars: int
-    usable_bars: int
-    gaps: tuple[Gap, ...]
-    completeness: float | None
-    validity: float | None
-    consistency: float | None
-    score: float | None
-
-    @property
-    def missing_bars(self) -> int:
-        return self.expected_bars - self.usable_bars
-
-    def passed(self, threshold: float) -> bool:
-        return passes(self.status, self.score, threshold)
-
-    def verdict(self, threshold: float) -> str:
-        return verdict(self.status, self.score, threshold)
-
-
-def passes(status: str, score: float | None, threshold: float) -> bool:
-    """The quality gate: a closed day passes (nothing is expected); an open day needs
-    `score >= threshold`."""
-    return status == STATUS_CLOSED or (score is not None and score >= threshold)
-
-
-def verdict(status: str, score: float | None, threshold: float) -> str:
-    """The gate's decision in words, e.g. `quality score 0.4981 < threshold 0.8`."""
-    if status == STATUS_CLOSED or score is None:
-        return f"{status}: nothing is expected"
-    relation = ">=" if passes(status, score, threshold) else "<"
-    return f"quality score {score:.4f} {relation} threshold {threshold}"
+    def verdicts(self, threshold: float) -> pd.Series:
+        """The gate's decision in words, e.g. `quality score 0.4981 < threshold 0.8`."""
+        relation = self.passed(threshold).map({True: ">=", False: "<"}).astype(str)
+        scored = "quality score " + self.reports["score"].map("{:.4f}".format).astype(str)
+        words = scored + " " + relation + f" threshold {threshold}"
+        closed = self.reports["status"] + ": nothing is expected"
+        return words.where(self.reports["score"].notna(), closed)
 
 
 def validate_quotes(
@@ -295,23 +287,20 @@ def assess(
     validation: Validation,
     timings: pd.DataFrame,
     exchanges: ExchangeDirectory,
-    ticker_days: Iterable[tuple[date, str]],
+    ticker_days: pd.DataFrame,
     rules: QualityRules | None = None,
-) -> list[PartitionQuality]:
-    """The quality of each ticker-day in `ticker_days`, whether it has rows or not."""
+) -> Assessment:
+    """The quality of each ticker-day of `ticker_days` (columns ticker, trade_date), whether it
+    has rows or not: all at once, with no Python work per ticker-day."""
     rules = rules or QualityRules()
     quotes = validation.quotes
-    wanted = sorted(set(ticker_days))
-    partitions = attach_sessions(
-        pd.DataFrame(
-            {
-                "ticker": [ticker for _, ticker in wanted],
-                "trade_date": pd.to_datetime([day for day, _ in wanted]),
-            }
-        ).astype({"ticker": object, "trade_date": "datetime64[ns]"}),
-        timings,
-        exchanges,
+    wanted = (
+        ticker_days.loc[:, ["ticker", "trade_date"]]
+        .astype({"ticker": object, "trade_date": "datetime64[ns]"})
+        .drop_duplicates()
+        .sort_values(["trade_date", "ticker"])
     )
+    partitions = attach_sessions(wanted, timings, exchanges)
     keys = ["ticker", "trade_date"]
     regular = quotes["session"] == SESSION_REGULAR
     counts = (
@@ -326,25 +315,49 @@ def assess(
             valid_rows=("is_valid", "sum"),
             regular_bars=("regular_bars", "sum"),
             regular_spikes=("regular_spikes", "sum"),
-            **{name: (f"flag_{name}", "sum") for name in FLAG_NAMES},
+            **{f"{name}_rows": (f"flag_{name}", "sum") for name in FLAG_NAMES},
         )
     )
     widths = quotes.groupby(keys)["interval"].first().map(INTERVAL_SECONDS)
     usable = quotes[regular & quotes["is_valid"]]
-    coverage = _coverage(usable, partitions.join(widths.rename("width"), on=keys), rules)
+    coverage, gaps = _coverage(usable, partitions.join(widths.rename("width"), on=keys), rules)
     table = partitions.join(counts, on=keys).join(coverage, on=keys)
-    return [_partition_quality(row, rules) for row in table.itertuples(index=False)]
+    numbers = ["rows", "valid_rows", "regular_bars", "regular_spikes"]
+    numbers += [f"{name}_rows" for name in FLAG_NAMES]
+    table[numbers] = table[numbers].fillna(0).astype("int64")
+    is_open = table["open_utc"].notna()
+    expected = table["expected_bars"].where(is_open, 0)
+    usable_bars = np.minimum(table["usable_bars"], expected)
+    completeness = (usable_bars / expected.where(expected > 0)).fillna(1.0)
+    validity = (table["valid_rows"] / table["rows"].where(table["rows"] > 0)).fillna(1.0)
+    consistency = rules.spike_penalty ** table["regular_spikes"].astype("float64")
+    table = table.assign(
+        status=np.where(is_open, STATUS_SCORED, STATUS_CLOSED),
+        expected_bars=expected,
+        usable_bars=usable_bars,
+        gaps=table["gaps"].where(is_open, 0),
+        gap_bars=table["gap_bars"].where(is_open, 0),
+        completeness=completeness.where(is_open),
+        validity=validity.where(is_open),
+        consistency=consistency.where(is_open),
+        score=(completeness * validity * consistency).where(is_open),
+    )
+    reports = table.loc[:, list(REPORT_COLUMNS)].reset_index(drop=True)
+    return Assessment(reports=reports, gaps=gaps)
 
 
-def _coverage(usable: pd.DataFrame, partitions: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
-    """Per ticker-day: expected regular bars, usable ones, and gaps (runs of missing bars).
+def _coverage(
+    usable: pd.DataFrame, partitions: pd.DataFrame, rules: QualityRules
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per ticker-day: expected regular bars, usable ones, and its gaps (runs of missing bars);
+    and every gap with its start.
 
     Bars are placed on the session's grid (open + k x bar width, the lunch break removed), so a
     partition's missing bars are the grid slots no usable bar falls in. A partition without rows
     is measured in minute bars.
     """
     keys = ["ticker", "trade_date"]
-    grid = partitions.copy()
+    grid = partitions.reset_index(drop=True)
     grid["width"] = grid["width"].fillna(SECONDS_PER_MINUTE).astype("int64") // SECONDS_PER_MINUTE
     break_minutes = (
         (grid["break_end_utc"] - grid["break_start_utc"]).fillna(pd.Timedelta(0))
@@ -372,22 +385,23 @@ def _coverage(usable: pd.DataFrame, partitions: pd.DataFrame, rules: QualityRule
         .sort_values(["pid", "slot"])
     )
     usable_count = present.groupby("pid").size().reindex(grid["pid"], fill_value=0)
-    gaps = _gap_runs(present, grid["expected"].to_numpy(), rules.gap_min_bars)
-    gap_lists = {pid: [] for pid in grid["pid"]}
-    for pid, first_slot, length in gaps:
-        row = grid.iloc[pid]
-        gap_lists[pid].append(Gap(start=_slot_start(row, first_slot), bars=int(length)))
-    return pd.DataFrame(
+    gaps = _gaps(grid, *_gap_runs(present, grid["expected"].to_numpy(), rules.gap_min_bars))
+    per_partition = gaps.groupby("pid")["bars"].agg(["size", "sum"]).reindex(grid["pid"])
+    coverage = pd.DataFrame(
         {
             "expected_bars": grid["expected"].to_numpy(),
             "usable_bars": usable_count.to_numpy(),
-            "gaps": [tuple(gap_lists[pid]) for pid in grid["pid"]],
+            "gaps": per_partition["size"].fillna(0).astype("int64").to_numpy(),
+            "gap_bars": per_partition["sum"].fillna(0).astype("int64").to_numpy(),
         },
         index=pd.MultiIndex.from_frame(grid[keys]),
     )
+    return coverage, gaps.loc[:, list(GAP_COLUMNS)]
 
 
-def _gap_runs(present: pd.DataFrame, expected: np.ndarray, min_bars: int) -> list[tuple]:
+def _gap_runs(
+    present: pd.DataFrame, expected: np.ndarray, min_bars: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pid, first missing slot, length) of every run of at least `min_bars` missing slots."""
     pid = present["pid"].to_numpy()
     slot = present["slot"].to_numpy()
@@ -400,48 +414,25 @@ def _gap_runs(present: pd.DataFrame, expected: np.ndarray, min_bars: int) -> lis
     same = all_pid[1:] == all_pid[:-1]
     length = all_slot[1:] - all_slot[:-1] - 1
     runs = same & (length >= min_bars)
-    return list(zip(all_pid[:-1][runs], all_slot[:-1][runs] + 1, length[runs], strict=True))
+    return all_pid[:-1][runs], all_slot[:-1][runs] + 1, length[runs]
 
 
-def _slot_start(partition: pd.Series, slot: int) -> pd.Timestamp:
-    offset = pd.Timedelta(minutes=int(slot) * int(partition["width"]))
-    start = partition["open_utc"] + offset
-    if pd.notna(partition["break_start_utc"]) and start >= partition["break_start_utc"]:
-        start += pd.Timedelta(minutes=int(partition["break_minutes"]))
-    return start
-
-
-def _partition_quality(row: tuple, rules: QualityRules) -> PartitionQuality:
-    fields = row._asdict()
-    rows = int(np.nan_to_num(fields["rows"]))
-    valid_rows = int(np.nan_to_num(fields["valid_rows"]))
-    regular_spikes = int(np.nan_to_num(fields["regular_spikes"]))
-    flag_counts = {name: int(np.nan_to_num(fields[name])) for name in FLAG_NAMES}
-    is_open = pd.notna(fields["open_utc"])
-    expected = int(fields["expected_bars"]) if is_open else 0
-    usable = min(int(fields["usable_bars"]), expected)
-    completeness = validity = consistency = score = None
-    if is_open:
-        completeness = usable / expected if expected else 1.0
-        validity = valid_rows / rows if rows else 1.0
-        consistency = rules.spike_penalty**regular_spikes
-        score = completeness * validity * consistency
-    return PartitionQuality(
-        ticker=fields["ticker"],
-        trade_date=pd.Timestamp(fields["trade_date"]).date(),
-        status=STATUS_SCORED if is_open else STATUS_CLOSED,
-        rows=rows,
-        valid_rows=valid_rows,
-        flag_counts=flag_counts,
-        regular_bars=int(np.nan_to_num(fields["regular_bars"])),
-        regular_spikes=regular_spikes,
-        expected_bars=expected,
-        usable_bars=usable,
-        gaps=fields["gaps"] if is_open else (),
-        completeness=completeness,
-        validity=validity,
-        consistency=consistency,
-        score=score,
+def _gaps(
+    grid: pd.DataFrame, pid: np.ndarray, first_slot: np.ndarray, length: np.ndarray
+) -> pd.DataFrame:
+    """Each gap's ticker-day and start: the session open plus its slots, the break skipped."""
+    at = grid.iloc[pid].reset_index(drop=True)
+    start = at["open_utc"] + pd.to_timedelta(first_slot * at["width"].to_numpy(), unit="min")
+    after_break = at["break_start_utc"].notna() & (start >= at["break_start_utc"])
+    start = start + pd.to_timedelta(np.where(after_break, at["break_minutes"], 0), unit="min")
+    return pd.DataFrame(
+        {
+            "pid": pid,
+            "ticker": at["ticker"],
+            "trade_date": at["trade_date"],
+            "start": start,
+            "bars": length.astype("int64"),
+        }
     )
 
 

@@ -7,6 +7,7 @@ rules of our own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +37,8 @@ SESSION_POST = "post"
 SESSION_OUTSIDE = "outside"
 
 NANOS_PER_MINUTE = 60 * 1_000_000_000
+# Calendars kept per process: a few exchanges over the few year spans runs ask for.
+CALENDARS_CACHED = 64
 
 
 class MissingTimingsError(LookupError):
@@ -78,11 +81,16 @@ def empty_timings() -> pd.DataFrame:
 
 
 def exchange_calendar(mic: str, start: date, end: date) -> xcals.ExchangeCalendar:
-    """The exchange_calendars calendar of `mic` covering `start` to `end`, or a clear error."""
+    """The exchange_calendars calendar of `mic` covering `start` to `end` (whole years, built
+    once per process: building one takes a good part of a second), or a clear error."""
     validate_mic(mic)
-    # exchange_calendars needs start < end: a one-day range still spans two dates.
+    return _calendar_of_years(mic, start.year, end.year)
+
+
+@functools.lru_cache(maxsize=CALENDARS_CACHED)
+def _calendar_of_years(mic: str, first_year: int, last_year: int) -> xcals.ExchangeCalendar:
     return xcals.get_calendar(
-        mic, start=pd.Timestamp(start), end=pd.Timestamp(end) + pd.Timedelta(days=1)
+        mic, start=pd.Timestamp(date(first_year, 1, 1)), end=pd.Timestamp(date(last_year, 12, 31))
     )
 
 

@@ -39,8 +39,10 @@ FAILED = "failed"
 RETRY_LATER = "retry_later"
 CLOSED = "closed"
 STATUSES = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, CLOSED)
+# Not a stored status: an open session of a watched ticker no run has looked at yet.
+NOT_FETCHED = "not_fetched"
 # Open ticker-days whose data is missing: what the coverage check names.
-MISSING = (NO_DATA, FAILED, RETRY_LATER)
+MISSING = (NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 
 # What a run does with each expected ticker-day.
 FETCH = "fetch"  # ask the provider (or, without a fetch, process the stored rows)
@@ -312,13 +314,18 @@ def conform_states(states: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_states(plan: WorkPlan, new_states: pd.DataFrame) -> pd.DataFrame:
-    """Every expected ticker-day's state after the run: the new rows, else the previous ones."""
-    previous = plan.ticker_days.loc[
-        :, ["trade_date", "ticker", *(f"previous_{c}" for c in STATE_COLUMNS[2:])]
-    ]
+    """Every expected ticker-day's state after the run: the new rows, else the previous ones,
+    else (a ticker-day no run has looked at) `closed` on a closed day and `not_fetched` on an
+    open one."""
+    work = plan.ticker_days
+    previous = work.loc[:, ["trade_date", "ticker", *(f"previous_{c}" for c in STATE_COLUMNS[2:])]]
     previous = previous.rename(columns=lambda name: name.removeprefix("previous_"))
-    previous = conform_states(previous[previous["status"].notna()])
-    combined = pd.concat([new_states, previous], ignore_index=True)
+    unseen = previous["status"].isna()
+    previous["exchange"] = previous["exchange"].fillna(work["exchange"])
+    previous.loc[unseen, "status"] = np.where(work.loc[unseen, "is_open"], NOT_FETCHED, CLOSED)
+    previous.loc[unseen, list(COUNT_COLUMNS)] = 0
+    previous.loc[unseen, "attempts"] = 0
+    combined = pd.concat([new_states, conform_states(previous)], ignore_index=True)
     return combined.drop_duplicates(KEY, keep="first").reset_index(drop=True)
 
 
@@ -329,11 +336,11 @@ def day_summary(final: pd.DataFrame) -> pd.DataFrame:
         final.groupby(["trade_date", "status"])
         .size()
         .unstack(fill_value=0)
-        .reindex(columns=list(STATUSES), fill_value=0)
+        .reindex(columns=[*STATUSES, NOT_FETCHED], fill_value=0)
     )
     scored = final[final["status"].isin([COMPLETE, BLOCKED])]
     scores = scored.groupby("trade_date")["quality_score"].agg(["min", "mean"])
     summary = counts.assign(expected=counts.sum(axis=1)).join(
         scores.rename(columns={"min": "quality_score_min", "mean": "quality_score_mean"})
     )
-    return summary.astype({status: "int64" for status in (*STATUSES, "expected")})
+    return summary.astype({status: "int64" for status in (*STATUSES, NOT_FETCHED, "expected")})

@@ -14,11 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.warehouse.partition_store import (
-    KeyValues,
-    load_days,
-    replace_partitions,
-)
+from candle_pipeline.warehouse.partition_store import load_days, replace_partitions
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
 
 
@@ -50,19 +46,15 @@ def _days(partition_keys: Sequence[str]) -> list[date]:
     return [date.fromisoformat(key) for key in partition_keys]
 
 
-def _keys(spec: PartitionedTable, frame: pd.DataFrame, days: Sequence[date]) -> list[KeyValues]:
+def _keys(spec: PartitionedTable, frame: pd.DataFrame, days: Sequence[date]) -> pd.DataFrame:
     """The keys a write replaces: the days themselves, or the ticker-days the frame holds (which
     must lie in those days)."""
     if spec.key_columns == (spec.day_column,):
-        return [(day,) for day in days]
+        return pd.DataFrame({spec.day_column: pd.to_datetime(list(days))})
     present = frame.loc[:, list(spec.key_columns)].drop_duplicates()
     outside = sorted(set(present[spec.day_column].dt.date) - set(days))
     if outside:
         raise dg.DagsterInvariantViolationError(
             f"{spec.name}: rows of {outside[0]}, a day this run does not materialise"
         )
-    columns = [
-        present[column].dt.date if column == spec.day_column else present[column]
-        for column in spec.key_columns
-    ]
-    return list(zip(*columns, strict=True))
+    return present

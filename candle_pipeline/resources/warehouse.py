@@ -22,7 +22,7 @@ from candle_pipeline.settings import (
     mask_url,
     validate_postgres_url,
 )
-from candle_pipeline.warehouse.tables import create_tables
+from candle_pipeline.warehouse.schema import upgrade
 
 T = TypeVar("T")
 LOGGER = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ def engine_for(database_url: str) -> sa.Engine:
 
 
 def ensure_tables(database_url: str) -> None:
-    """Create the warehouse tables once per process and database."""
+    """Bring the warehouse schema to the current revision (`warehouse.schema.upgrade`), once per
+    process and database."""
     with _LOCK:
         if database_url in _TABLES_READY:
             return
-    with engine_for(database_url).begin() as connection:
-        create_tables(connection)
+    upgrade(database_url)
     with _LOCK:
         _TABLES_READY.add(database_url)
 

@@ -3,14 +3,17 @@ fetched again once the wait is over, so a rate-limited backfill finishes by itse
 
 Each tick reads the `retry_later` and `failed` ticker-days whose `retry_after` has passed and
 requests runs of `market_data_job` over their days with `tickers` naming them (the other tickers
-of those days are complete already or not named: no provider call for them). The run key holds
-the latest update of those ticker-days: while a requested run has not changed them, the same
-request is not made twice.
+of those days are complete already or not named: no provider call for them). The run key stands
+for those ticker-days as last written: while a requested run has not changed them, the same
+request is not made twice, and ticker-days that fall due later get a run of their own.
 """
 
+import hashlib
+import json
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
@@ -19,6 +22,21 @@ from candle_pipeline.settings import RETRY_SENSOR_INTERVAL_SECONDS
 from candle_pipeline.warehouse.ticker_days import due_retries
 
 RETRY_TAG = "candle/retry"
+RUN_KEY_DIGEST_BYTES = 8
+
+
+def _run_key(due: pd.DataFrame) -> str:
+    """The same due ticker-days, written at the same moments: the same key."""
+    text = json.dumps(
+        sorted(
+            (ticker, day.date().isoformat(), updated.isoformat())
+            for ticker, day, updated in zip(
+                due["ticker"], due["trade_date"], due["updated_at"], strict=True
+            )
+        )
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=RUN_KEY_DIGEST_BYTES).hexdigest()
+    return f"retry:{digest}"
 
 
 @dg.sensor(
@@ -36,10 +54,9 @@ def retry_sensor(
     if due.empty:
         return dg.SensorResult(skip_reason="no ticker-day is due for a retry")
     tickers = sorted(set(due["ticker"]))
-    latest = max(due["updated_at"]).isoformat()
     requests = run_requests(
         due["trade_date"].dt.date,
-        key=f"retry:{latest}",
+        key=_run_key(due),
         tickers=tickers,
         tags={RETRY_TAG: str(len(due))},
     )

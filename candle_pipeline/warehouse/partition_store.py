@@ -30,6 +30,10 @@ from candle_pipeline.warehouse import binary_copy
 from candle_pipeline.warehouse.tables import PartitionedTable
 
 KeyValues = tuple[date | str, ...]
+# Keys as a frame of the key columns, or as tuples of their values in that order.
+Keys = pd.DataFrame | Sequence[KeyValues]
+# The temporary table a statement's keys are copied into.
+KEYS_TABLE = "candle_keys"
 
 
 class PartitionWriteError(ValueError):
@@ -39,23 +43,22 @@ class PartitionWriteError(ValueError):
 def replace_partitions(
     conn: psycopg.Connection,
     spec: PartitionedTable,
-    keys: Sequence[KeyValues],
+    keys: Keys,
     frame: pd.DataFrame,
 ) -> int:
     """Replace the rows of `keys` (values of `spec.key_columns`) by `frame`; returns the rows
     written."""
     rows = _conform(spec, frame)
-    _check_rows_inside(spec, keys, rows)
+    key_frame = _key_frame(spec.key_columns, keys)
+    _check_rows_inside(spec, key_frame, rows)
     table = qualified(spec.table)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{spec.table.fullname}",))
+        _stage_keys(conn, spec, key_frame)
         conn.execute(
-            sql.SQL("DELETE FROM {table} AS t USING {keys} WHERE {match}").format(
-                table=table,
-                keys=_keys_relation(spec, spec.key_columns),
-                match=_key_match(spec.key_columns),
-            ),
-            _key_arrays(spec.key_columns, keys),
+            sql.SQL("DELETE FROM {table} AS t USING {keys} AS k WHERE {match}").format(
+                table=table, keys=sql.Identifier(KEYS_TABLE), match=_key_match(spec.key_columns)
+            )
         )
         copy_statement = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT binary)").format(
             table=table, columns=sql.SQL(", ").join(map(sql.Identifier, spec.columns))
@@ -73,42 +76,36 @@ def replace_partitions(
     return len(rows)
 
 
-def load_partitions(
-    conn: psycopg.Connection, spec: PartitionedTable, keys: Sequence[KeyValues]
-) -> pd.DataFrame:
+def load_partitions(conn: psycopg.Connection, spec: PartitionedTable, keys: Keys) -> pd.DataFrame:
     """The rows of `keys` (values of `spec.key_columns`), in primary-key order, typed as the
     writers produce them."""
-    return _load(conn, spec, spec.key_columns, keys)
+    return _load(conn, spec, _key_frame(spec.key_columns, keys))
 
 
 def load_days(
     conn: psycopg.Connection, spec: PartitionedTable, days: Sequence[date]
 ) -> pd.DataFrame:
     """Every row of `days` (by `spec.day_column`), in primary-key order."""
-    return _load(conn, spec, (spec.day_column,), [(day,) for day in days])
+    return _load(conn, spec, _key_frame((spec.day_column,), [(day,) for day in days]))
 
 
-def _load(
-    conn: psycopg.Connection,
-    spec: PartitionedTable,
-    columns: tuple[str, ...],
-    keys: Sequence[KeyValues],
-) -> pd.DataFrame:
-    query = sql.SQL(
-        "COPY (SELECT {columns} FROM {table} AS t JOIN {keys} ON {match} ORDER BY {order}) "
-        "TO STDOUT (FORMAT csv)"
-    )
-    statement = query.format(
-        columns=sql.SQL(", ").join(_export_expression(column) for column in spec.table.columns),
-        table=qualified(spec.table),
-        keys=_keys_relation(spec, columns),
-        match=_key_match(columns),
-        order=sql.SQL(", ").join(sql.Identifier("t", name) for name in spec.order_by),
-    )
-    buffer = io.BytesIO()
-    with conn.cursor() as cursor, cursor.copy(statement, _key_arrays(columns, keys)) as copy:
-        for data in copy:
-            buffer.write(data)
+def _load(conn: psycopg.Connection, spec: PartitionedTable, keys: pd.DataFrame) -> pd.DataFrame:
+    with conn.transaction():
+        _stage_keys(conn, spec, keys)
+        statement = sql.SQL(
+            "COPY (SELECT {columns} FROM {table} AS t JOIN {keys} AS k ON {match} "
+            "ORDER BY {order}) TO STDOUT (FORMAT csv)"
+        ).format(
+            columns=sql.SQL(", ").join(_export_expression(column) for column in spec.table.columns),
+            table=qualified(spec.table),
+            keys=sql.Identifier(KEYS_TABLE),
+            match=_key_match(tuple(keys.columns)),
+            order=sql.SQL(", ").join(sql.Identifier("t", name) for name in spec.order_by),
+        )
+        buffer = io.BytesIO()
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            for data in copy:
+                buffer.write(data)
     buffer.seek(0)
     return _parse_export(spec, buffer)
 
@@ -118,30 +115,44 @@ def qualified(table: sa.Table) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
 
 
-def _key_names(columns: tuple[str, ...]) -> list[str]:
-    return [f"k{position}" for position in range(len(columns))]
+def _key_frame(columns: tuple[str, ...], keys: Keys) -> pd.DataFrame:
+    """The keys as a frame of `columns` (a frame holding them, or tuples in that order)."""
+    if isinstance(keys, pd.DataFrame):
+        return keys.loc[:, list(columns)].drop_duplicates()
+    if any(len(values) != len(columns) for values in keys):
+        raise PartitionWriteError(f"each key needs {len(columns)} value(s): {', '.join(columns)}")
+    return pd.DataFrame(list(keys), columns=list(columns)).drop_duplicates()
 
 
-def _keys_relation(spec: PartitionedTable, columns: tuple[str, ...]) -> sql.Composed:
-    arrays = [sql.SQL("%s::{}[]").format(sql.SQL(_sql_type(spec, column))) for column in columns]
-    return sql.SQL("unnest({arrays}) AS k({names})").format(
-        arrays=sql.SQL(", ").join(arrays),
-        names=sql.SQL(", ").join(map(sql.Identifier, _key_names(columns))),
+def _stage_keys(conn: psycopg.Connection, spec: PartitionedTable, keys: pd.DataFrame) -> None:
+    """The keys in a temporary table of this transaction, by binary COPY: a run's keys can be a
+    year of ticker-days, too many to send as parameters one Python object at a time."""
+    layout = sa.Table(
+        KEYS_TABLE,
+        sa.MetaData(),
+        *(sa.Column(column, spec.table.c[column].type) for column in keys.columns),
     )
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(KEYS_TABLE)))
+    conn.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
+            sql.Identifier(KEYS_TABLE),
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(_sql_type(spec, column)))
+                for column in keys.columns
+            ),
+        )
+    )
+    statement = sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(KEYS_TABLE))
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        for block in binary_copy.encode(layout, keys):
+            copy.write(block)
 
 
 def _key_match(columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(sql.Identifier("t", column), sql.Identifier("k", key))
-        for column, key in zip(columns, _key_names(columns), strict=True)
+        sql.SQL("{} = {}").format(sql.Identifier("t", column), sql.Identifier("k", column))
+        for column in columns
     )
-
-
-def _key_arrays(columns: tuple[str, ...], keys: Sequence[KeyValues]) -> list[list]:
-    width = len(columns)
-    if any(len(values) != width for values in keys):
-        raise PartitionWriteError(f"each key needs {width} value(s): {', '.join(columns)}")
-    return [[values[position] for values in keys] for position in range(width)]
 
 
 def _sql_type(spec: PartitionedTable, column: str) -> str:
@@ -160,15 +171,13 @@ def _conform(spec: PartitionedTable, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, spec.columns]
 
 
-def _check_rows_inside(
-    spec: PartitionedTable, keys: Sequence[KeyValues], rows: pd.DataFrame
-) -> None:
+def _check_rows_inside(spec: PartitionedTable, keys: pd.DataFrame, rows: pd.DataFrame) -> None:
     """Refuse rows that belong to keys other than those being replaced."""
     if rows.empty:
         return
     columns = list(spec.key_columns)
     present = _comparable(spec, rows[columns].drop_duplicates())
-    allowed = _comparable(spec, pd.DataFrame(list(keys), columns=columns))
+    allowed = _comparable(spec, keys)
     outside = ~pd.MultiIndex.from_frame(present).isin(pd.MultiIndex.from_frame(allowed))
     if outside.any():
         example = tuple(present[outside].iloc[0])

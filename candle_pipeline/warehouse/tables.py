@@ -1,8 +1,9 @@
 """The warehouse tables in schema `market`, their keys, and how Dagster's day partitions map
 onto them.
 
-Tables are created by `create_tables` (idempotent), never by hand. Primary keys make duplicate
-bars impossible; each table names the columns a write replaces and the column of its day.
+Tables are made and changed by the migrations of `schema.py`, never by hand; a test proves they
+create exactly what is described here. Primary keys make duplicate bars impossible; each table
+names the columns a write replaces and the column of its day.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from candle_pipeline.settings import get_settings
 
 WAREHOUSE_SCHEMA = get_settings().warehouse_schema
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
-
-# A fixed key so that concurrent processes creating the tables take turns.
-DDL_LOCK_KEY = 7_310_001
 
 
 def _price_columns() -> list[sa.Column]:
@@ -166,44 +164,6 @@ TABLES: Mapping[str, PartitionedTable] = {
     # Written next to the bars, for the same ticker-days (ex-date = the day).
     "corporate_actions": PartitionedTable(corporate_actions, ("ex_date", "ticker"), "ex_date"),
 }
-
-
-class SchemaMismatchError(RuntimeError):
-    """An existing table lacks a column that cannot be added in place."""
-
-
-def create_tables(connection: sa.Connection) -> None:
-    """Create the schema and every missing table, index and nullable column.
-
-    Safe to run concurrently (one advisory lock) and on a warehouse made by an older release:
-    nullable columns added since are added in place; anything else is refused with the fix.
-    """
-    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY})
-    connection.execute(sa.schema.CreateSchema(WAREHOUSE_SCHEMA, if_not_exists=True))
-    metadata.create_all(connection, checkfirst=True)
-    _add_missing_columns(connection)
-
-
-def _add_missing_columns(connection: sa.Connection) -> None:
-    inspector = sa.inspect(connection)
-    quote = connection.dialect.identifier_preparer.quote
-    for table in metadata.sorted_tables:
-        existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
-        for column in table.columns:
-            if column.name in existing:
-                continue
-            if not column.nullable:
-                raise SchemaMismatchError(
-                    f"{table.fullname} lacks the required column {column.name}: re-create the "
-                    "table (drop it and re-materialise its asset) or use a fresh database"
-                )
-            column_type = column.type.compile(dialect=connection.dialect)
-            connection.execute(
-                sa.text(
-                    f"ALTER TABLE {quote(table.schema)}.{quote(table.name)} "
-                    f"ADD COLUMN IF NOT EXISTS {quote(column.name)} {column_type}"
-                )
-            )
 
 
 # One row per ticker-day and run of `validated_quotes`: the score, its components and what the

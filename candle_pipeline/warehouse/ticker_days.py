@@ -24,8 +24,7 @@ def load_states(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFrame:
 
 def write_states(conn: psycopg.Connection, states: pd.DataFrame) -> int:
     """Store `states` (STATE_COLUMNS), replacing those ticker-days' rows; returns rows written."""
-    keys = list(zip(states["trade_date"].dt.date, states["ticker"], strict=True))
-    return replace_partitions(conn, TICKER_DAYS, keys, states)
+    return replace_partitions(conn, TICKER_DAYS, states, states)
 
 
 def due_retries(conn: psycopg.Connection, now: datetime) -> pd.DataFrame:

@@ -42,9 +42,17 @@ def validate(raw: pd.DataFrame, **kwargs: object) -> Validation:
     return validation
 
 
-def quality_of(validation: Validation, ticker: str, *days: date):
-    reports = assess(validation, TIMINGS, XNYS, [(day, ticker) for day in days], RULES)
-    return reports[0] if len(days) == 1 else reports
+def quality_of(validation: Validation, ticker: str, *days: date) -> pd.Series | pd.DataFrame:
+    """The report of `ticker` on each of `days` (a row, or a frame indexed by day), with the
+    gate's decision (`passed`) and its gaps as (start, bars) pairs (`gap_list`)."""
+    keys = pd.DataFrame({"ticker": ticker, "trade_date": pd.to_datetime(list(days))})
+    assessment = assess(validation, TIMINGS, XNYS, keys, RULES)
+    found = assessment.gaps.groupby(assessment.gaps["trade_date"].dt.date)
+    gap_lists = {day: list(zip(gaps["start"], gaps["bars"], strict=True)) for day, gaps in found}
+    reports = assessment.reports.assign(passed=assessment.passed(RULES.threshold))
+    reports.index = reports["trade_date"].dt.date
+    reports["gap_list"] = [gap_lists.get(day, []) for day in reports.index]
+    return reports.iloc[0] if len(days) == 1 else reports
 
 
 def split_actions(ticker: str) -> pd.DataFrame:
@@ -92,17 +100,17 @@ def test_a_clean_day_keeps_every_row_tags_sessions_and_scores_one() -> None:
     assert (quotes["session"] == "regular").sum() == 390
     assert set(quotes["session"]) == {"pre", "regular", "post"}
     report = quality_of(validation, "SPY", date(2013, 10, 7))
-    assert (report.expected_bars, report.usable_bars, report.gaps) == (390, 390, ())
-    assert (report.completeness, report.validity, report.consistency) == (1.0, 1.0, 1.0)
-    assert report.score == 1.0
+    assert (report["expected_bars"], report["usable_bars"], report["gap_list"]) == (390, 390, [])
+    assert (report["completeness"], report["validity"], report["consistency"]) == (1.0, 1.0, 1.0)
+    assert report["score"] == 1.0
 
 
 def test_the_early_close_expects_210_bars_and_is_not_a_gap() -> None:
     validation = validate(raw_days("GOOG", date(2015, 12, 24)))
     report = quality_of(validation, "GOOG", date(2015, 12, 24))
-    assert (report.expected_bars, report.usable_bars) == (210, 210)
-    assert report.gaps == ()
-    assert report.score == 1.0
+    assert (report["expected_bars"], report["usable_bars"]) == (210, 210)
+    assert report["gap_list"] == []
+    assert report["score"] == 1.0
     after_close = validation.quotes["ts"] >= pd.Timestamp("2015-12-24 18:00", tz="UTC")
     assert set(validation.quotes.loc[after_close, "session"]) == {"post"}
 
@@ -110,10 +118,10 @@ def test_the_early_close_expects_210_bars_and_is_not_a_gap() -> None:
 def test_quiet_minutes_lower_completeness_but_are_not_gaps() -> None:
     """GOOG 2015-12-28 has 8 regular minutes without a trade, none adjacent."""
     report = quality_of(validate(raw_days("GOOG", date(2015, 12, 28))), "GOOG", date(2015, 12, 28))
-    assert (report.expected_bars, report.usable_bars) == (390, 382)
-    assert report.gaps == ()
-    assert report.score == pytest.approx(382 / 390)
-    assert report.score >= 0.95
+    assert (report["expected_bars"], report["usable_bars"]) == (390, 382)
+    assert report["gap_list"] == []
+    assert report["score"] == pytest.approx(382 / 390)
+    assert report["score"] >= 0.95
 
 
 def test_every_sample_day_scores_at_least_095() -> None:
@@ -125,7 +133,7 @@ def test_every_sample_day_scores_at_least_095() -> None:
     }
     for ticker, open_days in days.items():
         reports = quality_of(validate(raw_days(ticker, *open_days)), ticker, *open_days)
-        scores = {report.trade_date: round(report.score, 4) for report in reports}
+        scores = reports["score"].round(4).to_dict()
         assert min(scores.values()) >= 0.95, (ticker, scores)
 
 
@@ -148,9 +156,9 @@ def test_aapls_stale_pre_split_print_is_the_one_flagged_row_on_the_split_day() -
     assert shown["move"] == pytest.approx(1 - 92.23 / 645.70)
 
     report = quality_of(validation, "AAPL", SPLIT_DAY)
-    assert report.regular_spikes == 0
-    assert report.flag_counts["spike"] == 1
-    assert report.score == pytest.approx(833 / 834)
+    assert report["regular_spikes"] == 0
+    assert report["spike_rows"] == 1
+    assert report["score"] == pytest.approx(833 / 834)
 
 
 def test_the_split_explains_the_overnight_move_and_nothing_else_does() -> None:
@@ -166,8 +174,8 @@ def test_the_split_explains_the_overnight_move_and_nothing_else_does() -> None:
     unexplained = validate(regular_only, previous_closes=before)
     assert unexplained.quotes["flag_spike"].sum() == 1
     report = quality_of(unexplained, "AAPL", SPLIT_DAY)
-    assert (report.regular_spikes, report.consistency) == (1, 0.5)
-    assert not report.passed(RULES.threshold)
+    assert (report["regular_spikes"], report["consistency"]) == (1, 0.5)
+    assert not report["passed"]
 
 
 def test_a_feed_already_adjusted_for_the_split_needs_no_explanation() -> None:
@@ -196,19 +204,19 @@ def corrupted(ticker: str, day: date, corruption: corrupt.Corruption):
 def test_an_hour_of_nan_rows_is_flagged_kept_and_scored_below_the_threshold() -> None:
     broken, validation, report = corrupted("SPY", date(2013, 10, 7), corrupt.nan_hour)
     assert len(validation.quotes) == len(broken)
-    assert report.flag_counts["missing"] == 60
-    assert report.usable_bars == 330
-    assert [gap.bars for gap in report.gaps] == [60]
-    assert report.gaps[0].start == pd.Timestamp("2013-10-07 17:00", tz="UTC")
-    assert report.score == pytest.approx((330 / 390) * ((len(broken) - 60) / len(broken)))
-    assert not report.passed(RULES.threshold)
+    assert report["missing_rows"] == 60
+    assert report["usable_bars"] == 330
+    assert [bars for _, bars in report["gap_list"]] == [60]
+    assert report["gap_list"][0][0] == pd.Timestamp("2013-10-07 17:00", tz="UTC")
+    assert report["score"] == pytest.approx((330 / 390) * ((len(broken) - 60) / len(broken)))
+    assert not report["passed"]
 
 
 def test_swapped_high_and_low_fail_ohlc_integrity() -> None:
     broken, _, report = corrupted("SPY", date(2013, 10, 8), corrupt.high_low_swapped)
     ranged = (broken["high"] != broken["low"]).sum()
-    assert report.flag_counts["ohlc"] == ranged
-    assert report.score < 0.2
+    assert report["ohlc_rows"] == ranged
+    assert report["score"] < 0.2
 
 
 def test_a_60_percent_jump_is_one_regular_spike_and_halves_consistency() -> None:
@@ -217,24 +225,22 @@ def test_a_60_percent_jump_is_one_regular_spike_and_halves_consistency() -> None
     assert len(spike) == 1
     assert spike.iloc[0]["ts"] == pd.Timestamp("2013-10-09 16:00", tz="UTC")
     assert spike.iloc[0]["move"] == pytest.approx(0.6, abs=0.01)
-    assert (report.regular_spikes, report.consistency) == (1, 0.5)
-    assert report.score < RULES.threshold
+    assert (report["regular_spikes"], report["consistency"]) == (1, 0.5)
+    assert report["score"] < RULES.threshold
 
 
 def test_a_third_of_the_minutes_removed_is_a_130_bar_gap() -> None:
     _, _, report = corrupted("SPY", date(2013, 10, 10), corrupt.third_removed)
-    assert (report.expected_bars, report.usable_bars) == (390, 260)
-    assert [(gap.start, gap.bars) for gap in report.gaps] == [
-        (pd.Timestamp("2013-10-10 15:00", tz="UTC"), 130)
-    ]
-    assert report.score == pytest.approx(2 / 3)
+    assert (report["expected_bars"], report["usable_bars"]) == (390, 260)
+    assert report["gap_list"] == [(pd.Timestamp("2013-10-10 15:00", tz="UTC"), 130)]
+    assert report["score"] == pytest.approx(2 / 3)
 
 
 def test_a_frozen_quarter_hour_is_a_stale_run_and_a_warning_not_a_block() -> None:
     _, validation, report = corrupted("AIG", date(2013, 10, 11), corrupt.stale_quarter_hour)
-    assert report.flag_counts["stale"] == 15
+    assert report["stale_rows"] == 15
     assert validation.quotes["flag_stale"].sum() == 15
-    assert report.passed(RULES.threshold)
+    assert report["passed"]
 
 
 def test_row_rules_flag_and_keep_broken_rows() -> None:
@@ -255,14 +261,18 @@ def test_row_rules_flag_and_keep_broken_rows() -> None:
 
 def test_closed_and_empty_days() -> None:
     validation = validate(raw_days("SPY", date(2013, 10, 4)))
-    friday, saturday, monday = quality_of(
-        validation, "SPY", date(2013, 10, 4), date(2013, 10, 5), date(2013, 10, 7)
+    friday, saturday, monday = (
+        row
+        for _, row in quality_of(
+            validation, "SPY", date(2013, 10, 4), date(2013, 10, 5), date(2013, 10, 7)
+        ).iterrows()
     )
-    assert friday.score == 1.0
-    assert (saturday.status, saturday.score, saturday.expected_bars) == (STATUS_CLOSED, None, 0)
-    assert saturday.passed(RULES.threshold)
-    assert (monday.rows, monday.expected_bars, monday.score) == (0, 390, 0.0)
-    assert [gap.bars for gap in monday.gaps] == [390]
+    assert friday["score"] == 1.0
+    assert (saturday["status"], saturday["expected_bars"]) == (STATUS_CLOSED, 0)
+    assert pd.isna(saturday["score"])
+    assert saturday["passed"]
+    assert (monday["rows"], monday["expected_bars"], monday["score"]) == (0, 390, 0.0)
+    assert [bars for _, bars in monday["gap_list"]] == [390]
 
 
 def test_the_contracts_refuse_inconsistent_frames() -> None:

@@ -237,6 +237,18 @@ def test_a_refused_ticker_day_is_retried_a_few_times_with_a_doubling_wait() -> N
     assert pd.isna(waits.iloc[3]), "five attempts, then it waits for a person or a run"
 
 
+def test_the_days_of_a_run_naming_one_ticker_still_count_every_ticker() -> None:
+    watched = watch(("SPY", "XNYS", FRIDAY, None), ("IBM", "XNYS", FRIDAY, None))
+    known = states(state("SPY", FRIDAY, td.FAILED))
+    every = td.plan_work(td.expected_ticker_days(watched, [FRIDAY, SATURDAY]), TIMINGS, known, NOW)
+    final = td.final_states(every, td.empty_states()).set_index(["ticker", "trade_date"])
+    assert final.loc[("SPY", pd.Timestamp(FRIDAY)), "status"] == td.FAILED, "as stored"
+    assert final.loc[("IBM", pd.Timestamp(FRIDAY)), "status"] == td.NOT_FETCHED
+    assert final.loc[("IBM", pd.Timestamp(SATURDAY)), "status"] == td.CLOSED
+    summary = td.day_summary(final.reset_index()).loc[pd.Timestamp(FRIDAY)]
+    assert (summary["expected"], summary[td.NOT_FETCHED], summary[td.FAILED]) == (2, 1, 1)
+
+
 def test_a_day_summary_counts_statuses_and_scores() -> None:
     final = states(
         state("SPY", FRIDAY, td.COMPLETE, quality_score=0.9),

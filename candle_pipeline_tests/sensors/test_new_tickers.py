@@ -1,134 +1,260 @@
-"""new_tickers_sensor evaluated against a real Dagster instance and warehouse on Postgres."""
+"""new_tickers_sensor on a real warehouse and Dagster instance: what it requests, and what its
+requests do when executed."""
 
-import time
-from datetime import date, timedelta
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
-from candle_pipeline.resources.warehouse import WarehouseResource, engine_for, ensure_tables
+from candle_pipeline import runs
+from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
+from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
 from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.sensors.new_tickers import new_tickers_sensor
-from candle_pipeline.settings import DEFAULT_BACKFILL_LOOKBACK_DAYS, SP500_CONSTITUENTS
+from candle_pipeline.sensors.new_tickers import TICKERS_TAG, new_tickers_sensor
+from candle_pipeline.settings import SAMPLE_DATA_DIR, SP500_CONSTITUENTS
 from candle_pipeline.warehouse import watchlist
+from candle_pipeline_tests.conftest import definitions_for, table, today_is, watch
+from candle_pipeline_tests.quality.records import latest_evaluations, partition_metadata
 
-PER_TICKER = ("raw_quotes", "validated_quotes", "candles")
+pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def resource(warehouse_url: str) -> WatchlistResource:
-    ensure_tables(warehouse_url)
-    return WatchlistResource(
-        warehouse=WarehouseResource(database_url=warehouse_url), default_exchange="XNYS"
-    )
-
-
-def watch(resource: WatchlistResource, *entries: watchlist.NewTicker) -> None:
-    with engine_for(resource.warehouse.database_url).begin() as connection:
-        watchlist.add(connection, entries, "XNYS")
+# The sensor runs on Saturday 2013-10-12: a history from Friday 2013-10-04 is 8 days, to Friday
+# 2013-10-11 (today's session belongs to the after-close schedule).
+TODAY = date(2013, 10, 12)
+WEEK_START = date(2013, 10, 4)
+RAW = dg.AssetKey("raw_quotes")
 
 
-def evaluate(instance: dg.DagsterInstance, resource: WatchlistResource, cursor: str | None):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"watchlist": resource}
-    ) as context:
+def resource_for(url: str) -> WatchlistResource:
+    return WatchlistResource(warehouse=WarehouseResource(database_url=url), default_exchange="XNYS")
+
+
+def tick(
+    instance: dg.DagsterInstance, url: str, cursor: str | None, today: date = TODAY
+) -> dg.SensorResult:
+    """One evaluation of the sensor on `today`."""
+    with (
+        today_is(today),
+        dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"watchlist": resource_for(url)}
+        ) as context,
+    ):
         return new_tickers_sensor(context)
 
 
-def apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
-    """What the sensor daemon does with the tick's partition requests."""
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+def plan(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
+    """(first day, last day, tickers) of each requested run."""
+    return [
+        (
+            request.tags[runs.RANGE_START_TAG],
+            request.tags[runs.RANGE_END_TAG],
+            request.run_config["ops"]["market_data"]["config"]["tickers"],
+        )
+        for request in result.run_requests or []
+    ]
 
 
-def last_day() -> date:
-    return date.today() - timedelta(days=1)
+def keys(result: dg.SensorResult) -> list[str]:
+    return [request.run_key for request in result.run_requests or []]
 
 
-def test_a_new_ticker_gets_its_partition_and_one_backfill(
-    instance: dg.DagsterInstance, resource: WatchlistResource
+def skip_message(result: dg.SensorResult) -> str | None:
+    return result.skip_reason.skip_message if result.skip_reason else None
+
+
+def test_a_new_ticker_is_requested_over_its_history_once(
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
 ) -> None:
-    watch(
-        resource,
-        watchlist.NewTicker("NVDA"),
-        watchlist.NewTicker("IBM", history_start=date(2013, 10, 1)),
-    )
-    first = evaluate(instance, resource, None)
+    days_per_run(5)
+    watch(warehouse_url, ["IBM"], WEEK_START)
 
-    [partitions_request] = first.dynamic_partitions_requests
-    assert partitions_request.partitions_def_name == TICKERS_PARTITION_NAME
-    assert sorted(partitions_request.partition_keys) == ["IBM", "NVDA"]
-    [backfill] = first.run_requests
-    assert backfill.requires_backfill_daemon()
-    subset = backfill.asset_graph_subset
-    assert {key.path[-1] for key in subset.asset_keys} == {"market_timings", *PER_TICKER}
-    for name in PER_TICKER:
-        keys = set(subset.partitions_subsets_by_asset_key[dg.AssetKey(name)].get_partition_keys())
-        nvda_start = date.today() - timedelta(days=DEFAULT_BACKFILL_LOOKBACK_DAYS)
-        nvda_days = (last_day() - nvda_start).days + 1
-        ibm_days = (last_day() - date(2013, 10, 1)).days + 1
-        assert len(keys) == nvda_days + ibm_days
-        assert f"{nvda_start.isoformat()}|NVDA" in keys
-        assert f"{(nvda_start - timedelta(days=1)).isoformat()}|NVDA" not in keys
-        assert f"{last_day().isoformat()}|NVDA" in keys
-        assert "2013-10-01|IBM" in keys
-    timings = subset.partitions_subsets_by_asset_key[dg.AssetKey("market_timings")]
-    assert "2013-10-01" in set(timings.get_partition_keys())
+    first = tick(instance, warehouse_url, None)
+    assert plan(first) == [
+        ("2013-10-04", "2013-10-08", ["IBM"]),
+        ("2013-10-09", "2013-10-11", ["IBM"]),
+    ], "its history up to yesterday, in runs of at most 5 days"
+    for request in first.run_requests:
+        assert request.run_config["ops"]["market_data"]["config"]["refetch"] is False
+        assert request.tags[TICKERS_TAG] == "IBM"
+    assert new_tickers_sensor.job_name == "market_data_job"
 
-    apply(instance, first)
-    second = evaluate(instance, resource, first.cursor)
-    assert not second.run_requests
-    assert not second.dynamic_partitions_requests
-
-    # Even if the partitions had not been applied yet, the cursor stops a second request.
-    again = evaluate(dg.DagsterInstance.ephemeral(), resource, first.cursor)
-    assert not again.run_requests
+    second = tick(instance, warehouse_url, first.cursor)
+    assert second.run_requests == []
+    assert skip_message(second) == "no new tickers on the watch list"
+    # A lost cursor asks again, with the same run keys: Dagster launches nothing twice.
+    assert keys(tick(instance, warehouse_url, None)) == keys(first)
 
 
-def test_an_inactive_ticker_is_not_requested(instance, resource: WatchlistResource) -> None:
-    watch(resource, watchlist.NewTicker("SPY"))
-    with engine_for(resource.warehouse.database_url).begin() as connection:
-        watchlist.deactivate(connection, ["SPY"])
-    result = evaluate(instance, resource, None)
-    assert not result.run_requests
+def test_day_ranges_follow_days_per_run_and_tickers_sharing_a_window_share_runs(
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(3)
+    watch(warehouse_url, ["SPY", "AIG"], WEEK_START)
+    watch(warehouse_url, ["BAC"], date(2013, 10, 10))
+    watch(warehouse_url, ["GOOG"], TODAY)
+    result = tick(instance, warehouse_url, None)
+    assert plan(result) == [
+        ("2013-10-04", "2013-10-06", ["AIG", "SPY"]),
+        ("2013-10-07", "2013-10-09", ["AIG", "SPY"]),
+        ("2013-10-10", "2013-10-11", ["AIG", "SPY"]),
+        ("2013-10-10", "2013-10-11", ["BAC"]),
+    ], "GOOG's history starts today: nothing to fetch before the session closes"
+    assert len(set(keys(result))) == 4
+    assert result.run_requests[0].tags[TICKERS_TAG] == "AIG,SPY"
+    assert tick(instance, warehouse_url, result.cursor).run_requests == [], "GOOG included"
+
+
+def test_a_history_starting_before_the_partitions_starts_with_them(
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(366)
+    watch(warehouse_url, ["IBM"], date(1999, 12, 20))
+    result = tick(instance, warehouse_url, None, today=date(2000, 1, 5))
+    assert plan(result) == [("2000-01-01", "2000-01-04", ["IBM"])]
+
+
+def test_inactive_removed_and_re_added_tickers(
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(366)
+    watch(warehouse_url, ["AIG"], WEEK_START, removed_on=date(2013, 10, 9))
+    nothing = tick(instance, warehouse_url, None)
+    assert nothing.run_requests == [], "a ticker kept for its past days only is not new"
+
+    watch(warehouse_url, ["SPY"], WEEK_START)
+    first = tick(instance, warehouse_url, None)
+    assert plan(first) == [("2013-10-04", "2013-10-11", ["SPY"])]
+    with engine_for(warehouse_url).begin() as connection:
+        assert watchlist.deactivate(connection, ["SPY"], date(2013, 10, 9)) == ["SPY"]
+    removed = tick(instance, warehouse_url, first.cursor)
+    assert removed.run_requests == []
+
+    watch(warehouse_url, ["SPY"], date(2013, 10, 7))
+    again = tick(instance, warehouse_url, removed.cursor)
+    assert plan(again) == [("2013-10-04", "2013-10-11", ["SPY"])], "its earlier start is kept"
+    assert set(keys(again)).isdisjoint(keys(first)), "a new run key, or Dagster would skip it"
+    assert tick(instance, warehouse_url, again.cursor).run_requests == []
+
+
+def test_a_ticker_the_provider_places_elsewhere_is_moved_and_requested_again(
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
+) -> None:
+    days_per_run(366)
+    watch(warehouse_url, ["NVDA"], WEEK_START)
+    watch(warehouse_url, ["IBM"], WEEK_START, exchange="XNYS")
+    first = tick(instance, warehouse_url, None)
+    assert plan(first) == [("2013-10-04", "2013-10-11", ["IBM", "NVDA"])]
+    resource = resource_for(warehouse_url)
+    resource.record_provider_exchanges({"NVDA": "NMS", "IBM": "NMS"})
+
+    moved = tick(instance, warehouse_url, first.cursor)
+    assert plan(moved) == [("2013-10-04", "2013-10-11", ["NVDA"])]
+    assert set(keys(moved)).isdisjoint(keys(first)), "a new run key, or Dagster would skip it"
+    assert resource.exchanges().mic_for("NVDA") == "XNAS"
+    assert resource.exchanges().mic_for("IBM") == "XNYS", "an exchange given on adding stays"
+    assert resource.exchanges_in_use() == ["XNAS", "XNYS"]
+    assert tick(instance, warehouse_url, moved.cursor).run_requests == []
 
 
 def test_the_sp500_in_one_tick(
-    instance: dg.DagsterInstance, resource: WatchlistResource, record_property
+    instance: dg.DagsterInstance, warehouse_url: str, days_per_run: Callable[[int], None]
 ) -> None:
-    watch(resource, *watchlist.read_sp500(str(SP500_CONSTITUENTS)))
-    started = time.perf_counter()
-    result = evaluate(instance, resource, None)
-    duration = time.perf_counter() - started
-    record_property("sp500_sensor_tick_seconds", round(duration, 2))
-    print(f"S&P 500 sensor tick: {duration:.2f} s")
-    [request] = result.dynamic_partitions_requests
-    assert len(request.partition_keys) == 503
-    assert "BRK-B" in request.partition_keys
-    [backfill] = result.run_requests
-    raw = backfill.asset_graph_subset.partitions_subsets_by_asset_key[dg.AssetKey("raw_quotes")]
-    days = DEFAULT_BACKFILL_LOOKBACK_DAYS - (date.today() - last_day()).days + 1
-    assert len(raw) == 503 * days
+    days_per_run(366)
+    entries = watchlist.read_sp500(str(SP500_CONSTITUENTS))
+    watch(warehouse_url, [entry.ticker for entry in entries], date(2013, 1, 2))
+    [request] = tick(instance, warehouse_url, None).run_requests
+    tickers = request.run_config["ops"]["market_data"]["config"]["tickers"]
+    assert len(tickers) == len(entries) == 503
+    assert "BRK-B" in tickers
+    assert (request.tags[runs.RANGE_START_TAG], request.tags[runs.RANGE_END_TAG]) == (
+        "2013-01-02",
+        "2013-10-11",
+    )
+    tag = request.tags[TICKERS_TAG]
+    assert len(tag) == 255 and tag.startswith("A,AAPL,ABBV,") and tag.endswith("...")
 
 
-def test_a_ticker_the_provider_places_elsewhere_is_moved_and_backfilled_again(
-    instance: dg.DagsterInstance, resource: WatchlistResource
+def provider_requests(instance: dg.DagsterInstance, run_id: str) -> int:
+    """`run_provider_requests` of a run, which every day it materialised carries."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW), limit=100)
+    [requests] = {
+        record.asset_materialization.metadata["run_provider_requests"].value
+        for record in records.records
+        if record.run_id == run_id
+    }
+    return requests
+
+
+def test_the_requested_runs_fetch_the_new_ticker_and_leave_the_others_untouched(
+    instance: dg.DagsterInstance,
+    warehouse_url: str,
+    tmp_path: Path,
+    days_per_run: Callable[[int], None],
 ) -> None:
-    watch(resource, watchlist.NewTicker("NVDA"), watchlist.NewTicker("IBM", exchange="XNYS"))
-    first = evaluate(instance, resource, None)
-    apply(instance, first)
-    with engine_for(resource.warehouse.database_url).begin() as connection:
-        watchlist.record_provider_exchanges(connection, {"NVDA": "NMS", "IBM": "NMS"})
+    """SPY's history is stored when IBM is added: complete, but for the days of a broken file,
+    which failed (a run of every ticker would ask again for them). SPY's files are then
+    removed: any provider call for SPY would change its ticker-days (no_data)."""
+    days_per_run(5)
+    csv_dir = tmp_path / "csv"
+    for ticker in ("SPY", "IBM"):
+        shutil.copytree(SAMPLE_DATA_DIR / "lean-minute" / ticker, csv_dir / "lean-minute" / ticker)
+    (csv_dir / "lean-minute" / "SPY" / "2013-10-09.csv").write_text("not a csv of bars\n")
+    defs = definitions_for(warehouse_url, csv_dir)
+    job = defs.resolve_job_def("market_data_job")
 
-    moved = evaluate(instance, resource, first.cursor)
-    assert not moved.dynamic_partitions_requests
-    [backfill] = moved.run_requests
-    raw = backfill.asset_graph_subset.partitions_subsets_by_asset_key[dg.AssetKey("raw_quotes")]
-    assert {key.split("|")[1] for key in raw.get_partition_keys()} == {"NVDA"}
-    assert resource.exchanges().mic_for("NVDA") == "XNAS"
-    assert resource.exchanges_in_use() == ["XNAS", "XNYS"]
-    assert resource.exchanges().mic_for("IBM") == "XNYS", "a listed exchange stays"
+    def execute(result: dg.SensorResult) -> list[str]:
+        run_ids = []
+        for request in result.run_requests:
+            outcome = job.execute_in_process(
+                instance=instance, run_config=request.run_config, tags=request.tags
+            )
+            assert outcome.success
+            run_ids.append(outcome.run_id)
+        return run_ids
 
-    settled = evaluate(instance, resource, moved.cursor)
-    assert not settled.run_requests
+    watch(warehouse_url, ["SPY"], WEEK_START)
+    spy = tick(instance, warehouse_url, None)
+    execute(spy)
+    names = [*runs.MARKET_DATA_ASSETS, "ticker_days", "quality_reports", "corporate_actions"]
+    before = {name: table(warehouse_url, name) for name in names}
+    spy_states = before["ticker_days"].set_index("trade_date")["status"]
+    # The broken file fails SPY's fetch of its run: Wednesday to Friday.
+    assert spy_states[spy_states == FAILED].index.tolist() == [
+        date(2013, 10, 9),
+        date(2013, 10, 10),
+        date(2013, 10, 11),
+    ]
+    assert spy_states.value_counts().to_dict() == {COMPLETE: 3, CLOSED: 2, FAILED: 3}
+    shutil.rmtree(csv_dir / "lean-minute" / "SPY")
+
+    watch(warehouse_url, ["IBM"], WEEK_START)
+    ibm = tick(instance, warehouse_url, spy.cursor)
+    assert plan(ibm) == [
+        ("2013-10-04", "2013-10-08", ["IBM"]),
+        ("2013-10-09", "2013-10-11", ["IBM"]),
+    ]
+    run_ids = execute(ibm)
+
+    for name, old in before.items():
+        after = table(warehouse_url, name)
+        pd.testing.assert_frame_equal(
+            after[after["ticker"] != "IBM"].reset_index(drop=True), old, obj=name
+        )
+    states = table(warehouse_url, "ticker_days")
+    ibm_states = states[states["ticker"] == "IBM"]
+    assert sorted(ibm_states["status"].value_counts().items()) == [(CLOSED, 2), (COMPLETE, 6)]
+    # One file per IBM session: 3 of them (Fri, Mon, Tue) in the first run, 3 in the second.
+    assert [provider_requests(instance, run_id) for run_id in run_ids] == [3, 3]
+    # The days' checks and metadata, evaluated again by IBM's runs, still see SPY's failure.
+    wednesday = latest_evaluations(instance, "coverage", RAW)["2013-10-09"]
+    assert not wednesday.passed
+    assert wednesday.metadata["offending_ticker_days"].value == "SPY (failed)"
+    metadata = partition_metadata(instance, RAW, "2013-10-09")
+    assert (metadata["tickers_expected"].value, metadata["tickers_failed"].value) == (2, 1)
+    assert tick(instance, warehouse_url, ibm.cursor).run_requests == []

@@ -6,7 +6,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from candle_pipeline.domain.bars import STORED_RAW_COLUMNS
 from candle_pipeline.domain.candles import CANDLE_COLUMNS
@@ -220,23 +219,3 @@ def test_every_schema_table_and_column_name_is_a_plain_identifier() -> None:
         validate_identifier(table.name, "table")
         for column in table.columns:
             validate_identifier(column.name, "column")
-
-
-def test_an_older_warehouse_gets_new_nullable_columns_in_place(warehouse_url: str) -> None:
-    from candle_pipeline.resources.warehouse import engine_for, ensure_tables  # noqa: PLC0415
-    from candle_pipeline.warehouse.tables import SchemaMismatchError, create_tables  # noqa: PLC0415
-
-    ensure_tables(warehouse_url)
-    engine = engine_for(warehouse_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE market.raw_quotes DROP COLUMN adj_close"))
-    with engine.begin() as conn:
-        create_tables(conn)
-    with engine.connect() as conn:
-        columns = {c["name"] for c in sa.inspect(conn).get_columns("raw_quotes", schema="market")}
-    assert "adj_close" in columns
-
-    with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE market.candles DROP COLUMN bar_count"))
-    with pytest.raises(SchemaMismatchError, match="bar_count"), engine.begin() as conn:
-        create_tables(conn)

@@ -293,8 +293,15 @@ def test_demo_fills_the_configured_database(pg_server: LocalPostgres, tmp_path: 
     assert first.returncode == 0, first.stdout + first.stderr
     assert "pool market_api: at most 1 at once (was unlimited)" in first.stdout
     assert len(re.findall(r"^run [0-9a-f]{8} ok: ", first.stdout, re.MULTILINE)) == 5
-    assert "| 2013-10-05 |        6 |          0 |" in first.stdout, "a Saturday: 6 closed"
-    assert "| 2013-10-07 |        0 |          6 |" in first.stdout, "a Monday: 6 complete"
+    days = {
+        cells[0]: cells[1:]
+        for line in first.stdout.splitlines()
+        if (cells := [cell.strip() for cell in line.strip("|").split("|")])[0].startswith("20")
+    }
+    assert len(days) == 19, "every calendar day of the sample"
+    assert days["2013-10-05"] == ["6", "0", ""], "a Saturday: 6 closed, no score"
+    assert days["2013-10-07"][:2] == ["0", "6"], "a Monday: 6 complete"
+    assert days["2015-12-28"][2] == "0.979", "GOOG's quiet minutes"
     assert "| raw_quotes        | 16,865 |" in first.stdout
     assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started"
     assert counts(url) == {

@@ -19,10 +19,11 @@ from candle_pipeline.cli import EXIT_FAILED, main
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.warehouse import ensure_tables
 from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
-from candle_pipeline.warehouse.tables import TABLES
+from candle_pipeline.warehouse import schema
 from candle_pipeline_tests.conftest import create_database
 
 pytestmark = pytest.mark.integration
+HEAD = schema.describe(schema.head_revisions())
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
     code, out = doctor(capsys)
     assert code == 0, out
     assert lines_with(out, "PROBLEM") == []
-    assert f"all {len(TABLES)} tables of schema market" in out
+    assert f"schema market at revision {HEAD} (head)" in out
     assert "runs queue, at most 4 at once" in out
     assert "pool market_api" in out and "at most 1 at once" in out
     assert "no dagster-daemon is running; nothing waits for one now" in out
@@ -135,8 +136,8 @@ def test_broken_setup_says_what_is_wrong(
     code, out = doctor(capsys)
     assert code == EXIT_FAILED
     problems = "\n".join(lines_with(out, "PROBLEM"))
-    assert "lacks market.market_timings, market.raw_quotes" in problems
-    assert "the first run creates the tables" in problems
+    assert "schema market has no revision (a new database" in problems
+    assert "run `candle-pipeline db upgrade`" in problems
     assert "pool market_api (candles, raw_quotes, validated_quotes) has no limit" in problems
     assert "`candle-pipeline pools apply`" in problems
     assert "no recent heartbeat from" in problems

@@ -1,60 +1,42 @@
-"""A process that rewrites the same candle partitions forever, each time with a new generation.
+"""A real `candle-pipeline materialize --refetch` of the same days, again and again, until killed.
 
-`python -m candle_pipeline_tests.reliability.writer URL FIRST_GENERATION` prints `ready` once its
-first generation is committed; the tests kill it (SIGKILL) at random moments and check the table.
+`python -m candle_pipeline_tests.reliability.writer START END STACK_FILE`, with the command
+line's environment (CANDLE_DATABASE_URL, DAGSTER_HOME, CANDLE_SOURCE, ...), imports the command
+line and the project's definitions, prints `ready`, waits for a line on stdin, then runs the
+command line's `materialize --start START --end END --refetch` in a loop until a run fails, each
+run rewriting every ticker-day of those days with a new fetch time.
+
+Importing first (seconds of pandas and Dagster) lets a test start the next writer while it still
+examines the last one, and time its kill from the start of the runs. On SIGUSR1 the writer
+writes the Python stack of each of its threads to STACK_FILE (`faulthandler`, at the signal,
+whatever the thread is doing), so a test can see where a kill landed.
 """
 
+from __future__ import annotations
+
+import faulthandler
+import signal
 import sys
-from datetime import date
 
-import numpy as np
-import pandas as pd
-
-from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
-from candle_pipeline.warehouse.partition_store import replace_partitions
-from candle_pipeline.warehouse.tables import TABLES
-
-TICKERS = ("AAA", "BBB", "CCC", "DDD")
-DAYS = (date(2020, 1, 2), date(2020, 1, 3))
-ROWS_PER_PARTITION = 5_000
-PARTITIONS = [(day, ticker) for day in DAYS for ticker in TICKERS]
+READY = "ready"
 
 
-def generation_frame(generation: int) -> pd.DataFrame:
-    """Every partition's rows, all carrying `generation` as their close."""
-    frames = []
-    for day, ticker in PARTITIONS:
-        ts = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(ROWS_PER_PARTITION), unit="s")
-        frames.append(
-            pd.DataFrame(
-                {
-                    "ticker": ticker,
-                    "trade_date": pd.Timestamp(day),
-                    "interval": "1m",
-                    "ts": ts,
-                    "open": 1.0,
-                    "high": 2.0,
-                    "low": 0.5,
-                    "close": float(generation),
-                    "volume": 10.0,
-                    "bar_count": 1,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+def main(argv: list[str]) -> int:
+    start, end, stack_file = argv
+    from candle_pipeline import cli  # noqa: PLC0415 - imported before `ready`
+    from candle_pipeline.definitions import defs  # noqa: PLC0415
 
-
-def main(url: str, first_generation: int) -> None:
-    ensure_tables(url)
-    warehouse = WarehouseResource(database_url=url)
-    generation = first_generation
-    with warehouse.connection() as conn:
+    defs.resolve_implicit_global_asset_job_def()
+    with open(stack_file, "w") as stacks:
+        faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
+        print(READY, flush=True)
+        sys.stdin.readline()
         while True:
-            replace_partitions(conn, TABLES["candles"], PARTITIONS, generation_frame(generation))
-            if generation == first_generation:
-                print("ready", flush=True)
-            generation += 1
+            code = cli.main(["materialize", "--start", start, "--end", end, "--refetch"])
+            print(f"exit {code}", flush=True)
+            if code != 0:
+                return code
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    sys.exit(main(sys.argv[1:]))

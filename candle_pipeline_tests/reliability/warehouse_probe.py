@@ -65,6 +65,15 @@ class Probe:
         locked = {self.lock_keys.get(tuple(record)) for record in records}
         return tuple(name for name in WRITTEN_TABLES if name in locked)
 
+    def waiting(self, application: str) -> bool:
+        """Whether one of `application`'s connections waits for a table's writer lock."""
+        query = (
+            "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+            "WHERE a.application_name = %s AND a.datname = current_database() "
+            "AND l.locktype = 'advisory' AND NOT l.granted"
+        )
+        return self.conn.execute(query, (application,)).fetchone()[0] > 0
+
     def backends(self, application: str) -> int:
         query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
         return self.conn.execute(query, (application,)).fetchone()[0]
@@ -79,8 +88,13 @@ class Probe:
         return self.conn.execute(query).fetchone()[0]
 
     def ticker_days(self) -> dict[Key, TickerDay]:
-        """Every ticker-day any table holds, with what each table holds of it."""
+        """Every ticker-day any table holds, with what each table holds of it, from one snapshot
+        of the warehouse."""
+        self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with self.conn.transaction():
+            return self._ticker_days()
 
+    def _ticker_days(self) -> dict[Key, TickerDay]:
         def grouped(query: str) -> dict[Key, tuple]:
             return {(row[0], row[1]): tuple(row[2:]) for row in self.conn.execute(query)}
 

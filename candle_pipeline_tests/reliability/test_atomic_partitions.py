@@ -2,8 +2,9 @@
 every table: never raw quotes without their validated quotes, candles, report or state.
 
 A warehouse of synthetic tickers over two days, half of them complete already, is rewritten by
-`candle-pipeline materialize --refetch` runs (`writer.py`: the real command line, in a process of
-its own, with a real Dagster instance), each killed at a moment drawn from a seeded generator:
+`candle-pipeline materialize --refetch` runs (`writer.py`: the real command line with a real
+Dagster instance, each run in a process of its own forked from one that imported the command line
+once), each killed at a moment drawn from a seeded generator:
 early in the run, while fetching, while processing, inside the write transaction (holding the
 lock of a table drawn at random, seen in `pg_locks`) or just after a commit. At the moment of the
 kill the writer is frozen (SIGSTOP) to see which table locks its connection holds, made to write
@@ -17,6 +18,8 @@ killed run's complete rewrite; no ticker-day is lost or half written.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import re
@@ -129,42 +132,82 @@ def stack_phase(dump: str) -> str:
     return "starting or ending a run"
 
 
-class Writer:
-    """`writer.py` in its own process, imported and waiting for `go`."""
+class Forks:
+    """`writer.py`: one process that has imported the command line, forking writers on demand."""
 
-    def __init__(self, env: dict[str, str], number: int, folder: Path) -> None:
-        self.application = f"candle-kill-test-{number}"
-        self.log = folder / f"writer-{number}.log"
-        self.stacks = folder / f"writer-{number}.stacks"
-        with self.log.open("w") as log:
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.folder = folder
+        self.env = env
+        self.pids: list[int] = []
+        with (folder / "forks.log").open("w") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "candle_pipeline_tests.reliability.writer",
-                    FIRST_DAY.isoformat(),
-                    LAST_DAY.isoformat(),
-                    str(self.stacks),
-                ],
-                env={**env, "PGAPPNAME": self.application},
+                [sys.executable, "-m", "candle_pipeline_tests.reliability.writer"],
+                env=env,
                 cwd=PROJECT_DIR,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
             )
-
-    def go(self) -> float:
-        assert self.process.stdout is not None and self.process.stdin is not None
+        assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
-        assert line == READY, f"{line!r}: {self.log.read_text()[-3000:]}"
-        self.process.stdin.write("go\n")
+        assert line == READY, f"{line!r}: {(folder / 'forks.log').read_text()[-3000:]}"
+
+    def writer(self, number: int, args: list[str], *, loop: bool) -> Writer:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        writer = Writer(number, self.folder)
+        request = {
+            "args": args,
+            "loop": loop,
+            "application": writer.application,
+            "log": str(writer.log),
+            "stacks": str(writer.stacks),
+        }
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return time.monotonic()
+        writer.pid = int(self.process.stdout.readline())
+        self.pids.append(writer.pid)
+        return writer
+
+    def close(self) -> None:
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.communicate()
+
+
+class Writer:
+    """A forked `candle-pipeline materialize`, running from the moment it is forked."""
+
+    def __init__(self, number: int, folder: Path) -> None:
+        self.application = f"candle-kill-test-{number}"
+        self.log = folder / f"writer-{number}.log"
+        self.log.touch()
+        self.stacks = folder / f"writer-{number}.stacks"
+        self.pid = 0
+        self.started = time.monotonic()
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def exit_code(self) -> int | None:
+        """What its command line returned, once it has ended."""
+        ends = [line for line in self.log.read_text().splitlines() if line.startswith("exit ")]
+        return int(ends[-1].split()[1]) if ends and not self.alive() else None
 
     def stop(self) -> None:
-        assert self.process.poll() is None, f"the writer ended: {self.log.read_text()[-3000:]}"
-        self.process.send_signal(signal.SIGSTOP)
+        log = self.log.read_text()
+        assert self.alive(), f"the writer ended: {log[-3000:]}"
+        failed = [
+            line for line in log.splitlines() if line.startswith("exit ") and line != "exit 0"
+        ]
+        assert not failed, f"a run failed: {log[-3000:]}"
+        os.kill(self.pid, signal.SIGSTOP)
 
     def _stacks_written(self) -> bool:
         """The dump is done when the file has stopped growing."""
@@ -174,14 +217,11 @@ class Writer:
 
     def stack_then_kill(self) -> str:
         """Its stack where it stopped (SIGUSR1 is handled as SIGCONT resumes it), then SIGKILL."""
-        self.process.send_signal(signal.SIGUSR1)
-        self.process.send_signal(signal.SIGCONT)
+        os.kill(self.pid, signal.SIGUSR1)
+        os.kill(self.pid, signal.SIGCONT)
         wait_until(self._stacks_written, time.monotonic() + TIMEOUT_SECONDS, "the stack")
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.close()
-        self.process.stdout.close()
+        os.kill(self.pid, signal.SIGKILL)
+        wait_until(lambda: not self.alive(), time.monotonic() + TIMEOUT_SECONDS, "the kill")
         return self.stacks.read_text()
 
 
@@ -191,31 +231,28 @@ def wait_until(condition: Callable[[], bool], deadline: float, what: str) -> Non
         time.sleep(POLL_SECONDS)
 
 
-def aim_and_stop(writer: Writer, probe: Probe, aim: str, delay: float, table: str) -> None:
-    """Let the writer run until `delay` seconds after the event aimed at, then freeze it."""
+def aim_and_stop(
+    writer: Writer,
+    probe: Probe,
+    aim: str,
+    *,
+    delay: float,
+    table: str,
+    marks: tuple[int, set[str]],
+) -> None:
+    """Let the writer run until `delay` seconds after the event aimed at, then freeze it.
+    `marks`: the market timings' version and the ticker-days' runs before the writer started."""
     deadline = time.monotonic() + TIMEOUT_SECONDS
+    version, run_ids = marks
     if aim == "timings":
         # The run's first step has rewritten the days' market timings: market_data starts.
-        version = probe.timings_version()
         wait_until(lambda: probe.timings_version() != version, deadline, "market_timings")
     elif aim == "lock":
         wait_until(lambda: table in probe.locked_tables(writer.application), deadline, table)
     elif aim == "commit":
-        run_ids = probe.run_ids()
         wait_until(lambda: probe.run_ids() != run_ids, deadline, "a commit")
     time.sleep(delay)
     writer.stop()
-
-
-@pytest.fixture
-def writers() -> Iterator[list[Writer]]:
-    """The writers a test starts; any still alive at its end (a failed test) is killed."""
-    started: list[Writer] = []
-    yield started
-    for writer in started:
-        if writer.process.poll() is None:
-            writer.process.kill()
-            writer.process.wait()
 
 
 @pytest.fixture
@@ -230,7 +267,7 @@ def watched(pg_server: LocalPostgres) -> Iterator[tuple[str, Probe]]:
 
 
 def test_runs_killed_at_random_moments_leave_each_ticker_day_old_or_complete(
-    pg_server: LocalPostgres, watched: tuple[str, Probe], writers: list[Writer], tmp_path: Path
+    pg_server: LocalPostgres, watched: tuple[str, Probe], tmp_path: Path
 ) -> None:
     url, probe = watched
     home = tmp_path / "dagster_home"
@@ -248,33 +285,53 @@ def test_runs_killed_at_random_moments_leave_each_ticker_day_old_or_complete(
     rng = random.Random(SEED)
     aims = list(AIMS)
     rng.shuffle(aims)
-    # Writers import pandas and Dagster for seconds: the next ones do so while one runs.
-    writers.extend(Writer(env, number, tmp_path) for number in range(SPAWNED_AHEAD + 1))
-    days = ["--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()]
-    some = ",".join(COMPLETE_BEFORE)
-    baseline = subprocess.run(
-        [sys.executable, "-m", "candle_pipeline.cli", "materialize", *days, "--tickers", some],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_SECONDS,
-        check=False,
+    days = ["materialize", "--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()]
+    forks = Forks(env, tmp_path)
+    try:
+        kills = kill_runs(forks, probe, days, aims, rng)
+    finally:
+        forks.close()
+
+    for kill in kills:
+        print(kill)
+    landed = Counter(kill.landed for kill in kills)
+    print(dict(landed))
+    assert landed[AFTER_A_COMMIT] >= 1, "some runs committed before their kill"
+    assert sum(n for place, n in landed.items() if place.startswith("before")) >= 1, (
+        "some kills came before the run wrote anything"
     )
-    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    assert sum(1 for place in landed if place.startswith("writing")) >= 2, (
+        "kills came inside the write transaction, at different tables"
+    )
+
+
+def kill_runs(
+    forks: Forks,
+    probe: Probe,
+    days: list[str],
+    aims: list[tuple[str, float, float]],
+    rng: random.Random,
+) -> list[Kill]:
+    """Half the tickers stored by a first run, then a refetching writer killed per aim; the
+    warehouse checked after each kill."""
+    first = forks.writer(0, [*days, "--tickers", ",".join(COMPLETE_BEFORE)], loop=False)
+    wait_until(
+        lambda: first.exit_code() is not None, time.monotonic() + TIMEOUT_SECONDS, "the first run"
+    )
+    assert first.exit_code() == 0, first.log.read_text()[-3000:]
     before = probe.ticker_days()
     assert set(before) == {key for key in KEYS if key[0] in COMPLETE_BEFORE}
     for key, day in before.items():
         assert_complete(key, day, RAW_ROWS, CANDLES)
 
     kills: list[Kill] = []
-    for number, (aim, shortest, longest) in enumerate(aims):
-        writer = writers[number]
-        if len(writers) < len(aims):
-            writers.append(Writer(env, len(writers), tmp_path))
+    for number, (aim, shortest, longest) in enumerate(aims, start=1):
         delay, table = rng.uniform(shortest, longest), rng.choice(LOCK_TARGETS)
-        started = writer.go()
-        aim_and_stop(writer, probe, aim, delay, table)
-        stopped = time.monotonic() - started
+        # The probe's versions are read before the writer starts.
+        marks = (probe.timings_version(), probe.run_ids())
+        writer = forks.writer(number, [*days, "--refetch"], loop=True)
+        aim_and_stop(writer, probe, aim, delay=delay, table=table, marks=marks)
+        stopped = time.monotonic() - writer.started
         locked = probe.locked_tables(writer.application)
         phase = stack_phase(writer.stack_then_kill())
         wait_until(
@@ -305,15 +362,4 @@ def test_runs_killed_at_random_moments_leave_each_ticker_day_old_or_complete(
             )
         kills.append(Kill(aim, round(stopped, 2), locked, phase, committed))
         before = after
-
-    for kill in kills:
-        print(kill)
-    landed = Counter(kill.landed for kill in kills)
-    print(dict(landed))
-    assert landed[AFTER_A_COMMIT] >= 1, "some runs committed before their kill"
-    assert sum(n for place, n in landed.items() if place.startswith("before")) >= 1, (
-        "some kills came before the run wrote anything"
-    )
-    assert sum(1 for place in landed if place.startswith("writing")) >= 2, (
-        "kills came inside the write transaction, at different tables"
-    )
+    return kills

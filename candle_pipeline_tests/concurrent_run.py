@@ -1,6 +1,7 @@
-"""One `raw_quotes` run in its own process, against a fake Yahoo: the concurrency test starts
-several at once. `python -m candle_pipeline_tests.concurrent_run DAGSTER_HOME WAREHOUSE_URL
-BASE_URL TICKERS START END REQUESTS_PER_MINUTE BURST`."""
+"""One run of `market_data` for some watched tickers (run config `tickers`) in its own process,
+against a fake Yahoo: the load test starts several at once. `python -m
+candle_pipeline_tests.concurrent_run DAGSTER_HOME WAREHOUSE_URL BASE_URL TICKERS START END
+REQUESTS_PER_MINUTE BURST`."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def main(argv: list[str]) -> int:
         outcomes = runs.materialize(
             defs,
             instance,
-            tickers.split(","),
             date.fromisoformat(start),
             date.fromisoformat(end),
-            select=["raw_quotes"],
+            select=runs.MARKET_DATA_ASSETS,
+            tickers=tickers.split(","),
         )
     for outcome in outcomes:
         print(outcome.run_id, outcome.success, outcome.error or "")

@@ -56,7 +56,7 @@ from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
 from candle_pipeline.warehouse import quality_reports
 from candle_pipeline.warehouse.partition_store import load_days, load_partitions, replace_partitions
 from candle_pipeline.warehouse.tables import TABLES
-from candle_pipeline.warehouse.ticker_days import load_states, write_states
+from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
 from candle_pipeline.warehouse.watchlist import watch_frame
 
 RAW_QUOTES = dg.AssetKey("raw_quotes")
@@ -216,6 +216,10 @@ def market_data(
     _log_plan(context, plan, fetched)
 
     with warehouse.unit_of_work():
+        if start != RAW_QUOTES:
+            # Built from stored rows: stored only if no other run rewrote them since.
+            read_keys = plan.keys(FETCH)
+            warehouse.write(lambda conn: assert_unchanged(conn, states, read_keys))
         for key in CHAIN[CHAIN.index(start) :]:
             yield dg.Output(
                 outputs[key],

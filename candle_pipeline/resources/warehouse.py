@@ -32,6 +32,9 @@ _TABLES_READY: set[str] = set()
 _LOCK = threading.Lock()
 
 Work = Callable[[psycopg.Connection], object]
+# A database connection lost or refused: psycopg's error, or SQLAlchemy's wrapping of it (the pool
+# raises that when it cannot open a new connection, say while the server restarts).
+CONNECTION_ERRORS = (psycopg.OperationalError, sa.exc.OperationalError)
 # The writes handed to `WarehouseResource.write` inside the open `unit_of_work`, if any.
 _PENDING_WRITES: ContextVar[list[Work] | None] = ContextVar("candle_pending_writes", default=None)
 
@@ -119,20 +122,32 @@ class WarehouseResource(dg.ConfigurableResource):
         Running it again is safe because nothing of a failed attempt was committed: a server
         restart or a dropped connection delays a write instead of failing the run.
         """
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(psycopg.OperationalError),
-            stop=tenacity.stop_after_attempt(DB_RETRY_ATTEMPTS),
-            wait=tenacity.wait_exponential(
-                multiplier=DB_RETRY_FIRST_WAIT_SECONDS, max=DB_RETRY_MAX_WAIT_SECONDS
-            ),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
-        return retrying(self._on_new_connection, work)
+        return _retrying()(self._on_new_connection, work)
+
+    def transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work(connection)` on a SQLAlchemy connection in one transaction, retried on a new
+        connection like `run`."""
+        return _retrying()(self._in_transaction, work)
 
     def _on_new_connection(self, work: Callable[[psycopg.Connection], T]) -> T:
         with self.connection() as conn, conn.transaction():
             return work(conn)
+
+    def _in_transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        with self.engine.begin() as connection:
+            return work(connection)
+
+
+def _retrying() -> tenacity.Retrying:
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(CONNECTION_ERRORS),
+        stop=tenacity.stop_after_attempt(DB_RETRY_ATTEMPTS),
+        wait=tenacity.wait_exponential(
+            multiplier=DB_RETRY_FIRST_WAIT_SECONDS, max=DB_RETRY_MAX_WAIT_SECONDS
+        ),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

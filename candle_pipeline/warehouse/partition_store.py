@@ -53,7 +53,7 @@ def replace_partitions(
     _check_rows_inside(spec, key_frame, rows)
     table = qualified(spec.table)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{spec.table.fullname}",))
+        lock_for_writing(conn, spec)
         _stage_keys(conn, spec, key_frame)
         conn.execute(
             sql.SQL("DELETE FROM {table} AS t USING {keys} AS k WHERE {match}").format(
@@ -74,6 +74,12 @@ def replace_partitions(
                     copy.write(block)
             copy.write(binary_copy.TRAILER)
     return len(rows)
+
+
+def lock_for_writing(conn: psycopg.Connection, spec: PartitionedTable) -> None:
+    """Take `spec`'s writer lock until the end of the transaction: writers of a table take turns
+    (and a step's unit of work takes its tables' locks in one fixed order)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{spec.table.fullname}",))
 
 
 def load_partitions(conn: psycopg.Connection, spec: PartitionedTable, keys: Keys) -> pd.DataFrame:

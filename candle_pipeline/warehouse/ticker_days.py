@@ -11,8 +11,13 @@ import psycopg
 from psycopg import sql
 
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, conform_states
-from candle_pipeline.warehouse.partition_store import load_days, qualified, replace_partitions
-from candle_pipeline.warehouse.tables import TICKER_DAYS, ticker_days
+from candle_pipeline.warehouse.partition_store import (
+    load_days,
+    lock_for_writing,
+    qualified,
+    replace_partitions,
+)
+from candle_pipeline.warehouse.tables import TABLES, TICKER_DAYS, ticker_days
 
 DUE_COLUMNS = ("trade_date", "ticker", "retry_after", "updated_at")
 
@@ -20,6 +25,47 @@ DUE_COLUMNS = ("trade_date", "ticker", "retry_after", "updated_at")
 def load_states(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFrame:
     """The stored state of every ticker on `days` (STATE_COLUMNS)."""
     return conform_states(load_days(conn, TICKER_DAYS, days))
+
+
+class RewrittenMeanwhileError(RuntimeError):
+    """Ticker-days another run rewrote after this run read them; this run writes nothing."""
+
+
+def assert_unchanged(
+    conn: psycopg.Connection, read: pd.DataFrame, keys: Sequence[tuple[date, str]]
+) -> None:
+    """Refuse to store what a run built from stored rows when another run has rewritten some of
+    those ticker-days since `read` (their states, read before the rows).
+
+    Takes the writer lock of raw_quotes first (the first table of the fixed order, so no other
+    run can store new raw quotes before this transaction ends), then compares each ticker-day's
+    stored `run_id` and `updated_at` with `read`.
+    """
+    lock_for_writing(conn, TABLES["raw_quotes"])
+    wanted = set(keys)
+    current = load_states(conn, sorted({day for day, _ in wanted}))
+
+    def versions(states: pd.DataFrame) -> dict[tuple[date, str], tuple[object, object]]:
+        return {
+            (stamp.date(), ticker): (run_id, updated_at)
+            for stamp, ticker, run_id, updated_at in zip(
+                states["trade_date"],
+                states["ticker"],
+                states["run_id"],
+                states["updated_at"],
+                strict=True,
+            )
+            if (stamp.date(), ticker) in wanted
+        }
+
+    before, after = versions(read), versions(current)
+    changed = sorted(key for key in wanted if before.get(key) != after.get(key))
+    if changed:
+        day, ticker = changed[0]
+        raise RewrittenMeanwhileError(
+            f"{len(changed)} ticker-day(s), e.g. {ticker} {day}, were rewritten by another run "
+            "while this run built from their stored rows; nothing was written: run it again"
+        )
 
 
 def write_states(conn: psycopg.Connection, states: pd.DataFrame) -> int:

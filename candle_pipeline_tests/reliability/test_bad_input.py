@@ -1,20 +1,26 @@
-"""Bad files in a run: one clear message naming the file and the problem, and nothing written."""
+"""A bad file in a run: its ticker fails alone, recorded `failed` with one clear message naming
+the file and the problem, and nothing of it is stored; the run's other tickers are stored and the
+day's coverage check names the failed ticker-day."""
 
 import shutil
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from candle_pipeline import runs
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.domain.ticker_days import COMPLETE, FAILED
 from candle_pipeline.settings import SAMPLE_DATA_DIR
-from candle_pipeline_tests.conftest import definitions_for
+from candle_pipeline_tests.conftest import definitions_for, table, watch
+from candle_pipeline_tests.quality.records import latest_evaluations
 
 GOOD = "ts,open,high,low,close,volume\n2013-10-07T13:30:00Z,1,1,1,1,5\n"
+DAY = date(2013, 10, 7)
+MINUTE_DIR = SAMPLE_DATA_DIR / "lean-minute"
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(
@@ -24,28 +30,35 @@ GOOD = "ts,open,high,low,close,volume\n2013-10-07T13:30:00Z,1,1,1,1,5\n"
         ("ts,open,high,low,close,volume\n2013-10-07T13:30:00Z,1,1,one,1,5\n", "column low holds"),
         (GOOD + "2013-10-07T13:29:00Z,1,1,1,1,5\n", "rows are not in time order"),
         (GOOD + GOOD.split("\n", 1)[1], "rows share a timestamp"),
+        ("", "not a readable CSV file"),
     ],
 )
-def test_a_bad_csv_fails_the_run_and_writes_nothing(
+def test_a_bad_csv_fails_its_ticker_alone(
     warehouse_url: str, instance: dg.DagsterInstance, tmp_path: Path, text: str, problem: str
 ) -> None:
     csv_dir = tmp_path / "csv"
-    shutil.copytree(SAMPLE_DATA_DIR / "lean-minute" / "SPY", csv_dir / "lean-minute" / "SPY")
-    broken = csv_dir / "lean-minute" / "IBM" / "2013-10-07.csv"
+    shutil.copytree(MINUTE_DIR / "SPY", csv_dir / "lean-minute" / "SPY")
+    broken = csv_dir / "lean-minute" / "IBM" / f"{DAY.isoformat()}.csv"
     broken.parent.mkdir(parents=True)
     broken.write_text(text)
+    watch(warehouse_url, ["SPY", "IBM"], DAY)
     defs = definitions_for(warehouse_url, csv_dir)
-    instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, ["SPY", "IBM"])
-    day = date(2013, 10, 7)
 
-    outcomes = runs.materialize(defs, instance, ["SPY", "IBM"], day, day)
+    outcomes = runs.materialize(defs, instance, DAY, DAY)
 
-    assert outcomes[0].success, "market_timings"
-    failed = outcomes[-1]
-    assert not failed.success
-    assert str(broken) in failed.error
-    assert problem in failed.error
-    with engine_for(warehouse_url).connect() as conn:
-        for table in ("raw_quotes", "validated_quotes", "candles"):
-            count = conn.execute(sa.text(f"SELECT count(*) FROM market.{table}")).scalar_one()
-            assert count == 0, f"{table}: SPY's good rows are not written either"
+    assert [o.success for o in outcomes] == [True], [o.error for o in outcomes]
+    states = table(warehouse_url, "ticker_days").set_index("ticker")
+    assert states.loc["SPY", "status"] == COMPLETE
+    assert states.loc["IBM", "status"] == FAILED
+    error = states.loc["IBM", "last_error"]
+    assert str(broken) in error and problem in error, error
+    assert "\n" not in error.strip() and "Traceback" not in error, "one clear line"
+    spy_rows = len(pd.read_csv(MINUTE_DIR / "SPY" / f"{DAY.isoformat()}.csv"))
+    for name in ("raw_quotes", "validated_quotes"):
+        stored = table(warehouse_url, name)
+        assert set(stored["ticker"]) == {"SPY"}, f"{name}: nothing of IBM"
+        assert len(stored) == spy_rows, f"{name}: all of SPY"
+    assert set(table(warehouse_url, "candles")["ticker"]) == {"SPY"}
+    coverage = latest_evaluations(instance, "coverage", dg.AssetKey("raw_quotes"))[DAY.isoformat()]
+    assert not coverage.passed
+    assert coverage.metadata["offending_ticker_days"].value == "IBM (failed)"

@@ -1,6 +1,7 @@
-"""Load: four runs at once with the `market_api` pool at 2 never have more than 2 provider calls
-in flight, and the request rate stays within the shared token bucket; without the pool limit the
-same runs do overlap more (the control that shows the test can see the difference)."""
+"""Load: four runs of one day at once, each for one ticker (run config `tickers`), with the
+`market_api` pool at 2 never have more than 2 provider calls in flight, and the request rate
+stays within the shared token bucket; without the pool limit the same runs do overlap more (the
+control that shows the test can see the difference)."""
 
 import subprocess
 import sys
@@ -11,9 +12,8 @@ import dagster as dg
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.partitions import TICKERS_PARTITION_NAME
 from candle_pipeline.settings import MARKET_API_POOL, PROJECT_DIR
-from candle_pipeline_tests.conftest import create_database
+from candle_pipeline_tests.conftest import create_database, table, watch
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, yahoo_definitions
 
 RUNS = ("AAPL", "AMZN", "GOOG", "QQQ")
@@ -30,6 +30,7 @@ ARRIVAL_SLACK_SECONDS = 0.25
 
 def run_four_at_once(pg_server: LocalPostgres, tmp_path: Path, pool_limit: int | None) -> FakeYahoo:
     warehouse_url = create_database(pg_server, "warehouse")
+    watch(warehouse_url, RUNS, DAY)
     home = tmp_path / "dagster_home"
     home.mkdir()
     dagster_url = create_database(pg_server, "dagster")
@@ -40,11 +41,9 @@ def run_four_at_once(pg_server: LocalPostgres, tmp_path: Path, pool_limit: int |
         with dg.DagsterInstance.from_config(str(home)) as instance:
             if pool_limit is not None:
                 instance.event_log_storage.set_concurrency_slots(MARKET_API_POOL, pool_limit)
-            instance.add_dynamic_partitions(TICKERS_PARTITION_NAME, list(RUNS))
             defs = yahoo_definitions(warehouse_url, yahoo.base_url)
-            assert runs.materialize(defs, instance, [], DAY, DAY, select=["market_timings"])[
-                0
-            ].success
+            [timings] = runs.materialize(defs, instance, DAY, DAY, select=["market_timings"])
+            assert timings.success, timings.error
         workers = [
             subprocess.Popen(
                 [
@@ -69,6 +68,11 @@ def run_four_at_once(pg_server: LocalPostgres, tmp_path: Path, pool_limit: int |
         ]
         outputs = [worker.communicate(timeout=RUN_TIMEOUT_SECONDS)[0] for worker in workers]
         assert [worker.returncode for worker in workers] == [0] * len(RUNS), outputs
+    states = table(warehouse_url, "ticker_days")
+    assert sorted(states["ticker"]) == sorted(RUNS), "each run stored its ticker's day"
+    assert set(states["status"]) == {"complete"}
+    for ticker in RUNS:
+        assert len(yahoo.chart_calls(ticker)) == 1, f"{ticker} was asked for once"
     return yahoo
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 from sqlalchemy.engine import make_url
 
 from candle_pipeline.local_postgres import LocalPostgres
@@ -67,7 +68,7 @@ def test_a_run_never_shows_the_database_password(pg_server: LocalPostgres, tmp_p
         "CANDLE_LOG_LEVEL": "DEBUG",
     }
     commands = [
-        ["tickers", "add", "SPY"],
+        ["tickers", "add", "SPY", "--history-start", "2013-10-04"],
         ["materialize", "--tickers", "SPY", "--start", "2013-10-04", "--end", "2013-10-07"],
         ["db", "url"],
         ["db", "up"],
@@ -85,6 +86,9 @@ def test_a_run_never_shows_the_database_password(pg_server: LocalPostgres, tmp_p
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout + result.stderr)
     assert "***" in outputs[2], "db url shows the masked URL"
+    with psycopg.connect(url) as conn:
+        stored = conn.execute("SELECT count(DISTINCT trade_date) FROM market.raw_quotes").fetchone()
+    assert stored == (2,), "the run stored SPY's two sessions"
     for output in outputs:
         assert password not in output
 

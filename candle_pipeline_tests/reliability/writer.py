@@ -1,60 +1,64 @@
-"""A process that rewrites the same candle partitions forever, each time with a new generation.
+"""Real `candle-pipeline materialize` runs in processes a test can kill, forked from one process
+that has imported the command line and the project's definitions once.
 
-`python -m candle_pipeline_tests.reliability.writer URL FIRST_GENERATION` prints `ready` once its
-first generation is committed; the tests kill it (SIGKILL) at random moments and check the table.
+`python -m candle_pipeline_tests.reliability.writer`, with the command line's environment
+(CANDLE_DATABASE_URL, DAGSTER_HOME, CANDLE_SOURCE, ...), imports, prints `ready`, then reads
+requests from stdin, one JSON object a line: {"args": [...], "loop": bool, "application": ...,
+"log": path, "stacks": path}. For each it forks a writer and prints its process id. The writer
+sets PGAPPNAME to `application` (so a test finds its connections in pg_stat_activity), sends its
+output to `log`, writes the Python stack of each of its threads to `stacks` on SIGUSR1
+(`faulthandler`, at the signal, whatever the thread is doing), and runs the command line's `args`
+(`materialize ...`) once or, with `loop`, again and again until a run fails, then writes
+`exit CODE` to its log. Nothing is connected or started before the fork; finished writers are
+reaped by the system (SIGCHLD ignored).
+
+Forking saves each writer the seconds of importing pandas and Dagster, so a test can kill many
+runs quickly.
 """
 
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
 import sys
-from datetime import date
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
-from candle_pipeline.warehouse.partition_store import replace_partitions
-from candle_pipeline.warehouse.tables import TABLES
-
-TICKERS = ("AAA", "BBB", "CCC", "DDD")
-DAYS = (date(2020, 1, 2), date(2020, 1, 3))
-ROWS_PER_PARTITION = 5_000
-PARTITIONS = [(day, ticker) for day in DAYS for ticker in TICKERS]
+READY = "ready"
 
 
-def generation_frame(generation: int) -> pd.DataFrame:
-    """Every partition's rows, all carrying `generation` as their close."""
-    frames = []
-    for day, ticker in PARTITIONS:
-        ts = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(ROWS_PER_PARTITION), unit="s")
-        frames.append(
-            pd.DataFrame(
-                {
-                    "ticker": ticker,
-                    "trade_date": pd.Timestamp(day),
-                    "interval": "1m",
-                    "ts": ts,
-                    "open": 1.0,
-                    "high": 2.0,
-                    "low": 0.5,
-                    "close": float(generation),
-                    "volume": 10.0,
-                    "bar_count": 1,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+def main() -> int:
+    from candle_pipeline import cli  # noqa: PLC0415 - imported once, before the forks
+    from candle_pipeline.definitions import defs  # noqa: PLC0415
+
+    defs.resolve_implicit_global_asset_job_def()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    print(READY, flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_write(cli.main, request))
+        print(pid, flush=True)
+    return 0
 
 
-def main(url: str, first_generation: int) -> None:
-    ensure_tables(url)
-    warehouse = WarehouseResource(database_url=url)
-    generation = first_generation
-    with warehouse.connection() as conn:
-        while True:
-            replace_partitions(conn, TABLES["candles"], PARTITIONS, generation_frame(generation))
-            if generation == first_generation:
-                print("ready", flush=True)
-            generation += 1
+def _write(run: Callable[[list[str]], int], request: dict[str, Any]) -> int:
+    os.environ["PGAPPNAME"] = request["application"]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    stacks = open(request["stacks"], "w")  # noqa: SIM115 - open until the process ends
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
+    while True:
+        code = run(request["args"])
+        print(f"exit {code}", flush=True)
+        if code != 0 or not request["loop"]:
+            return code
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    sys.exit(main())

@@ -108,8 +108,9 @@ def day_table(engine: sa.Engine, days: Sequence[date]) -> str:
     """Per day: its ticker-days by status and their lowest quality score (the demo's summary)."""
     with engine.connect() as connection:
         rows = connection.execute(
-            sa.select(ticker_days.c.trade_date, ticker_days.c.status, ticker_days.c.quality_score)
-            .where(ticker_days.c.trade_date.in_(list(days)))
+            sa.select(
+                ticker_days.c.trade_date, ticker_days.c.status, ticker_days.c.quality_score
+            ).where(ticker_days.c.trade_date.in_(list(days)))
         ).all()
     states = pd.DataFrame(rows, columns=["day", "status", "quality_score"])
     table = (

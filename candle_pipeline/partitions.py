@@ -11,7 +11,6 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from candle_pipeline.providers.csv_files import MINUTE_DIR
 from candle_pipeline.settings import (
     DAILY_BARS_DAYS_PER_RUN,
     INTRADAY_BARS_DAYS_PER_RUN,
@@ -28,11 +27,13 @@ day_partitions = dg.DailyPartitionsDefinition(
 
 def days_per_run(settings: Settings) -> int:
     """CANDLE_BACKFILL_DAYS_PER_RUN, else a year for sources of daily bars and a few days for
-    sources of minute bars (a csv folder with minute files counts as one)."""
+    sources of minute bars. A csv folder counts as daily bars: Lean folders hold decades of daily
+    files and minute files of a few days (the bundled sample does); a folder of minute files for
+    many tickers and months wants the setting."""
     if settings.backfill_days_per_run is not None:
         return settings.backfill_days_per_run
     daily = {
-        "csv": not (settings.csv_dir / MINUTE_DIR).is_dir(),
+        "csv": True,
         "yahoo": settings.yahoo_interval == DAILY_INTERVAL,
         "synthetic": settings.synthetic_interval == DAILY_INTERVAL,
     }[settings.source]

@@ -83,6 +83,12 @@ DEFAULT_SYNTHETIC_INTERVAL = "1m"
 DAILY_BARS_DAYS_PER_RUN = 366
 INTRADAY_BARS_DAYS_PER_RUN = 5
 MAX_BACKFILL_DAYS_PER_RUN = 100 * 366
+# Settings of the date x ticker partitions: set, they would silently do nothing, so they are
+# refused with what replaces them.
+RETIRED_SETTINGS = {
+    "CANDLE_TIMINGS_START": "market_timings shares the day partitions from CANDLE_PARTITION_START",
+    "CANDLE_BACKFILL_PARTITIONS_PER_RUN": "runs cover at most CANDLE_BACKFILL_DAYS_PER_RUN days",
+}
 # Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
 # the next chunk overlap with the server ingesting the previous one.
 COPY_CHUNK_ROWS = 50_000
@@ -167,6 +173,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        for name, replacement in RETIRED_SETTINGS.items():
+            if _optional(env, name) is not None:
+                raise SettingsError(f"{name} is no longer read: {replacement}")
         database_url = _optional(env, ENV_DATABASE_URL)
         if database_url is not None:
             validate_postgres_url(database_url, ENV_DATABASE_URL)

@@ -88,14 +88,13 @@ def test_runs_hold_at_most_the_days_per_run_and_cover_the_selected_days_exactly(
     backfilled: Backfilled,
 ) -> None:
     per_run = partitions.days_per_run(get_settings())
-    assert per_run == 5, "the bundled sample has minute files"
+    assert per_run == 366, "a csv folder counts as daily bars"
     assert {run.status for run in backfilled.runs} == {dg.DagsterRunStatus.SUCCESS}
     spans = sorted(run_days(run) for run in backfilled.runs)
     assert [(span[0], span[-1]) for span in spans] == [
-        (date(2013, 10, 4), date(2013, 10, 8)),
-        (date(2013, 10, 9), date(2013, 10, 9)),
+        (date(2013, 10, 4), date(2013, 10, 9)),
         (date(2013, 10, 11), date(2013, 10, 11)),
-    ]
+    ], "consecutive selected days share a run; the day left out splits them"
     assert all(len(span) <= per_run for span in spans)
     for run in backfilled.runs:
         assert {key.path[-1] for key in run.asset_selection or ()} == set(runs.ALL_ASSETS)

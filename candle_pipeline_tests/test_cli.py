@@ -292,7 +292,7 @@ def test_demo_fills_the_configured_database(pg_server: LocalPostgres, tmp_path: 
     first = run_cli(["demo"], env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "pool market_api: at most 1 at once (was unlimited)" in first.stdout
-    assert len(re.findall(r"^run [0-9a-f]{8} ok: ", first.stdout, re.MULTILINE)) == 5
+    assert len(re.findall(r"^run [0-9a-f]{8} ok: ", first.stdout, re.MULTILINE)) == 3
     days = {
         cells[0]: cells[1:]
         for line in first.stdout.splitlines()

@@ -1,14 +1,11 @@
 """Settings from the environment: defaults, and one clear error per bad value."""
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from candle_pipeline.partitions import days_per_run
-from candle_pipeline.providers.csv_files import DAILY_DIR, MINUTE_DIR
 from candle_pipeline.settings import (
-    SAMPLE_DATA_DIR,
     OperationsSettings,
     QualitySettings,
     Settings,
@@ -26,18 +23,11 @@ def test_defaults() -> None:
     assert settings.backfill_days_per_run is None
 
 
-@pytest.fixture
-def daily_only_csv(tmp_path: Path) -> Path:
-    """A csv folder of daily files only: its source delivers daily bars."""
-    (tmp_path / DAILY_DIR).mkdir()
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("env", "days"),
     [
-        # The bundled sample has minute files: a few days per run.
-        ({}, 5),
+        # A csv folder counts as daily bars, the bundled sample (a few minute days) too.
+        ({}, 366),
         ({"CANDLE_SOURCE": "yahoo"}, 366),
         ({"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_INTERVAL": "1h"}, 5),
         ({"CANDLE_SOURCE": "synthetic"}, 5),
@@ -49,15 +39,7 @@ def daily_only_csv(tmp_path: Path) -> Path:
 def test_days_per_backfill_run_follow_the_bar_width_unless_set(
     env: dict[str, str], days: int
 ) -> None:
-    assert (SAMPLE_DATA_DIR / MINUTE_DIR).is_dir()
     assert days_per_run(Settings.from_env(env)) == days
-
-
-def test_a_csv_folder_without_minute_files_gets_a_year_per_run(daily_only_csv: Path) -> None:
-    settings = Settings.from_env({"CANDLE_CSV_DIR": str(daily_only_csv)})
-    assert days_per_run(settings) == 366
-    (daily_only_csv / MINUTE_DIR).mkdir()
-    assert days_per_run(settings) == 5
 
 
 @pytest.mark.parametrize(
@@ -73,6 +55,8 @@ def test_a_csv_folder_without_minute_files_gets_a_year_per_run(daily_only_csv: P
         ({"CANDLE_BACKFILL_DAYS_PER_RUN": "-1"}, "must not be negative"),
         ({"CANDLE_BACKFILL_DAYS_PER_RUN": "a week"}, "not a whole number"),
         ({"CANDLE_BACKFILL_DAYS_PER_RUN": "99999999"}, "is absurd"),
+        ({"CANDLE_TIMINGS_START": "2000-01-01"}, "no longer read: market_timings shares"),
+        ({"CANDLE_BACKFILL_PARTITIONS_PER_RUN": "500"}, "CANDLE_BACKFILL_DAYS_PER_RUN days"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "-3"}, "must not be negative"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "0"}, "must be at least 1"),
         ({"CANDLE_BACKFILL_LOOKBACK_DAYS": "a year"}, "not a whole number"),

@@ -175,8 +175,8 @@ def deployment(pg_server: LocalPostgres) -> Iterator[Deployment]:
         **os.environ,
         ENV_DATABASE_URL: warehouse_url,
         ENV_STATE_DIR: str(root / "state"),
-        # A new ticker's history since 2013 in one run: the sample's minute files would
-        # otherwise make it runs of 5 days, hundreds of them.
+        # A new ticker's history since 2013 in one run instead of a run per year: the test waits
+        # for it, and each run pays for a run worker's start.
         ENV_BACKFILL_DAYS_PER_RUN: str(MAX_BACKFILL_DAYS_PER_RUN),
         **instance_environment(dagster_url, home, OperationsSettings.from_env({})),
     }

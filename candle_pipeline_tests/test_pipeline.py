@@ -232,6 +232,18 @@ def test_every_real_day_passes_its_checks(sample: Warehouse) -> None:
         latest = latest_evaluations(sample.instance, check, asset)
         assert set(latest) == days, check
         assert all(evaluation.passed for evaluation in latest.values()), check
+        # Each names the day's latest materialisation: else the UI shows the day's check as
+        # not current (a Missing partition in the check's Partitions tab).
+        for day, evaluation in latest.items():
+            [materialised] = sample.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[day]), limit=1
+            ).records
+            target = evaluation.target_materialization_data
+            assert target is not None, (check, day)
+            assert (target.storage_id, target.run_id) == (
+                materialised.storage_id,
+                materialised.run_id,
+            ), (check, day)
     for check in ("gaps", "stale_runs"):
         assert all(evaluation.passed for evaluation in evaluations(sample.instance, check))
 

@@ -25,6 +25,7 @@ from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATE
 from candle_pipeline.checks.quality import (
     CHECK_SPECS,
     SCORE_KEY,
+    checked_materializations,
     day_evaluations,
     run_warnings,
 )
@@ -244,7 +245,8 @@ def market_data(
             }
         )
     selected = set(context.selected_asset_check_keys)
-    yield from day_evaluations(final, days, rules.threshold, selected)
+    targets = checked_materializations(context.instance, context.run.run_id, days, selected)
+    yield from day_evaluations(final, days, rules.threshold, selected, targets)
     yield from run_warnings(
         final,
         validation=processed.validation,

@@ -23,6 +23,9 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as Target,
+)
 
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING
@@ -88,18 +91,53 @@ def named(items: Sequence[str]) -> str:
     return f"{shown} ... ({len(items)} in all)" if len(items) > OFFENDING_ROWS_SHOWN else shown
 
 
+DAY_CHECKS = (QUALITY_SCORE_CHECK, COVERAGE_CHECK)
+
+Targets = Mapping[tuple[dg.AssetKey, str], Target]
+
+
 def day_evaluations(
-    final: pd.DataFrame, days: Sequence[date], threshold: float, selected: set[dg.AssetCheckKey]
+    final: pd.DataFrame,
+    days: Sequence[date],
+    threshold: float,
+    selected: set[dg.AssetCheckKey],
+    targets: Targets,
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """The quality and coverage evaluations of each day, from the states of its ticker-days after
     the run (`final`): what is stored, whether this run wrote it or an earlier one. What each
-    day needs is computed for all days at once: a run may cover a year."""
+    day needs is computed for all days at once: a run may cover a year. Each evaluation names
+    the day's materialisation it checked (`targets`), which is how Dagster tells a current check
+    from one of an older materialisation."""
     facts = _DayFacts.of(final)
     for day in days:
         if QUALITY_SCORE_CHECK.key in selected:
-            yield _quality_score(day, facts, threshold)
+            target = targets.get((VALIDATED_QUOTES, day_key(day)))
+            yield _quality_score(day, facts, threshold, target)
         if COVERAGE_CHECK.key in selected:
-            yield _coverage(day, facts)
+            yield _coverage(day, facts, targets.get((RAW_QUOTES, day_key(day))))
+
+
+def checked_materializations(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    days: Sequence[date],
+    selected: set[dg.AssetCheckKey],
+) -> Targets:
+    """Per asset with a selected day check and per day, the materialisation this run recorded:
+    one query per asset for all the run's days."""
+    keys = [day_key(day) for day in days]
+    checked = {spec.asset_key for spec in DAY_CHECKS if spec.key in selected}
+    targets: dict[tuple[dg.AssetKey, str], Target] = {}
+    for asset_key in checked:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys)
+        ).records
+        for record in records:
+            if record.run_id == run_id and record.partition_key is not None:
+                targets[(asset_key, record.partition_key)] = Target(
+                    storage_id=record.storage_id, run_id=run_id, timestamp=record.timestamp
+                )
+    return targets
 
 
 def run_warnings(
@@ -177,7 +215,9 @@ def _four(scores: pd.Series) -> pd.Series:
     return scores.map("{:.4f}".format)
 
 
-def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetCheckEvaluation:
+def _quality_score(
+    day: date, facts: _DayFacts, threshold: float, target: Target | None
+) -> dg.AssetCheckEvaluation:
     scored, offending = facts.count(day, "scored"), facts.blocked.get(day, [])
     metadata: dict[str, object] = {
         "scored_ticker_days": scored,
@@ -193,6 +233,7 @@ def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetChe
         asset_key=VALIDATED_QUOTES,
         check_name=QUALITY_SCORE,
         partition=day_key(day),
+        target_materialization_data=target,
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
@@ -205,7 +246,7 @@ def _quality_score(day: date, facts: _DayFacts, threshold: float) -> dg.AssetChe
     )
 
 
-def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
+def _coverage(day: date, facts: _DayFacts, target: Target | None) -> dg.AssetCheckEvaluation:
     open_days, offending = facts.count(day, "open"), facts.missing.get(day, [])
     metadata: dict[str, object] = {
         "open_ticker_days": open_days,
@@ -218,6 +259,7 @@ def _coverage(day: date, facts: _DayFacts) -> dg.AssetCheckEvaluation:
         asset_key=RAW_QUOTES,
         check_name=COVERAGE,
         partition=day_key(day),
+        target_materialization_data=target,
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(

@@ -93,6 +93,26 @@ query Runs($filter: RunsFilter!) {
 }
 """
 
+CHECK_PARTITIONS = """
+query CheckPartitions($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks {
+          checks {
+            name
+            partitionStatuses {
+              __typename
+              ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -296,6 +316,27 @@ def test_browser_shows_the_graph_partitions_and_checks(
     assert all(row.startswith("Passed") for row in coverage.values()), coverage
     assert "all 2 open ticker-day(s) have data" in coverage["2013-10-08"]
     assert "all 0 open ticker-day(s) have data" in coverage["2013-10-05"]
+
+
+def check_partition_ranges(deployment: Deployment, asset: str, check: str) -> list[tuple]:
+    """The day check's partition statuses as the check's Partitions tab shows them:
+    (first day, last day, status) per run of days with one status."""
+    node = deployment.graphql(CHECK_PARTITIONS, {"assetKey": {"path": [asset]}})
+    checks = node["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    [statuses] = [found["partitionStatuses"] for found in checks if found["name"] == check]
+    assert statuses["__typename"] == "AssetCheckTimePartitionStatuses", statuses
+    return [(found["startKey"], found["endKey"], found["status"]) for found in statuses["ranges"]]
+
+
+def test_the_day_checks_of_the_days_materialised_are_current(
+    deployment: Deployment, backfill: Mapping[str, object]
+) -> None:
+    """Each day's evaluation names the materialisation it checked, so the check's Partitions tab
+    counts the sample days as passed, not as missing."""
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
+    for asset, check in (("validated_quotes", "quality_score"), ("raw_quotes", "coverage")):
+        ranges = check_partition_ranges(deployment, asset, check)
+        assert ranges == [(FIRST_DAY, LAST_DAY, "SUCCEEDED")], (check, ranges)
 
 
 def test_a_ticker_added_with_the_daemon_running_gets_its_history_and_only_it(

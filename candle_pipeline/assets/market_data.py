@@ -39,6 +39,7 @@ from candle_pipeline.domain.ticker_days import (
     SETTLED,
     STATUSES,
     WAITING,
+    Failure,
     Outcome,
     WorkPlan,
     day_summary,
@@ -148,57 +149,38 @@ def market_data(
     exchanges = watchlist.exchanges()
     rules = quality.rules()
     fetched = None
-    if start == RAW_QUOTES:
-        fetched = market_data.fetch_all(plan.to_fetch())
-        raw = fetched.bars
-        processed = process(
-            raw,
-            market_timings,
-            exchanges,
-            rules,
-            CANDLE_INTERVALS,
-            actions=_actions(warehouse, fetched, days),
-            previous_closes=_previous_closes(warehouse, raw),
-        )
-        outcome = Outcome(
-            processed.stored,
-            fetched.failures,
-            attempted=True,
-            source=market_data.source,
-            failed_retries=market_data.failed_retries(),
-        )
-    elif start == VALIDATED_QUOTES:
-        raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
-        processed = process(
-            raw,
-            market_timings,
-            exchanges,
-            rules,
-            CANDLE_INTERVALS,
-            actions=warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days)),
-            previous_closes=_previous_closes(warehouse, raw),
-        )
-        outcome = Outcome(
-            processed.stored,
-            {},
-            attempted=False,
-            source=market_data.source,
-            failed_retries=market_data.failed_retries(),
-        )
-    else:
+    failures: dict[str, Failure] = {}
+    if start == CANDLES:
         validated = _stored(warehouse, "validated_quotes", plan)
         reference = pd.Series(float("nan"), index=validated.index)
         processed = rebuild(
             Validation(validated, reference), market_timings, exchanges, rules, CANDLE_INTERVALS
         )
         raw = validated.iloc[0:0]
-        outcome = Outcome(
-            processed.stored,
-            {},
-            attempted=False,
-            source=market_data.source,
-            failed_retries=market_data.failed_retries(),
+    else:
+        if start == RAW_QUOTES:
+            fetched = market_data.fetch_all(plan.to_fetch())
+            raw, failures = fetched.bars, fetched.failures
+            actions = _actions(warehouse, fetched, days)
+        else:
+            raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
+            actions = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
+        processed = process(
+            raw,
+            market_timings,
+            exchanges,
+            rules,
+            CANDLE_INTERVALS,
+            actions=actions,
+            previous_closes=_previous_closes(warehouse, raw),
         )
+    outcome = Outcome(
+        processed.stored,
+        failures,
+        attempted=fetched is not None,
+        source=market_data.source,
+        failed_retries=market_data.failed_retries(),
+    )
 
     new_states = settle(plan, outcome, context.run.run_id, now)
     # A day's metadata and checks are about all its ticker-days, named in the run config or not.

@@ -21,8 +21,10 @@ from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.settings import (
     DEFAULT_EXCHANGE,
     ENV_BACKFILL_DAYS_PER_RUN,
+    PROJECT_DIR,
     SAMPLE_DATA_DIR,
     Settings,
+    get_operations_settings,
     get_settings,
 )
 from candle_pipeline.warehouse import watchlist
@@ -105,6 +107,49 @@ def watch(
     ]
     with engine_for(warehouse_url).begin() as connection:
         return watchlist.add(connection, entries, DEFAULT_EXCHANGE, history_start)
+
+
+def command_line_env(
+    tmp_path: Path, warehouse_url: str, dagster_url: str | None = None
+) -> dict[str, str]:
+    """The settings of the command line on these databases: a DAGSTER_HOME under `tmp_path`
+    holding the project's dagster.yaml (its instance on `dagster_url`, else on the warehouse's
+    database) and a state folder of its own. Only these variables: callers add os.environ."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_DIR / "dagster.yaml").read_text())
+    env = {
+        "CANDLE_DATABASE_URL": warehouse_url,
+        "CANDLE_STATE_DIR": str(tmp_path / "state"),
+        "DAGSTER_HOME": str(home),
+    }
+    if dagster_url is not None:
+        env["CANDLE_DAGSTER_DATABASE_URL"] = dagster_url
+    return env
+
+
+@pytest.fixture
+def external_env(
+    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """An external warehouse and instance with the project's dagster.yaml, as the commands in
+    this process see them; nothing prepared in either. Every variable the commands export is
+    restored afterwards."""
+    env = command_line_env(
+        tmp_path,
+        create_database(pg_server, "warehouse"),
+        create_database(pg_server, "dagster"),
+    )
+    for name in ("CANDLE_MAX_CONCURRENT_RUNS", "CANDLE_COMPUTE_LOG_DIR", "CANDLE_CSV_DIR"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+    get_operations_settings.cache_clear()
 
 
 def table(warehouse_url: str, name: str) -> pd.DataFrame:

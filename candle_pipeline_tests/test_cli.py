@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from candle_pipeline import runs
 from candle_pipeline.cli import EXIT_FAILED, EXIT_USAGE, main
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
 from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
 from candle_pipeline_tests.quality.corrupt import copy_ticker, high_low_swapped, read_day, write_day
 
@@ -74,32 +72,9 @@ def test_bad_arguments_get_one_clear_line(
 
 
 @pytest.fixture
-def cli_env(
-    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """An external warehouse and instance with the project's dagster.yaml, as the commands in
-    this process see them; every variable they export is restored afterwards. Yields the
-    warehouse URL."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").symlink_to(PROJECT_DIR / "dagster.yaml")
-    url = create_database(pg_server, "warehouse")
-    env = {
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
-        "DAGSTER_HOME": str(home),
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-    }
-    for name in ("CANDLE_MAX_CONCURRENT_RUNS", "CANDLE_COMPUTE_LOG_DIR", "CANDLE_CSV_DIR"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
+def cli_env(external_env: dict[str, str]) -> str:
+    """The warehouse URL of `external_env`."""
+    return external_env["CANDLE_DATABASE_URL"]
 
 
 def listing(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,41 +15,11 @@ from dagster._core.remote_origin import (
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from candle_pipeline.cli import EXIT_FAILED, main
-from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.warehouse import ensure_tables
-from candle_pipeline.settings import PROJECT_DIR, get_operations_settings, get_settings
 from candle_pipeline.warehouse import schema
-from candle_pipeline_tests.conftest import create_database
 
 pytestmark = pytest.mark.integration
 HEAD = schema.describe(schema.head_revisions())
-
-
-@pytest.fixture
-def setup(
-    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    """An external warehouse and instance, the project's dagster.yaml; nothing prepared yet."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").symlink_to(PROJECT_DIR / "dagster.yaml")
-    env = {
-        "CANDLE_DATABASE_URL": create_database(pg_server, "warehouse"),
-        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
-        "DAGSTER_HOME": str(home),
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-    }
-    # `pools apply` exports these like every command; recorded so they are restored afterwards.
-    for name in ("CANDLE_MAX_CONCURRENT_RUNS", "CANDLE_COMPUTE_LOG_DIR", "CANDLE_CSV_DIR"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
-    yield env
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
 
 
 def job_origin(job_name: str) -> RemoteJobOrigin:
@@ -70,8 +39,8 @@ def lines_with(output: str, state: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(state)]
 
 
-def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    ensure_tables(setup["CANDLE_DATABASE_URL"])
+def test_healthy_setup(external_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_tables(external_env["CANDLE_DATABASE_URL"])
     assert main(["pools", "apply"]) == 0
     assert "pool market_api: at most 1 at once (was unlimited)" in capsys.readouterr().out
     assert main(["pools", "apply"]) == 0
@@ -89,7 +58,7 @@ def test_healthy_setup(setup: dict[str, str], capsys: pytest.CaptureFixture[str]
 
 
 def test_the_sp500_since_2000_is_a_healthy_deployment(
-    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+    external_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Day partitions do not grow with the watch list: 503 tickers from the first partition
     (2000-01-01) is nothing to warn about."""
@@ -106,13 +75,13 @@ def test_the_sp500_since_2000_is_a_healthy_deployment(
 
 
 def test_a_watched_exchange_without_schedule_is_named(
-    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+    external_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
     from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-    ensure_tables(setup["CANDLE_DATABASE_URL"])
-    with engine_for(setup["CANDLE_DATABASE_URL"]).begin() as connection:
+    ensure_tables(external_env["CANDLE_DATABASE_URL"])
+    with engine_for(external_env["CANDLE_DATABASE_URL"]).begin() as connection:
         watchlist.add(connection, [watchlist.NewTicker("SHOP.TO")], "XNYS", date(2024, 1, 2))
     code, out = doctor(capsys)
     assert code == EXIT_FAILED
@@ -122,7 +91,9 @@ def test_a_watched_exchange_without_schedule_is_named(
 
 
 def test_broken_setup_says_what_is_wrong(
-    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    external_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # No tables, no pool limit, and a queued run that no daemon will ever start.
     with dg.DagsterInstance.get() as instance:
@@ -152,9 +123,11 @@ def test_broken_setup_says_what_is_wrong(
 
 
 def test_unreachable_database_and_bad_settings(
-    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    external_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    gone = setup["CANDLE_DATABASE_URL"].replace("/warehouse_", "/missing_")
+    gone = external_env["CANDLE_DATABASE_URL"].replace("/warehouse_", "/missing_")
     monkeypatch.setenv("CANDLE_DATABASE_URL", gone)
     code, out = doctor(capsys)
     assert code == EXIT_FAILED
@@ -182,7 +155,7 @@ def test_stopped_embedded_server(
 
 
 def test_a_missing_dagster_yaml(
-    setup: dict[str, str],
+    external_env: dict[str, str],
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import pytest
 
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import PROJECT_DIR
-from candle_pipeline_tests.conftest import create_database, watch
+from candle_pipeline_tests.conftest import command_line_env, create_database, watch
 from candle_pipeline_tests.reliability.warehouse_probe import (
     Key,
     Probe,
@@ -270,15 +269,9 @@ def test_runs_killed_at_random_moments_leave_each_ticker_day_old_or_complete(
     pg_server: LocalPostgres, watched: tuple[str, Probe], tmp_path: Path
 ) -> None:
     url, probe = watched
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-        "DAGSTER_HOME": str(home),
+        **command_line_env(tmp_path, url, create_database(pg_server, "dagster")),
         "CANDLE_SOURCE": "synthetic",
         "CANDLE_SYNTHETIC_INTERVAL": "1m",
     }

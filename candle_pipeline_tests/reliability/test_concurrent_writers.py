@@ -6,7 +6,6 @@ re-validates stored rows while another run replaces them does not store its stal
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,8 +18,7 @@ import psycopg
 import pytest
 
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.settings import PROJECT_DIR
-from candle_pipeline_tests.conftest import create_database, watch
+from candle_pipeline_tests.conftest import command_line_env, create_database, watch
 from candle_pipeline_tests.reliability.warehouse_probe import (
     Key,
     Probe,
@@ -61,15 +59,9 @@ def warehouse(pg_server: LocalPostgres, tmp_path: Path) -> tuple[str, dict[str, 
     """A warehouse watching TICKERS, and the command line's environment on it (synthetic bars)."""
     url = create_database(pg_server, "warehouse")
     watch(url, TICKERS, FIRST_DAY)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_DAGSTER_DATABASE_URL": create_database(pg_server, "dagster"),
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-        "DAGSTER_HOME": str(home),
+        **command_line_env(tmp_path, url, create_database(pg_server, "dagster")),
         "CANDLE_SOURCE": "synthetic",
         "CANDLE_SYNTHETIC_INTERVAL": "1m",
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,10 +22,16 @@ import pytest
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_DIR
+from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline.warehouse.partition_store import replace_partitions
 from candle_pipeline.warehouse.tables import TABLES
-from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
+from candle_pipeline_tests.conftest import (
+    command_line_env,
+    create_database,
+    definitions_for,
+    table,
+    watch,
+)
 from candle_pipeline_tests.reliability.warehouse_probe import Key, Probe, assert_complete
 
 TICKERS = ("SPY", "AIG", "BAC", "IBM")
@@ -91,15 +96,10 @@ def test_a_restart_inside_the_write_transaction_then_a_catch_up(
     the run's unit of work holds its first table lock."""
     url = create_database(own_server, "warehouse")
     watch(url, TICKERS, START)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     application = "candle-restart-test"
     env = {
         **os.environ,
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-        "DAGSTER_HOME": str(home),
+        **command_line_env(tmp_path, url),
         "PGAPPNAME": application,
     }
     args = ["materialize", "--start", START.isoformat(), "--end", END.isoformat()]

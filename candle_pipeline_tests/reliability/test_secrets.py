@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import PROJECT_DIR, mask_url
-from candle_pipeline_tests.conftest import create_database
+from candle_pipeline_tests.conftest import command_line_env, create_database
 
 # Credentials written into code or configuration, e.g. postgresql://user:pw@host or password=...
 CREDENTIAL_PATTERNS = (
@@ -57,16 +57,8 @@ def test_mask_url_hides_the_password() -> None:
 def test_a_run_never_shows_the_database_password(pg_server: LocalPostgres, tmp_path: Path) -> None:
     password = f"pw-{secrets.token_hex(12)}"
     url = with_password(create_database(pg_server, "secret"), password)
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text((PROJECT_DIR / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "CANDLE_DATABASE_URL": url,
-        "CANDLE_STATE_DIR": str(tmp_path / "state"),
-        "DAGSTER_HOME": str(dagster_home),
-        "CANDLE_LOG_LEVEL": "DEBUG",
-    }
+    env = {**os.environ, **command_line_env(tmp_path, url), "CANDLE_LOG_LEVEL": "DEBUG"}
+    dagster_home = Path(env["DAGSTER_HOME"])
     commands = [
         ["tickers", "add", "SPY", "--history-start", "2013-10-04"],
         ["materialize", "--tickers", "SPY", "--start", "2013-10-04", "--end", "2013-10-07"],

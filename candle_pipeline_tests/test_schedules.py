@@ -19,7 +19,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from candle_pipeline import runs
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.schedules import (
@@ -43,6 +42,7 @@ from candle_pipeline_tests.conftest import (
     table,
     watch,
 )
+from candle_pipeline_tests.run_requests import plan, provider_requests
 
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -71,18 +71,6 @@ def tick(
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
         result = schedule.evaluate_tick(context)
     return list(result.run_requests or []), result.skip_message
-
-
-def plan(requests: list[dg.RunRequest]) -> list[tuple[str, str, list[str]]]:
-    """(first day, last day, tickers) of each requested run."""
-    return [
-        (
-            request.tags[runs.RANGE_START_TAG],
-            request.tags[runs.RANGE_END_TAG],
-            request.run_config["ops"]["market_data"]["config"]["tickers"],
-        )
-        for request in requests
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -300,17 +288,6 @@ def test_bad_operations_settings_are_named() -> None:
 # --- the runs the schedules ask for, executed on the bundled sample --------------------------
 
 SAMPLE_TICKERS = ["AIG", "BAC", "IBM", "SPY"]
-
-
-def provider_requests(instance: dg.DagsterInstance, run_id: str) -> int:
-    """`run_provider_requests` of a run, which every day it materialised carries."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW), limit=100)
-    [requests] = {
-        record.asset_materialization.metadata["run_provider_requests"].value
-        for record in records.records
-        if record.run_id == run_id
-    }
-    return requests
 
 
 def on_day(frame: pd.DataFrame, day: date) -> pd.DataFrame:

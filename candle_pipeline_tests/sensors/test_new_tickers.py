@@ -21,6 +21,7 @@ from candle_pipeline.settings import SAMPLE_DATA_DIR, SP500_CONSTITUENTS
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import definitions_for, table, today_is, watch
 from candle_pipeline_tests.quality.records import latest_evaluations, partition_metadata
+from candle_pipeline_tests.run_requests import keys, plan, provider_requests
 
 pytestmark = pytest.mark.integration
 
@@ -46,22 +47,6 @@ def tick(
         ) as context,
     ):
         return new_tickers_sensor(context)
-
-
-def plan(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
-    """(first day, last day, tickers) of each requested run."""
-    return [
-        (
-            request.tags[runs.RANGE_START_TAG],
-            request.tags[runs.RANGE_END_TAG],
-            request.run_config["ops"]["market_data"]["config"]["tickers"],
-        )
-        for request in result.run_requests or []
-    ]
-
-
-def keys(result: dg.SensorResult) -> list[str]:
-    return [request.run_key for request in result.run_requests or []]
 
 
 def skip_message(result: dg.SensorResult) -> str | None:
@@ -178,17 +163,6 @@ def test_the_sp500_in_one_tick(
     )
     tag = request.tags[TICKERS_TAG]
     assert len(tag) == 255 and tag.startswith("A,AAPL,ABBV,") and tag.endswith("...")
-
-
-def provider_requests(instance: dg.DagsterInstance, run_id: str) -> int:
-    """`run_provider_requests` of a run, which every day it materialised carries."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW), limit=100)
-    [requests] = {
-        record.asset_materialization.metadata["run_provider_requests"].value
-        for record in records.records
-        if record.run_id == run_id
-    }
-    return requests
 
 
 def test_the_requested_runs_fetch_the_new_ticker_and_leave_the_others_untouched(

@@ -25,6 +25,7 @@ from candle_pipeline.sensors.retries import RETRY_TAG, retry_sensor
 from candle_pipeline.warehouse.ticker_days import write_states
 from candle_pipeline_tests.conftest import table, watch
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault, yahoo_definitions
+from candle_pipeline_tests.run_requests import keys, plan
 
 pytestmark = pytest.mark.integration
 
@@ -79,22 +80,6 @@ def tick(instance: dg.DagsterInstance, url: str) -> dg.SensorResult:
     resources = {"warehouse": WarehouseResource(database_url=url)}
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         return retry_sensor(context)
-
-
-def plan(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
-    """(first day, last day, tickers) of each requested run."""
-    return [
-        (
-            request.tags[runs.RANGE_START_TAG],
-            request.tags[runs.RANGE_END_TAG],
-            request.run_config["ops"]["market_data"]["config"]["tickers"],
-        )
-        for request in result.run_requests or []
-    ]
-
-
-def keys(result: dg.SensorResult) -> list[str]:
-    return [request.run_key for request in result.run_requests or []]
 
 
 def days(first: int, last: int) -> list[date]:

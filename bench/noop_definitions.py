@@ -7,8 +7,13 @@ evaluation. Like the real `market_data`, the no-op one attaches each day's metad
 selected asset (the same number of entries), reports `quality_score` and `coverage` once per day
 and each warning check once per run: Dagster stores each evaluation on its own, so they are part
 of the floor.
+
+Two environment switches (read at import, in the benchmark's own process) take parts away to
+measure their share: CANDLE_BENCH_CHECKS=0 defines no checks (a backfill selects every check of
+the assets it materialises), CANDLE_BENCH_METADATA=0 attaches no day metadata.
 """
 
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -38,6 +43,13 @@ DAY_METADATA = {
     "rows_written": 0,
 }
 RUN_CHECK_KEYS = {spec.key for spec in WARNING_CHECKS}
+ENV_CHECKS = "CANDLE_BENCH_CHECKS"
+ENV_METADATA = "CANDLE_BENCH_METADATA"
+SWITCHED_OFF = "0"
+
+
+def enabled(variable: str) -> bool:
+    return os.environ.get(variable, "") != SWITCHED_OFF
 
 
 class NullIOManager(dg.ConfigurableIOManager):
@@ -72,7 +84,7 @@ def market_timings() -> None:
         "validated_quotes": {CHAIN[0], MARKET_TIMINGS},
         "candles": {CHAIN[1], MARKET_TIMINGS},
     },
-    check_specs=CHECK_SPECS,
+    check_specs=CHECK_SPECS if enabled(ENV_CHECKS) else [],
     partitions_def=day_partitions,
     backfill_policy=backfill_policy(),
     can_subset=True,
@@ -83,9 +95,10 @@ def market_data(
     """Nothing but the events the real step emits."""
     selected = [key for key in CHAIN if key in context.selected_asset_keys]
     checks = context.selected_asset_check_keys
-    for day in context.partition_keys:
-        for key in selected:
-            context.add_asset_metadata(DAY_METADATA, asset_key=key, partition_key=day)
+    if enabled(ENV_METADATA):
+        for day in context.partition_keys:
+            for key in selected:
+                context.add_asset_metadata(DAY_METADATA, asset_key=key, partition_key=day)
     for key in selected:
         yield dg.Output(None, output_name=key.path[-1])
     for day in context.partition_keys:

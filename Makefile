@@ -53,7 +53,7 @@ $(CHROMIUM):
 test: install $(CHROMIUM)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-# Every figure of docs/benchmarks.md with its baseline, from one run (about an hour on 2 cores);
+# Every figure of docs/benchmarks.md with its baseline, from one run (about 35 minutes on 2 cores);
 # bench-quick: the same figures at small sizes, in about two minutes.
 bench: install
 	$(BIN)/python -m bench

@@ -1,4 +1,4 @@
-"""Figure 3: backfills and daily updates end to end through Dagster, against the orchestrator's
+"""Figure 4: backfills and daily updates end to end through Dagster, against the orchestrator's
 own floor.
 
 Each backfill scenario is one asset backfill of market_timings and the three market-data assets
@@ -89,7 +89,7 @@ class Result:
 
 def run(server: LocalPostgres, report: Report, scenarios: list[Scenario]) -> None:
     for scenario in scenarios:
-        section(f"3. end to end: {scenario.label}")
+        section(f"4. end to end: {scenario.label}")
         floor = _spawn(server, scenario, FLOOR_MODULE)
         real = _spawn(server, scenario, REAL_MODULE)
         name = scenario.label

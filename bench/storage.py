@@ -1,4 +1,4 @@
-"""Figure 3b: what Dagster's own bookkeeping costs per day partition, on each instance storage.
+"""Figure 3: what Dagster's own bookkeeping costs per day partition, on each instance storage.
 
 A backfill of `days` day partitions of `market_timings` and `market_data` (the no-op graph
 `bench.noop_definitions`: the project's assets, day partitions, policy and checks; no work) is
@@ -124,7 +124,7 @@ class Paired:
 
 
 def run(server: LocalPostgres, report: Report, days: int) -> None:
-    section(f"3b. Dagster's bookkeeping per day partition: a no-op backfill of {days} days")
+    section(f"3. Dagster's bookkeeping per day partition: a no-op backfill of {days} days")
     shipped = Candidate("shipped storage (private API), socket", "shipped", _socket_url)
     tcp = Candidate("stock dagster-postgres, TCP 127.0.0.1", "stock", _tcp_url)
     direct = Candidate("stock dagster-postgres, Unix socket", "stock", _socket_url)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,7 +26,7 @@ from candle_pipeline.domain.bars import raw_quotes
 from candle_pipeline.domain.symbols import normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.providers.synthetic import SOURCE_NAME, SyntheticProvider
-from candle_pipeline.settings import SP500_CONSTITUENTS
+from candle_pipeline.settings import PROJECT_DIR, SP500_CONSTITUENTS
 
 KIB = 1024
 BYTES_PER_MIB = KIB * KIB
@@ -163,3 +166,22 @@ def synthetic_raw(symbols: Sequence[str], days: Sequence[date], interval: str) -
     provider = SyntheticProvider(interval=interval)
     frames = [provider.fetch_bars(symbol, days).bars for symbol in symbols]
     return raw_quotes(frames, [datetime.now(UTC)] * len(frames), SOURCE_NAME)
+
+
+ERROR_TAIL_CHARS = 4000
+
+
+def child(module: str, arguments: Sequence[str], env: dict[str, str], what: str) -> dict:
+    """Run `python -m module arguments` in a fresh process (its memory and imports its own) and
+    return the JSON object it printed last; a failure raises with the end of its stderr."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{completed.stderr[-ERROR_TAIL_CHARS:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, timedelta
 
-from bench.common import Report, create_database, peak_rss_mib, section, tickers
+from bench.common import Report, child, create_database, peak_rss_mib, section, tickers
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import (
     DEFAULT_EXCHANGE,
@@ -38,7 +36,6 @@ from candle_pipeline.settings import (
     ENV_PARTITION_START,
     ENV_SOURCE,
     ENV_SYNTHETIC_INTERVAL,
-    PROJECT_DIR,
 )
 
 SECTION = "end-to-end"
@@ -181,10 +178,7 @@ def scenario_argument(scenario: Scenario) -> str:
 
 def _spawn(server: LocalPostgres, scenario: Scenario, module: str) -> Result:
     env = scenario_environment(server, scenario)
-    command = [
-        sys.executable,
-        "-m",
-        "bench.end_to_end",
+    arguments = [
         "--module",
         module,
         "--dagster-url",
@@ -193,12 +187,7 @@ def _spawn(server: LocalPostgres, scenario: Scenario, module: str) -> Result:
         scenario_argument(scenario),
     ]
     started = time.perf_counter()
-    completed = subprocess.run(
-        command, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=False
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{module} backfill failed:\n{completed.stderr[-4000:]}")
-    result = Result(**json.loads(completed.stdout.strip().splitlines()[-1]))
+    result = Result(**child("bench.end_to_end", arguments, env, f"{module} backfill"))
     kind = "floor" if module == FLOOR_MODULE else "pipeline"
     print(f"  ({kind} process {time.perf_counter() - started:.0f} s in all)", flush=True)
     return result

@@ -35,7 +35,15 @@ from pathlib import Path
 
 import requests
 
-from bench.common import BYTES_PER_MIB, Report, create_database, peak_rss_mib, section, tickers
+from bench.common import (
+    BYTES_PER_MIB,
+    Report,
+    child,
+    create_database,
+    peak_rss_mib,
+    section,
+    tickers,
+)
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import (
     ENV_DAGSTER_DATABASE_URL,
@@ -209,17 +217,7 @@ def compare(report: Report) -> None:
 
 
 def _child(env: dict[str, str], step: str, argument: str) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.partition_space", step, argument],
-        env=env,
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"partition-space step {step} failed:\n{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return child("bench.partition_space", [step, argument], env, f"partition-space step {step}")
 
 
 def _with_webserver(

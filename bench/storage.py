@@ -34,7 +34,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -47,7 +46,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from bench.common import Report, create_database, section
+from bench.common import ERROR_TAIL_CHARS, Report, child, create_database, section
 from bench.noop_definitions import ENV_CHECKS, ENV_METADATA, SWITCHED_OFF
 from candle_pipeline.local_postgres import (
     SOCKET_PORT,
@@ -55,7 +54,6 @@ from candle_pipeline.local_postgres import (
     LocalPostgres,
     running_as_root,
 )
-from candle_pipeline.settings import PROJECT_DIR
 
 SECTION = "storage"
 DEFINITIONS_MODULE = "bench.noop_definitions"
@@ -86,7 +84,6 @@ READY_POLL_SECONDS = 0.1
 MILLIS_PER_SECOND = 1000
 SECONDS_PER_MINUTE = 60
 PRIVATE_DIR_MODE = 0o700
-ERROR_TAIL_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -364,26 +361,9 @@ def _measure(
     dagster_url = candidate.connect(own_url)
     env = {key: value for key, value in os.environ.items() if key != EVENT_BATCH_ENV}
     env.update(switches or {})
-    command = [
-        sys.executable,
-        "-m",
-        "bench.storage",
-        "--kind",
-        candidate.kind,
-        "--dagster-url",
-        dagster_url,
-        "--days",
-        str(days),
-    ]
+    arguments = ["--kind", candidate.kind, "--dagster-url", dagster_url, "--days", str(days)]
     started = time.perf_counter()
-    completed = subprocess.run(
-        command, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=False
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"{candidate.label}: the backfill failed:\n{completed.stderr[-ERROR_TAIL_CHARS:]}"
-        )
-    result = Result(**json.loads(completed.stdout.strip().splitlines()[-1]))
+    result = Result(**child("bench.storage", arguments, env, f"{candidate.label}: the backfill"))
     if result.status != COMPLETED:
         raise RuntimeError(f"{candidate.label}: the backfill ended {result.status}: no figure")
     events, evaluations = _stored_events(own_url)

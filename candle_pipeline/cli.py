@@ -8,6 +8,9 @@ candle-pipeline demo
 candle-pipeline ui [--port N]
 candle-pipeline doctor [--expect-daemon]
 candle-pipeline pools apply
+
+Every command reads its settings from the environment and from `.env` in the folder it starts in
+(as `dagster dev`, the webserver and the daemon do); a variable already set wins.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import os
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import psycopg
@@ -30,10 +35,8 @@ from candle_pipeline import local_env
 from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
-from candle_pipeline.partitions import days_between
-from candle_pipeline.resources.warehouse import engine_for, ensure_tables
-from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
+    ENV_DAGSTER_UI_URL,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -41,10 +44,15 @@ from candle_pipeline.settings import (
     get_settings,
     mask_url,
     parse_date,
+    validate_settings,
 )
 from candle_pipeline.warehouse import schema
 
+if TYPE_CHECKING:
+    from candle_pipeline.runs import RunOutcome
+
 DEFAULT_UI_PORT = 3000
+DEFAULT_UI_HOST = "127.0.0.1"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
@@ -56,35 +64,60 @@ class CliError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    local_env.load_env_file()
     try:
-        return args.handler(args)
-    except (
-        CliError,
-        SettingsError,
-        RunRequestError,
-        InvalidTickerError,
-        UnknownExchangeError,
-        LocalPostgresError,
-        LookupError,
-        schema.SchemaUpgradeError,
-    ) as error:
-        print(f"candle-pipeline: error: {error}", file=sys.stderr)
+        # Every setting, before anything reads one: a mistake is one line whatever the command.
+        validate_settings()
+        from candle_pipeline.runs import RunRequestError  # noqa: PLC0415 - reads the settings
+
+        user_errors: tuple[type[Exception], ...] = (
+            CliError,
+            SettingsError,
+            RunRequestError,
+            InvalidTickerError,
+            UnknownExchangeError,
+            LocalPostgresError,
+            LookupError,
+            schema.SchemaUpgradeError,
+        )
+        try:
+            return args.handler(args)
+        except user_errors as error:
+            _explain(args, error, str(error))
+            return EXIT_USAGE
+    except SettingsError as error:
+        _explain(args, error, str(error))
         return EXIT_USAGE
     except (sa.exc.OperationalError, psycopg.OperationalError) as error:
         cause = getattr(error, "orig", None) or error
         reason = str(cause).strip().splitlines()[0]
-        print(f"candle-pipeline: error: cannot reach the database: {reason}", file=sys.stderr)
+        _explain(args, error, f"cannot reach the database: {reason}")
         return EXIT_FAILED
+
+
+def _explain(args: argparse.Namespace, error: Exception, message: str) -> None:
+    """One line on stderr; the traceback too with --verbose."""
+    if args.verbose:
+        traceback.print_exception(error)
+    print(f"candle-pipeline: error: {message}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candle-pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--verbose", action="store_true", help="print the traceback behind an error message"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser(
         "db", help="the embedded PostgreSQL server; `upgrade` migrates the warehouse schema"
     )
     db.add_argument("action", choices=["up", "down", "url", "upgrade"])
+    db.add_argument(
+        "--show-password",
+        action="store_true",
+        help="`url`: print the password of an external database too (masked by default)",
+    )
     db.set_defaults(handler=_db)
 
     tickers = commands.add_parser("tickers", help="the watch list of tickers")
@@ -111,8 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--select",
-        default=",".join(ALL_ASSETS),
-        help=f"comma-separated assets (default: all of {', '.join(ALL_ASSETS)})",
+        help="comma-separated assets (default: all of market_timings, raw_quotes, "
+        "validated_quotes, candles)",
     )
     run.set_defaults(handler=_materialize)
 
@@ -131,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ui = commands.add_parser("ui", help="the Dagster UI (dagster dev) on the same instance")
     ui.add_argument("--port", type=int, default=DEFAULT_UI_PORT)
+    ui.add_argument(
+        "--host",
+        default=DEFAULT_UI_HOST,
+        help=f"address to listen on (default {DEFAULT_UI_HOST}; 0.0.0.0 for every interface)",
+    )
     ui.set_defaults(handler=_ui)
 
     _add_operations_commands(commands)
@@ -157,11 +195,15 @@ def _db(args: argparse.Namespace) -> int:
     if settings.database_url is not None and args.action == "down":
         raise CliError("CANDLE_DATABASE_URL is set: there is no embedded server to stop")
     if args.action == "down":
-        local_env.embedded_server(settings).stop()
+        server = local_env.embedded_server(settings)
+        if not server.is_running():
+            print("embedded PostgreSQL is not running: nothing to stop")
+            return 0
+        server.stop()
         print("embedded PostgreSQL stopped")
         return 0
     if settings.database_url is not None:
-        print(mask_url(settings.database_url))
+        print(settings.database_url if args.show_password else mask_url(settings.database_url))
     else:
         server = local_env.embedded_server(settings)
         if not server.is_running():
@@ -230,6 +272,8 @@ def _tickers(args: argparse.Namespace) -> int:
 
 
 def _warehouse_engine(url: str) -> sa.Engine:
+    from candle_pipeline.resources.warehouse import engine_for, ensure_tables  # noqa: PLC0415
+
     ensure_tables(url)
     return engine_for(url)
 
@@ -240,7 +284,11 @@ def _materialize(args: argparse.Namespace) -> int:
     tickers = normalize_tickers(t for t in args.tickers.split(",") if t.strip())
     start = parse_date(args.start, "--start")
     end = parse_date(args.end, "--end")
-    select = runs.validate_selection([n.strip() for n in args.select.split(",") if n.strip()])
+    select = runs.validate_selection(
+        runs.ALL_ASSETS
+        if args.select is None
+        else [name.strip() for name in args.select.split(",") if name.strip()]
+    )
     runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
     engine = _warehouse_engine(env.warehouse_url)
@@ -296,6 +344,7 @@ def _demo(_: argparse.Namespace) -> int:
     print(f"warehouse: {mask_url(env.warehouse_url)}")
     from candle_pipeline import coverage, runs  # noqa: PLC0415 - loads the definitions
     from candle_pipeline.definitions import defs  # noqa: PLC0415
+    from candle_pipeline.partitions import days_between  # noqa: PLC0415
     from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
 
     engine = _warehouse_engine(env.warehouse_url)
@@ -346,7 +395,13 @@ def _ui(args: argparse.Namespace) -> int:
     if dagster is None:
         raise CliError("the `dagster` command was not found; install the project first")
     workspace = PROJECT_DIR / "workspace.yaml"
-    os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(args.port)])
+    # Alerts link to the runs of this UI unless CANDLE_DAGSTER_UI_URL names another address.
+    link_host = "localhost" if args.host in (DEFAULT_UI_HOST, "0.0.0.0") else args.host
+    os.environ.setdefault(ENV_DAGSTER_UI_URL, f"http://{link_host}:{args.port}")
+    os.execv(
+        dagster,
+        [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)],
+    )
     return 0
 
 

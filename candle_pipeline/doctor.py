@@ -244,9 +244,7 @@ def _instance_findings(context: Context) -> Iterator[Finding]:
             "project's dagster.yaml there",
         )
         return
-    defaults = local_env.instance_environment(
-        context.dagster_url, context.dagster_home, context.operations
-    )
+    defaults = local_env.instance_environment(context.dagster_url, context.dagster_home)
     with _defaults_in_environment(defaults):
         yield from _instance_storage_findings(context, yaml_file)
 

@@ -19,6 +19,12 @@ a large backfill. `CandleInstanceStorage` is dagster-postgres with three changes
   partition keeps its own planned event, so failed and in-progress partitions still show in the
   UI (unlike DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS).
 
+The URL is `postgres_url` of the configuration, else CANDLE_DAGSTER_DATABASE_URL, else
+CANDLE_DATABASE_URL: Dagster's `env:` has no default, and `dagster dev`, `dagster-webserver` and
+`dagster-daemon run` open this instance without our command line. For the same reason the run
+queue (`CandleRunCoordinator`) and the compute logs (`CandleComputeLogManager`) read
+CANDLE_MAX_CONCURRENT_RUNS and CANDLE_COMPUTE_LOG_DIR themselves, with the project's defaults.
+
 Select it in dagster.yaml with `storage: custom: {module: candle_pipeline.instance_storage,
 class: CandleInstanceStorage, config: {postgres_url: ...}}`. It overrides private methods of
 dagster-postgres 0.29 (pinned); `candle_pipeline_tests/test_instance_storage.py` fails if they
@@ -30,21 +36,31 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 import sqlalchemy as sa
-from dagster import Field, IntSource
+from dagster import Field, IntSource, QueuedRunCoordinator, StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
 from dagster._core.storage.event_log import SqlEventLogStorageTable
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, pg_url_from_config
+
+from candle_pipeline.settings import (
+    COMPUTE_LOG_DIRNAME,
+    ENV_DAGSTER_DATABASE_URL,
+    ENV_DAGSTER_HOME,
+    ENV_DATABASE_URL,
+    get_operations_settings,
+)
 
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 DEFAULT_POOL_SIZE = 1
@@ -147,6 +163,18 @@ class PooledEventLogStorage(_PooledEngine, PostgresEventLogStorage):
                 self._store_asset_event(conn, event, event_id)
 
 
+def _instance_url(config_value: Mapping[str, Any]) -> str:
+    if config_value.get("postgres_url") or config_value.get("postgres_db"):
+        return pg_url_from_config(config_value)
+    for name in (ENV_DAGSTER_DATABASE_URL, ENV_DATABASE_URL):
+        if url := os.environ.get(name, "").strip():
+            return url
+    raise ValueError(
+        f"the Dagster instance has no database: set {ENV_DAGSTER_DATABASE_URL} or "
+        f"{ENV_DATABASE_URL}, or start it with `candle-pipeline ui`"
+    )
+
+
 def _bulk_insertable(event: EventLogEntry) -> bool:
     dagster_event = event.dagster_event
     return (
@@ -199,7 +227,7 @@ class CandleInstanceStorage(DagsterStorage, ConfigurableClass):
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> CandleInstanceStorage:
         return cls(
-            postgres_url=pg_url_from_config(config_value),
+            postgres_url=_instance_url(config_value),
             pool=PoolSettings(
                 pool_size=config_value["pool_size"],
                 max_overflow=config_value["max_overflow"],
@@ -220,3 +248,41 @@ class CandleInstanceStorage(DagsterStorage, ConfigurableClass):
     @property
     def schedule_storage(self) -> PooledScheduleStorage:
         return self._schedule_storage
+
+
+class CandleRunCoordinator(QueuedRunCoordinator):
+    """Dagster's run queue; `max_concurrent_runs` defaults to CANDLE_MAX_CONCURRENT_RUNS."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> Self:
+        if config_value.get("max_concurrent_runs") is None:
+            limit = get_operations_settings().max_concurrent_runs
+            config_value = {**config_value, "max_concurrent_runs": limit}
+        return super().from_config_value(inst_data, config_value)
+
+
+class CandleComputeLogManager(LocalComputeLogManager):
+    """Step stdout/stderr on local disk, under CANDLE_COMPUTE_LOG_DIR, else
+    $DAGSTER_HOME/compute_logs."""
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {**super().config_type(), "base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> LocalComputeLogManager:
+        base_dir = config_value.get("base_dir") or str(default_compute_log_dir())
+        return cls(inst_data=inst_data, **{**config_value, "base_dir": base_dir})
+
+
+def default_compute_log_dir(dagster_home: str | None = None) -> Path:
+    """CANDLE_COMPUTE_LOG_DIR, else compute_logs in the Dagster home."""
+    configured = get_operations_settings().compute_log_dir
+    if configured is not None:
+        return configured
+    home = dagster_home or os.environ.get(ENV_DAGSTER_HOME) or Path.cwd()
+    return Path(home) / COMPUTE_LOG_DIRNAME

@@ -14,24 +14,24 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from candle_pipeline.local_postgres import LocalPostgres, running_as_root
 from candle_pipeline.settings import (
-    COMPUTE_LOG_DIRNAME,
     DAGSTER_DATABASE,
-    ENV_COMPUTE_LOG_DIR,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
-    ENV_MAX_CONCURRENT_RUNS,
     PROJECT_DIR,
     WAREHOUSE_DATABASE,
-    OperationsSettings,
     Settings,
     SettingsError,
-    get_operations_settings,
 )
 
 DAGSTER_YAML = "dagster.yaml"
+# The settings file every process reads: Dagster's own convention (`dagster dev`, the webserver
+# and the daemon load it from the folder they start in), read the same way by the command line.
+ENV_FILE = ".env"
 FALLBACK_CLUSTER_ROOT = Path("/var/tmp/candle-pipeline")
 FALLBACK_DIGEST_LENGTH = 12
 
@@ -44,6 +44,18 @@ class Environment:
     dagster_url: str
     dagster_home: Path
     embedded: LocalPostgres | None
+
+
+def load_env_file(folder: Path | None = None) -> Path | None:
+    """Export the variables of `.env` in `folder` (default: the working folder) that are not set
+    already, as Dagster's commands do; the file's path, or None without one."""
+    path = (folder or Path.cwd()) / ENV_FILE
+    if not path.is_file():
+        return None
+    for name, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
+    return path
 
 
 def embedded_server(settings: Settings) -> LocalPostgres:
@@ -88,7 +100,7 @@ def prepare(settings: Settings) -> Environment:
     warehouse_url, dagster_url = database_urls(settings)
     dagster_home = settings.dagster_home or default_dagster_home(settings)
     os.environ[ENV_DATABASE_URL] = warehouse_url
-    os.environ.update(instance_environment(dagster_url, dagster_home, get_operations_settings()))
+    os.environ.update(instance_environment(dagster_url, dagster_home))
     return Environment(warehouse_url, dagster_url, dagster_home, embedded)
 
 
@@ -101,21 +113,10 @@ def database_urls(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.dagster_database_url or settings.database_url
 
 
-def instance_environment(
-    dagster_url: str, dagster_home: Path, operations: OperationsSettings
-) -> dict[str, str]:
-    """Every variable the project's dagster.yaml reads, defaults filled in.
-
-    dagster.yaml's `env:` has no default, so this is the one place that supplies them; the
-    webserver, the daemon and runs started from here inherit them.
-    """
-    compute_logs = operations.compute_log_dir or dagster_home / COMPUTE_LOG_DIRNAME
-    return {
-        ENV_DAGSTER_DATABASE_URL: dagster_url,
-        ENV_DAGSTER_HOME: str(dagster_home),
-        ENV_MAX_CONCURRENT_RUNS: str(operations.max_concurrent_runs),
-        ENV_COMPUTE_LOG_DIR: str(compute_logs),
-    }
+def instance_environment(dagster_url: str, dagster_home: Path) -> dict[str, str]:
+    """Where the Dagster instance lives: the webserver, the daemon and runs started from here
+    inherit it (the instance's other settings have defaults in its classes)."""
+    return {ENV_DAGSTER_DATABASE_URL: dagster_url, ENV_DAGSTER_HOME: str(dagster_home)}
 
 
 def default_dagster_home(settings: Settings) -> Path:

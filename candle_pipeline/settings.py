@@ -94,7 +94,7 @@ RETIRED_SETTINGS = {
 COPY_CHUNK_ROWS = 50_000
 
 
-# --- Market-data client (issue 3): provider requests, rate limits, retries, Yahoo ---
+# --- Market-data client: provider requests, rate limits, retries, Yahoo ----------
 
 ENV_YAHOO_INTERVAL = "CANDLE_YAHOO_INTERVAL"
 ENV_YAHOO_REPLAY_DIR = "CANDLE_YAHOO_REPLAY_DIR"
@@ -350,7 +350,7 @@ SAMPLE_SESSIONS = (
 )
 
 
-# --- Operations (issue 8): the Dagster deployment, schedules and health checks ---------------
+# --- Operations: the Dagster deployment, schedules and health checks ---------------
 
 ENV_MAX_CONCURRENT_RUNS = "CANDLE_MAX_CONCURRENT_RUNS"
 ENV_COMPUTE_LOG_DIR = "CANDLE_COMPUTE_LOG_DIR"
@@ -479,7 +479,7 @@ def get_operations_settings() -> OperationsSettings:
     return OperationsSettings.from_env()
 
 
-# --- Data quality (issue 4): validation rules, the quality gate, freshness and alerts ---------
+# --- Data quality: validation rules, the quality gate, freshness and alerts ---------
 
 ENV_QUALITY_THRESHOLD = "CANDLE_QUALITY_THRESHOLD"
 ENV_SPIKE_THRESHOLD = "CANDLE_SPIKE_THRESHOLD"
@@ -518,11 +518,9 @@ ALERT_SEVERITIES = ("WARN", "ERROR")
 DEFAULT_ALERT_MIN_SEVERITY = "ERROR"
 DEFAULT_DAGSTER_UI_URL = "http://localhost:3000"
 ALERT_SENSOR_INTERVAL_SECONDS = 30
-# Events read from the instance per sensor tick; the cursor continues on the next tick.
-ALERT_EVENTS_PER_TICK = 500
-WEBHOOK_TIMEOUT_SECONDS = 10
-# Error messages and check results are cut to this many characters in an alert.
-ALERT_DETAIL_CHARS = 500
+# Events read from the instance per sensor tick (a year-long backfill of one check is one
+# digest); the cursor continues on the next tick.
+ALERT_EVENTS_PER_TICK = 5000
 
 
 @dataclass(frozen=True)
@@ -589,3 +587,10 @@ def _fraction(env: Mapping[str, str], name: str, default: float, upper: float) -
 def get_quality_settings() -> QualitySettings:
     """The process's quality settings, read from the environment on first use."""
     return QualitySettings.from_env()
+
+
+def validate_settings() -> None:
+    """Read every group of settings once; the first malformed one raises `SettingsError`."""
+    get_settings()
+    get_operations_settings()
+    get_quality_settings()

@@ -306,3 +306,63 @@ def test_a_failed_run_says_why_and_exits_1(
         "  market_data: raw_quotes is materialised with what is built from it in the same step: "
         "select validated_quotes, candles too"
     ]
+
+
+UNREACHABLE = "postgresql://nobody@db.invalid:5999/never"
+
+
+def cli_process(
+    argv: list[str], cwd: Path, **environment: str | None
+) -> subprocess.CompletedProcess:
+    """`candle-pipeline ARGV` in a new process started in `cwd`, with `environment` (None:
+    unset) on top of a database that cannot be reached."""
+    chosen = {
+        "CANDLE_DATABASE_URL": UNREACHABLE,
+        "CANDLE_STATE_DIR": str(cwd / "state"),
+        **environment,
+    }
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("CANDLE_")},
+        **{name: value for name, value in chosen.items() if value is not None},
+    }
+    command = [sys.executable, "-m", "candle_pipeline.cli", *argv]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CANDLE_DATABASE_URL", "notaurl", "CANDLE_DATABASE_URL is not a valid URL"),
+        ("CANDLE_SOURCE", "foo", "CANDLE_SOURCE='foo' is not a known market-data source"),
+        ("CANDLE_QUALITY_THRESHOLD", "abc", "CANDLE_QUALITY_THRESHOLD='abc' is not a number"),
+        ("CANDLE_CATCHUP_CRON", "daily", "CANDLE_CATCHUP_CRON='daily' is not a cron expression"),
+    ],
+)
+def test_a_bad_setting_is_one_line_whatever_the_command(
+    variable: str, value: str, message: str, tmp_path: Path
+) -> None:
+    for argv in (["tickers", "list"], MATERIALIZE, ["coverage"], ["db", "url"]):
+        done = cli_process(argv, tmp_path, **{variable: value})
+        assert (done.returncode, done.stdout) == (EXIT_USAGE, ""), argv
+        assert done.stderr == f"candle-pipeline: error: {message}" + done.stderr.split(message)[1]
+        assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_settings_come_from_dot_env_in_the_working_folder_and_the_environment_wins(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(
+        "# the one settings file of every process\n"
+        "CANDLE_DATABASE_URL=postgresql://analyst:s3cret@db.example:5433/market\n"
+        "CANDLE_SOURCE=foo\n"
+    )
+    refused = cli_process(["db", "url"], tmp_path)
+    assert refused.stderr.startswith("candle-pipeline: error: CANDLE_SOURCE='foo'"), refused
+    read = cli_process(["db", "url"], tmp_path, CANDLE_SOURCE="csv")
+    assert (read.returncode, read.stderr) == (0, "")
+    assert read.stdout == f"{UNREACHABLE}\n", "the environment wins"
+    without = {"CANDLE_DATABASE_URL": None}
+    from_file = cli_process(["db", "url"], tmp_path, CANDLE_SOURCE="csv", **without)
+    assert from_file.stdout == "postgresql://analyst:***@db.example:5433/market\n", from_file
+    usable = cli_process(["db", "url", "--show-password"], tmp_path, CANDLE_SOURCE="csv", **without)
+    assert usable.stdout == "postgresql://analyst:s3cret@db.example:5433/market\n", usable

@@ -18,13 +18,15 @@ from dagster._core.storage.tags import (
 
 from candle_pipeline.instance_storage import (
     EVENT_BATCH_SIZE_ENV,
+    CandleComputeLogManager,
+    CandleRunCoordinator,
     PooledEventLogStorage,
     PooledRunStorage,
     PooledScheduleStorage,
 )
 from candle_pipeline.local_env import instance_environment
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.settings import PROJECT_DIR, OperationsSettings
+from candle_pipeline.settings import PROJECT_DIR, get_operations_settings
 from candle_pipeline_tests.conftest import create_database
 
 PARTITIONS = dg.StaticPartitionsDefinition([f"p{index:03d}" for index in range(120)])
@@ -51,9 +53,7 @@ def shipped_instance(pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pyte
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    exported = instance_environment(
-        create_database(pg_server, "dagster"), home, OperationsSettings.from_env({})
-    )
+    exported = instance_environment(create_database(pg_server, "dagster"), home)
     for name, value in exported.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv(EVENT_BATCH_SIZE_ENV, raising=False)
@@ -124,4 +124,35 @@ def test_settings_the_storage_would_ignore_are_refused(shipped_instance, tmp_pat
         shipped.replace(marker, marker + "      should_autocreate_tables: false\n")
     )
     with pytest.raises(DagsterInvalidConfigError, match="should_autocreate_tables"):
+        dg.DagsterInstance.from_config(str(home))
+
+
+def test_dagster_commands_open_the_shipped_instance_with_only_the_warehouse_url(
+    pg_server: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dagster dev`, `dagster-webserver` or `dagster-daemon run` started by hand, with
+    DAGSTER_HOME holding the project's dagster.yaml and CANDLE_DATABASE_URL set: the instance's
+    database, run queue and compute logs get the project's defaults."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    for name in (
+        "CANDLE_DAGSTER_DATABASE_URL",
+        "CANDLE_MAX_CONCURRENT_RUNS",
+        "CANDLE_COMPUTE_LOG_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CANDLE_DATABASE_URL", create_database(pg_server, "shared"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    get_operations_settings.cache_clear()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_coordinator, CandleRunCoordinator)
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 4
+        assert isinstance(instance.compute_log_manager, CandleComputeLogManager)
+        step_log = instance.compute_log_manager.get_captured_local_path(["run", "step"], "out")
+        assert Path(step_log).is_relative_to(home / "compute_logs")
+        assert instance.get_runs() == []
+
+    monkeypatch.delenv("CANDLE_DATABASE_URL")
+    with pytest.raises(ValueError, match="the Dagster instance has no database: set CANDLE_DAG"):
         dg.DagsterInstance.from_config(str(home))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from candle_pipeline.checks.quality import OFFENDING_KEY, named
+from candle_pipeline.checks.quality import offending_metadata
 from candle_pipeline.domain.freshness import due_ticker_days, latest_due_sessions
 from candle_pipeline.domain.ticker_days import COMPLETE
 from candle_pipeline.resources.quality import QualityResource
@@ -84,7 +84,7 @@ def candles_freshness(
             "due_sessions": ", ".join(f"{mic}: {text}" for mic, text in sessions.items()),
             "due_ticker_days": len(due),
             "missing_ticker_days": len(missing),
-            OFFENDING_KEY: named(missing),
+            **offending_metadata(missing),
             "delay_minutes": quality.freshness_delay_minutes,
         },
     )

@@ -28,7 +28,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
-from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING
+from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING, NO_DATA
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
 
@@ -42,6 +42,8 @@ STALE_RUNS = "stale_runs"
 # Metadata key of the ticker-days a failed evaluation is about (the first few, then `...`): with
 # the check and its day, what makes two failures the same one for the alerts.
 OFFENDING_KEY = "offending_ticker_days"
+# How many ticker-days a failed evaluation is about (OFFENDING_KEY names the first few).
+OFFENDING_COUNT_KEY = "offending_count"
 # Metadata key of a day's lowest quality score, on materialisations and evaluations alike.
 SCORE_KEY = "quality_score_min"
 
@@ -83,6 +85,11 @@ WARNING_CHECKS = (
     ),
 )
 CHECK_SPECS = (QUALITY_SCORE_CHECK, COVERAGE_CHECK, *WARNING_CHECKS)
+
+
+def offending_metadata(items: Sequence[str]) -> dict[str, object]:
+    """The ticker-days a failed evaluation is about: the first few by name, and how many."""
+    return {OFFENDING_KEY: named(items), OFFENDING_COUNT_KEY: len(items)}
 
 
 def named(items: Sequence[str]) -> str:
@@ -162,6 +169,13 @@ def run_warnings(
         yield _gaps_result(final, assessment.gaps, rules)
 
 
+def _cause(lacking: pd.DataFrame) -> pd.Series:
+    """Why each ticker-day is missing: `no data from <source>` for a day the provider answered
+    without bars, else its status."""
+    no_data = lacking["status"].eq(NO_DATA) & lacking["last_error"].notna()
+    return lacking["last_error"].where(no_data, lacking["status"])
+
+
 @dataclass(frozen=True)
 class _DayFacts:
     """Per day: the counts and the offending ticker-days of the day checks."""
@@ -192,7 +206,7 @@ class _DayFacts:
         return cls(
             counts=counts,
             blocked=_by_day(blocked, blocked["ticker"] + " " + _four(blocked["quality_score"])),
-            missing=_by_day(lacking, lacking["ticker"] + " (" + lacking["status"] + ")"),
+            missing=_by_day(lacking, lacking["ticker"] + " (" + _cause(lacking) + ")"),
         )
 
     def count(self, day: date, column: str) -> int:
@@ -228,7 +242,7 @@ def _quality_score(
     if lowest is not None:
         metadata[SCORE_KEY] = dg.MetadataValue.float(round(lowest, 4))
     if offending:
-        metadata[OFFENDING_KEY] = named(offending)
+        metadata.update(offending_metadata(offending))
     return dg.AssetCheckEvaluation(
         asset_key=VALIDATED_QUOTES,
         check_name=QUALITY_SCORE,
@@ -254,7 +268,7 @@ def _coverage(day: date, facts: _DayFacts, target: Target | None) -> dg.AssetChe
         **{status: facts.count(day, status) for status in MISSING},
     }
     if offending:
-        metadata[OFFENDING_KEY] = named(offending)
+        metadata.update(offending_metadata(offending))
     return dg.AssetCheckEvaluation(
         asset_key=RAW_QUOTES,
         check_name=COVERAGE,
@@ -296,7 +310,7 @@ def _flag_result(
     rows, offending = _counted(final, f"{flag}_rows")
     metadata: dict[str, object] = {"flagged_rows": rows, "ticker_days": len(offending), **rule}
     if offending:
-        metadata[OFFENDING_KEY] = named(offending)
+        metadata.update(offending_metadata(offending))
     if len(examples):
         shown = examples if flag == "spike" else examples.drop(columns=["reference", "move"])
         metadata["offending_rows"] = dg.MetadataValue.md(shown.to_markdown(index=False))
@@ -320,7 +334,7 @@ def _gaps_result(
         "gap_min_bars": rules.gap_min_bars,
     }
     if offending:
-        metadata[OFFENDING_KEY] = named(offending)
+        metadata.update(offending_metadata(offending))
     if len(found):
         examples = found.head(OFFENDING_ROWS_SHOWN).assign(
             trade_date=lambda frame: frame["trade_date"].dt.date

@@ -237,6 +237,11 @@ class Outcome:
     failed_retries: FailedRetries
 
 
+def no_data_from(source: str) -> str:
+    """The cause of a ticker-day the provider answered without bars, everywhere it is shown."""
+    return f"no data from {source}"
+
+
 def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.DataFrame:
     """The new state (STATE_COLUMNS) of every ticker-day the run processed or found closed."""
     work = plan.ticker_days[plan.ticker_days["action"].isin([FETCH, MARK_CLOSED])]
@@ -264,7 +269,7 @@ def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.D
     last_error = pd.Series(None, index=work.index, dtype=object)
     last_error[stored & ~passed] = work.loc[stored & ~passed, "new_verdict"]
     last_error[failed] = work.loc[failed, "failure_error"]
-    last_error[empty] = f"{outcome.source} returned no bars"
+    last_error[empty] = no_data_from(outcome.source)
     attempts = work["previous_attempts"].fillna(0).astype("int64")
     if outcome.attempted:
         attempts = attempts + (~closed).astype("int64")

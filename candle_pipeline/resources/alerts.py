@@ -1,15 +1,23 @@
-"""The alert resource: posts alerts to a Slack-compatible incoming webhook, when one is set."""
+"""The alert resource: sends alerts through `apprise` to the URLs a user configures.
 
-from collections.abc import Mapping
+apprise is the maintained notification library with one URL scheme per service (Slack, Teams,
+Discord, e-mail, PagerDuty, ntfy, a plain JSON POST and 100 more); a Slack incoming-webhook URL
+(`https://hooks.slack.com/services/...`) works as it is. CANDLE_ALERT_WEBHOOK_URL holds one URL
+or several, separated by commas or spaces. It is a secret: read through `dagster.EnvVar`, and
+never repeated in a message or a log (apprise's own log, which names URLs, is captured here).
+"""
 
+import logging
+
+import apprise
 import dagster as dg
-import requests
 
-from candle_pipeline.settings import ENV_ALERT_WEBHOOK_URL, WEBHOOK_TIMEOUT_SECONDS
+from candle_pipeline.domain.alerts import Alert
+from candle_pipeline.settings import ENV_ALERT_WEBHOOK_URL
 
 
 class AlertDeliveryError(RuntimeError):
-    """The webhook did not take an alert; the message never repeats the (secret) URL."""
+    """A URL did not take an alert; the message never repeats the (secret) URL."""
 
 
 class AlertWebhookResource(dg.ConfigurableResource):
@@ -26,18 +34,31 @@ class AlertWebhookResource(dg.ConfigurableResource):
     def run_url(self, run_id: str) -> str:
         return f"{self.dagster_ui_url}/runs/{run_id}"
 
-    def post(self, payload: Mapping[str, object]) -> None:
-        """POST `payload` as JSON; an AlertDeliveryError when the webhook does not accept it."""
+    def send(self, alert: Alert) -> None:
+        """Deliver `alert` to every URL; an AlertDeliveryError when one does not take it."""
         if not self.url:
             raise AlertDeliveryError(f"{ENV_ALERT_WEBHOOK_URL} is not set")
-        try:
-            response = requests.post(self.url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
-        except requests.RequestException as error:
-            raise AlertDeliveryError(
-                f"the alert webhook ({ENV_ALERT_WEBHOOK_URL}) could not be reached: "
-                f"{type(error).__name__}"
-            ) from None
-        if not response.ok:
-            raise AlertDeliveryError(
-                f"the alert webhook ({ENV_ALERT_WEBHOOK_URL}) answered HTTP {response.status_code}"
+        targets = apprise.Apprise()
+        urls = self.url.replace(",", " ").split()
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            understood = [targets.add(url) for url in urls]
+            if not all(understood):
+                raise AlertDeliveryError(
+                    f"{ENV_ALERT_WEBHOOK_URL}: {understood.count(False)} of {len(urls)} URL(s) "
+                    "are not notification URLs apprise knows (https://appriseit.com)"
+                )
+            delivered = targets.notify(
+                title=alert.title, body=alert.markdown, body_format=apprise.NotifyFormat.MARKDOWN
             )
+        if not delivered:
+            reasons = [line for line in captured.getvalue().splitlines() if line.strip()]
+            reason = _without(reasons[-1], urls) if reasons else "no reason given"
+            raise AlertDeliveryError(
+                f"an alert URL of {ENV_ALERT_WEBHOOK_URL} did not take the alert: {reason}"
+            )
+
+
+def _without(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<the URL>")
+    return text

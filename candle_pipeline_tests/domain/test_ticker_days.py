@@ -193,7 +193,7 @@ def test_each_outcome_becomes_its_status() -> None:
     assert (zzz["status"], zzz["attempts"]) == (td.FAILED, 4)
     assert zzz["retry_after"] == pd.Timestamp(NOW + timedelta(hours=8)), "1, 2, 4, 8 hours"
     empty = new.loc[("EMPTY", friday)]
-    assert (empty["status"], empty["last_error"]) == (td.NO_DATA, "csv returned no bars")
+    assert (empty["status"], empty["last_error"]) == (td.NO_DATA, "no data from csv")
     assert set(new.xs(saturday, level="trade_date")["status"]) == {td.CLOSED}
     assert set(new["run_id"]) == {RUN}
     assert list(td.settle(plan, outcome, RUN, NOW).columns) == list(td.STATE_COLUMNS)

@@ -31,7 +31,6 @@ from candle_pipeline.settings import (
     ENV_STATE_DIR,
     MAX_BACKFILL_DAYS_PER_RUN,
     PROJECT_DIR,
-    OperationsSettings,
 )
 from candle_pipeline_tests.conftest import create_database
 
@@ -178,7 +177,7 @@ def deployment(pg_server: LocalPostgres) -> Iterator[Deployment]:
         # A new ticker's history since 2013 in one run instead of a run per year: the test waits
         # for it, and each run pays for a run worker's start.
         ENV_BACKFILL_DAYS_PER_RUN: str(MAX_BACKFILL_DAYS_PER_RUN),
-        **instance_environment(dagster_url, home, OperationsSettings.from_env({})),
+        **instance_environment(dagster_url, home),
     }
     port = free_port()
     deployment = Deployment(f"http://127.0.0.1:{port}", warehouse_url, env, logs)

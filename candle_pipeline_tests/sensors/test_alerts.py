@@ -1,5 +1,5 @@
 """quality_alerts_sensor on a real instance, reading the per-day check evaluations of real runs,
-its alerts posted to a real local HTTP receiver.
+its alerts sent through apprise (a `json://` URL) to a real local HTTP receiver.
 
 The runs here leave out `candles / freshness`, which is evaluated as of the wall clock in every
 run; the tests evaluate it on its own, as of a given moment.
@@ -47,7 +47,7 @@ class Receiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if receiver.status == 200:
                     receiver.posts.append(
-                        {"path": self.path, "type": self.headers["Content-Type"], **body}
+                        {**body, "path": self.path, "content_type": self.headers["Content-Type"]}
                     )
                 self.send_response(receiver.status)
                 self.end_headers()
@@ -56,7 +56,7 @@ class Receiver:
                 """Quiet."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}{WEBHOOK_PATH}"
+        self.url = f"json://127.0.0.1:{self.server.server_port}{WEBHOOK_PATH}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Receiver:
@@ -68,7 +68,13 @@ class Receiver:
         self.server.server_close()
 
     def titles(self) -> list[str]:
-        return [post["text"].split(" | ")[0] for post in self.posts]
+        return [post["title"] for post in self.posts]
+
+    def facts(self, index: int) -> dict[str, str]:
+        """The `**Label:** value` lines of an alert's message."""
+        lines = self.posts[index]["message"].splitlines()
+        pairs = [line[2:].split(":** ", 1) for line in lines if line.startswith("**")]
+        return dict(pairs)
 
 
 @pytest.fixture
@@ -98,13 +104,20 @@ def skip_message(result: dg.SensorResult) -> str:
 class Pipeline:
     """SPY and AIG watched from 2013-10-04, their bars from a csv folder, a Dagster instance."""
 
-    def __init__(self, url: str, csv_dir: Path, instance: dg.DagsterInstance) -> None:
+    def __init__(
+        self,
+        url: str,
+        csv_dir: Path,
+        instance: dg.DagsterInstance,
+        tickers: tuple[str, ...] = ("SPY", "AIG"),
+    ) -> None:
+        self.url = url
         self.csv_dir = csv_dir
         self.instance = instance
         resources = build_resources(settings_for(csv_dir), url)
         self.defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=resources)
         self.freshness_job = definitions_for(url, csv_dir).resolve_job_def("candles_freshness_job")
-        watch(url, ["SPY", "AIG"], date(2013, 10, 4))
+        watch(url, list(tickers), date(2013, 10, 4))
 
     def materialize(self, start: date, end: date, **kwargs: object) -> runs.RunOutcome:
         [outcome] = runs.materialize(self.defs, self.instance, start, end, **kwargs)
@@ -135,7 +148,7 @@ def bad_spy(pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Pa
     return Pipeline(create_database(pg_server, "warehouse"), csv_dir, instance)
 
 
-def test_each_failure_is_posted_once_naming_its_ticker_days(
+def test_the_failures_of_a_check_in_a_run_are_one_digest_sent_once(
     bad_spy: Pipeline, receiver: Receiver
 ) -> None:
     instance = bad_spy.instance
@@ -146,44 +159,38 @@ def test_each_failure_is_posted_once_naming_its_ticker_days(
     run = bad_spy.materialize(MONDAY, TUESDAY)
     second = evaluate(instance, alerts, first.cursor)
     assert receiver.titles() == [
-        "Check failed: validated_quotes / quality_score for 2013-10-07",
-        "Check failed: validated_quotes / quality_score for 2013-10-08",
-    ], "one alert per failing day; the WARN checks are below the minimum severity"
-    monday, tuesday = receiver.posts
-    assert {post["path"] for post in receiver.posts} == {WEBHOOK_PATH}
-    assert {post["type"] for post in receiver.posts} == {"application/json"}
-    assert monday["text"] == (
-        "Check failed: validated_quotes / quality_score for 2013-10-07 | "
-        "Check: validated_quotes / quality_score (ERROR); Day: 2013-10-07; "
-        "Ticker-days: SPY 0.4981; Score: 0.4981; "
-        "Result: 1 of 2 scored ticker-day(s) below 0.8: SPY 0.4981 | "
-        f"{UI}/runs/{run.run_id}"
-    )
-    assert "Ticker-days: SPY 0.6667" in tuesday["text"]
-    assert monday["blocks"][0]["text"]["text"].endswith(
-        f"<{UI}/runs/{run.run_id}|Open the run in Dagster>"
-    )
-    assert "*Ticker-days:* SPY 0.4981" in monday["blocks"][0]["text"]["text"]
+        "Check failed: validated_quotes / quality_score on 2 days (2013-10-07 .. 2013-10-08)"
+    ], "one digest for the two failing days; the WARN checks are below the minimum severity"
+    [digest] = receiver.posts
+    assert (digest["path"], digest["content_type"]) == (WEBHOOK_PATH, "application/json")
+    assert receiver.facts(0) == {
+        "Check": "validated_quotes / quality_score (ERROR)",
+        "Days": "2013-10-07, 2013-10-08",
+        "Ticker-days": "2013-10-07 SPY 0.4981, 2013-10-08 SPY 0.6667",
+        "Lowest score": "0.4981",
+    }
+    assert digest["message"].endswith(f"[Open the run in Dagster]({UI}/runs/{run.run_id})")
 
     quiet = evaluate(instance, alerts, second.cursor)
-    assert quiet.cursor == second.cursor and len(receiver.posts) == 2, "nothing new"
+    assert quiet.cursor == second.cursor and len(receiver.posts) == 1, "nothing new"
 
     # The blocked days are fetched again and fail again about the same ticker-day.
     bad_spy.materialize(MONDAY, TUESDAY)
     third = evaluate(instance, alerts, second.cursor)
-    assert len(receiver.posts) == 2, "a day that keeps failing the same way is alerted once"
+    assert len(receiver.posts) == 1, "a day that keeps failing the same way is alerted once"
     # Read: quality_score and coverage of each day, spikes, gaps and stale_runs of the run.
-    assert skip_message(third) == "0 alert(s) to the webhook and the log; 7 event(s) read"
+    assert skip_message(third) == "0 alert(s) to the alert URL(s) and the log; 7 event(s) read"
 
     # Monday's AIG turns bad too: the same check on the same day, about other ticker-days.
     swapped = corrupt.high_low_swapped(corrupt.read_day("AIG", "2013-10-07"))
     corrupt.write_day(bad_spy.csv_dir, "AIG", "2013-10-07", swapped)
     bad_spy.materialize(MONDAY, MONDAY, tickers=["AIG"], refetch=True)
     fourth = evaluate(instance, alerts, third.cursor)
-    assert receiver.titles()[2:] == [
+    assert receiver.titles()[1:] == [
         "Check failed: validated_quotes / quality_score for 2013-10-07"
     ]
-    assert "Ticker-days: AIG 0.0021, SPY 0.4981" in receiver.posts[2]["text"]
+    assert receiver.facts(1)["Ticker-days"] == "AIG 0.0021, SPY 0.4981"
+    assert receiver.facts(1)["Result"].startswith("2 of 2 scored ticker-day(s) below 0.8")
 
     # A run that fails: a named ticker that is not on the watch list.
     failed = bad_spy.defs.resolve_job_def("market_data_job").execute_in_process(
@@ -194,13 +201,41 @@ def test_each_failure_is_posted_once_naming_its_ticker_days(
     )
     assert not failed.success
     evaluate(instance, alerts, fourth.cursor)
-    assert receiver.posts[3]["text"] == (
-        "Run failed: market_data_job | Job: market_data_job; Partitions: 2013-10-09; "
-        "Error: market_data: ticker(s) NVDA are not on the watch list: add them with "
-        "`candle-pipeline tickers add` (days 2013-10-09..2013-10-09) | "
-        f"{UI}/runs/{failed.run_id}"
+    assert receiver.titles()[2:] == ["Run failed: market_data_job"]
+    assert receiver.facts(2) == {
+        "Job": "market_data_job",
+        "Partitions": "2013-10-09",
+        "Error": "market_data: ticker(s) NVDA are not on the watch list: add them with "
+        "`candle-pipeline tickers add` (days 2013-10-09..2013-10-09)",
+    }
+
+
+def test_a_long_failing_backfill_is_one_message_with_the_first_ticker_days_and_the_total(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance, tmp_path: Path, receiver: Receiver
+) -> None:
+    """NVDA has no data in the csv folder: every one of its days fails coverage."""
+    csv_dir = tmp_path / "csv"
+    corrupt.copy_ticker(csv_dir, "SPY")
+    pipeline = Pipeline(create_database(pg_server, "warehouse"), csv_dir, instance, tickers=())
+    watch(pipeline.url, ["NVDA"], date(2013, 9, 2))
+    alerts = webhook(receiver.url)
+    start = evaluate(instance, alerts, None).cursor
+    run = pipeline.materialize(date(2013, 9, 2), date(2013, 10, 11))
+    evaluate(instance, alerts, start)
+    assert receiver.titles() == [
+        "Check failed: raw_quotes / coverage on 29 days (2013-09-03 .. 2013-10-11)"
+    ]
+    facts = receiver.facts(0)
+    assert facts["Days"] == (
+        "2013-09-03, 2013-09-04, 2013-09-05, 2013-09-06, 2013-09-09 ... (29 in all)"
     )
-    assert len(receiver.posts) == 4
+    named, total = facts["Ticker-days"].split(" ... ")
+    assert named.startswith(
+        "2013-09-03 NVDA (no data from csv), 2013-09-04 NVDA (no data from csv), "
+    )
+    assert len(named.split(", ")) == 10
+    assert total == "(29 in all)"
+    assert receiver.posts[0]["message"].endswith(f"({UI}/runs/{run.run_id})")
 
 
 def test_an_unpartitioned_check_is_alerted_once_per_set_of_ticker_days(
@@ -218,12 +253,12 @@ def test_an_unpartitioned_check_is_alerted_once_per_set_of_ticker_days(
         assert not bad_spy.freshness(as_of).passed
     cursor = evaluate(instance, alerts, cursor).cursor
     assert receiver.titles() == ["Check failed: candles / freshness"]
-    assert "Ticker-days: SPY 2013-10-08" in receiver.posts[0]["text"]
+    assert receiver.facts(0)["Ticker-days"] == "SPY 2013-10-08"
 
     assert not bad_spy.freshness("2013-10-09T23:00:00Z").passed
     evaluate(instance, alerts, cursor)
     assert len(receiver.posts) == 2, "a new due day is a new failure"
-    assert "Ticker-days: AIG 2013-10-09, SPY 2013-10-09" in receiver.posts[1]["text"]
+    assert receiver.facts(1)["Ticker-days"] == "AIG 2013-10-09, SPY 2013-10-09"
 
 
 def test_without_a_url_alerts_go_to_the_log_and_a_refused_alert_is_retried(
@@ -242,13 +277,16 @@ def test_without_a_url_alerts_go_to_the_log_and_a_refused_alert_is_retried(
     receiver.status = 500
     capfd.readouterr()
     refused = evaluate(instance, webhook(receiver.url), start)
-    assert refused.cursor == start, "the refused alert is tried again on the next tick"
+    assert receiver.posts == [] and refused.cursor is not None
     log = capfd.readouterr().err
-    assert "the alert webhook (CANDLE_ALERT_WEBHOOK_URL) answered HTTP 500" in log
+    assert "an alert URL of CANDLE_ALERT_WEBHOOK_URL did not take the alert" in log
+    assert "error=500" in log
     assert WEBHOOK_PATH not in log, "the webhook URL is a secret"
     receiver.status = 200
-    delivered = evaluate(instance, webhook(receiver.url), start)
-    assert receiver.titles() == ["Check failed: validated_quotes / quality_score for 2013-10-07"]
+    delivered = evaluate(instance, webhook(receiver.url), refused.cursor)
+    assert receiver.titles() == ["Check failed: validated_quotes / quality_score for 2013-10-07"], (
+        "the refused alert is tried again on the next tick"
+    )
     assert delivered.cursor == logged.cursor
 
     evaluate(instance, webhook(receiver.url, min_severity="WARN"), start)
@@ -257,6 +295,6 @@ def test_without_a_url_alerts_go_to_the_log_and_a_refused_alert_is_retried(
         "Check failed: validated_quotes / quality_score for 2013-10-07",
         "Check failed: validated_quotes / spikes",
     ]
-    [spikes] = [post["text"] for post in receiver.posts if "/ spikes" in post["text"]]
-    assert "Check: validated_quotes / spikes (WARN)" in spikes
-    assert "Ticker-days: SPY 2013-10-07 (1)" in spikes
+    [spikes] = [i for i, post in enumerate(receiver.posts) if "/ spikes" in post["title"]]
+    assert receiver.facts(spikes)["Check"] == "validated_quotes / spikes (WARN)"
+    assert receiver.facts(spikes)["Ticker-days"] == "SPY 2013-10-07 (1)"

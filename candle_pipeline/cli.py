@@ -22,12 +22,14 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 import psycopg
+import rich.console
+import rich.progress
 import sqlalchemy as sa
 from tabulate import tabulate
 
@@ -292,24 +294,80 @@ def _materialize(args: argparse.Namespace) -> int:
     runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
     engine = _warehouse_engine(env.warehouse_url)
-    if tickers:
-        from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+    from candle_pipeline.partitions import today  # noqa: PLC0415
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-        with engine.connect() as connection:
-            watched = {entry.ticker for entry in watchlist.entries(connection)}
-        if unknown := sorted(set(tickers) - watched):
-            raise CliError(
-                f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
-                "`candle-pipeline tickers add`"
-            )
+    with engine.connect() as connection:
+        entries = watchlist.entries(connection)
+    if unknown := sorted(set(tickers) - {entry.ticker for entry in entries}):
+        raise CliError(
+            f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
+            "`candle-pipeline tickers add`"
+        )
+    if end >= today() and set(select) & set(runs.MARKET_DATA_ASSETS):
+        in_scope = [e for e in entries if e.ticker in tickers or (not tickers and e.active)]
+        _refuse_sessions_in_progress({entry.exchange for entry in in_scope}, end)
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
-    with _instance() as instance:
+    with _instance() as instance, _Progress(start, end) as progress:
         outcomes = runs.materialize(
-            defs, instance, start, end, select=select, tickers=tickers, refetch=args.refetch
+            defs,
+            instance,
+            start,
+            end,
+            select=select,
+            tickers=tickers,
+            refetch=args.refetch,
+            on_run_end=progress.run_ended,
         )
-    _print_outcomes(outcomes)
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
+
+
+def _refuse_sessions_in_progress(mics: set[str], day: date) -> None:
+    """A CliError when a session of `day` is still running on one of `mics`."""
+    from candle_pipeline.domain.sessions import sessions_in_progress  # noqa: PLC0415
+
+    running = sessions_in_progress(mics, day, datetime.now(UTC))
+    if running:
+        last_close = max(running.values())
+        exchanges = ", ".join(
+            f"{mic} closes {close:%Y-%m-%d %H:%M} UTC" for mic, close in sorted(running.items())
+        )
+        raise CliError(
+            f"the session of {day} is still in progress ({exchanges}): materialise {day} "
+            f"after {last_close:%Y-%m-%d %H:%M} UTC, or end the range on {day - timedelta(days=1)}"
+        )
+
+
+class _Progress:
+    """Days done, rate and time left on stderr while runs go (when stderr is a terminal); each
+    run's outcome on stdout as it ends."""
+
+    def __init__(self, start: date, end: date) -> None:
+        self._bar = rich.progress.Progress(
+            rich.progress.TextColumn("{task.description}"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TextColumn("days"),
+            rich.progress.TimeElapsedColumn(),
+            rich.progress.TextColumn("left"),
+            rich.progress.TimeRemainingColumn(),
+            console=rich.console.Console(stderr=True),
+            disable=not sys.stderr.isatty(),
+        )
+        self._task = self._bar.add_task("materialising", total=(end - start).days + 1)
+
+    def __enter__(self) -> _Progress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        self._bar.advance(self._task, (outcome.last_day - outcome.first_day).days + 1)
+        _print_outcomes([outcome])
+        sys.stdout.flush()
 
 
 def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
@@ -365,8 +423,10 @@ def _demo(_: argparse.Namespace) -> int:
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
         for _, start, end in SAMPLE_SESSIONS:
-            outcomes.extend(runs.materialize(defs, instance, start, end))
-    _print_outcomes(outcomes)
+            with _Progress(start, end) as progress:
+                outcomes.extend(
+                    runs.materialize(defs, instance, start, end, on_run_end=progress.run_ended)
+                )
     print("\nTicker-days of the sample days (every sample ticker is watched on each of them)")
     days = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]
     print(coverage.day_table(engine, days))

@@ -7,6 +7,7 @@ from candle_pipeline.assets.market_timings import market_timings
 from candle_pipeline.checks.freshness import candles_freshness, freshness_schedule
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.resources.catalog import build_resources
+from candle_pipeline.run_logs import console_loggers
 from candle_pipeline.schedules import build_schedules, scheduled_exchanges, watchlist_listings
 from candle_pipeline.sensors.alerts import quality_alerts_sensor
 from candle_pipeline.sensors.new_tickers import new_tickers_sensor
@@ -35,4 +36,5 @@ defs = dg.Definitions(
     sensors=SENSORS,
     resources=build_resources(get_settings()),
     executor=EXECUTOR,
+    loggers=console_loggers(),
 )

@@ -9,13 +9,14 @@ schedules hand them to the run queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 
 from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
+from candle_pipeline.run_logs import LOGGERS_RUN_CONFIG
 from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN, get_settings
 
 TIMINGS_ASSET = "market_timings"
@@ -96,8 +97,12 @@ def day_ranges(days: Iterable[date], per_run: int | None = None) -> list[DayRang
 
 
 def run_config(tickers: Sequence[str] = (), refetch: bool = False) -> dict[str, object]:
-    """The run config of `market_data`: every counted ticker unless `tickers` names some."""
-    return {"ops": {MARKET_DATA_OP: {"config": {"tickers": list(tickers), "refetch": refetch}}}}
+    """The run config of `market_data` (every counted ticker unless `tickers` names some) and
+    of the runs' one-line console."""
+    return {
+        **LOGGERS_RUN_CONFIG,
+        "ops": {MARKET_DATA_OP: {"config": {"tickers": list(tickers), "refetch": refetch}}},
+    }
 
 
 def run_requests(
@@ -129,36 +134,37 @@ def materialize(
     select: Sequence[str] = ALL_ASSETS,
     tickers: Sequence[str] = (),
     refetch: bool = False,
+    on_run_end: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
-    """Materialise `select` for the days `start`..`end` in this process; stops at the first
-    failed run."""
+    """Materialise `select` for the days `start`..`end` in this process, handing each run's
+    outcome to `on_run_end` as it ends; stops at the first failed run."""
     assets = validate_selection(select)
     validate_dates(start, end)
     job = defs.resolve_implicit_global_asset_job_def()
     market_data = bool(set(assets) & set(MARKET_DATA_ASSETS))
-    config = run_config(tickers, refetch) if market_data else {}
+    config = run_config(tickers, refetch) if market_data else LOGGERS_RUN_CONFIG
     # Market timings alone are a few rows a day: a run may cover a year of them.
     per_run = None if market_data else DAILY_BARS_DAYS_PER_RUN
-    logging = {"loggers": {"console": {"config": {"log_level": get_settings().log_level}}}}
     outcomes: list[RunOutcome] = []
     for span in day_ranges(days_between(start, end), per_run):
         result = job.execute_in_process(
             instance=instance,
             asset_selection=[dg.AssetKey(name) for name in assets],
             tags=span.tags,
-            run_config={**config, **logging},
+            run_config=config,
             raise_on_error=False,
         )
-        outcomes.append(
-            RunOutcome(
-                run_id=result.run_id,
-                assets=assets,
-                first_day=span.first,
-                last_day=span.last,
-                success=result.success,
-                error=None if result.success else failure_message(result.all_events),
-            )
+        outcome = RunOutcome(
+            run_id=result.run_id,
+            assets=assets,
+            first_day=span.first,
+            last_day=span.last,
+            success=result.success,
+            error=None if result.success else failure_message(result.all_events),
         )
+        outcomes.append(outcome)
+        if on_run_end is not None:
+            on_run_end(outcome)
         if not result.success:
             break
     return outcomes

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from candle_pipeline import runs
 from candle_pipeline.cli import EXIT_FAILED, EXIT_USAGE, main
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.partitions import today
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
 from candle_pipeline_tests.quality.corrupt import copy_ticker, high_low_swapped, read_day, write_day
@@ -366,3 +367,22 @@ def test_settings_come_from_dot_env_in_the_working_folder_and_the_environment_wi
     assert from_file.stdout == "postgresql://analyst:***@db.example:5433/market\n", from_file
     usable = cli_process(["db", "url", "--show-password"], tmp_path, CANDLE_SOURCE="csv", **without)
     assert usable.stdout == "postgresql://analyst:s3cret@db.example:5433/market\n", usable
+
+
+def test_a_day_whose_session_is_in_progress_is_refused_naming_when_it_can_be_run(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 24/7 market's session of today runs until midnight UTC, whatever the clock says."""
+    watch(cli_env, ["BTC-USD"], date(2013, 10, 4), exchange="24/7")
+    current_day = today()
+    day = current_day.isoformat()
+    assert main(["materialize", "--start", day, "--end", day]) == EXIT_USAGE
+    next_midnight = f"{current_day + timedelta(days=1)} 00:00"
+    one_error_line(
+        capsys,
+        f"the session of {day} is still in progress (24/7 closes {next_midnight} UTC): "
+        f"materialise {day} after {next_midnight} UTC, or end the range on "
+        f"{current_day - timedelta(days=1)}",
+    )
+    assert table(cli_env, "ticker_days").empty, "nothing was fetched"
+    assert main(["materialize", "--start", day, "--end", day, "--select", "market_timings"]) == 0

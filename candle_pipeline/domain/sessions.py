@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from importlib.metadata import version
 
 import exchange_calendars as xcals
@@ -62,6 +62,14 @@ def market_timings(mics: Iterable[str], start: date, end: date) -> pd.DataFrame:
     if not frames:
         return empty_timings()
     return pd.concat(frames, ignore_index=True)
+
+
+def sessions_in_progress(mics: Iterable[str], day: date, now: datetime) -> dict[str, pd.Timestamp]:
+    """The exchanges among `mics` whose regular session of `day` has not closed at `now` (UTC):
+    MIC -> the session's close. A day whose session is in progress is not over yet."""
+    timings = market_timings(mics, day, day)
+    running = timings[timings["is_open"] & (timings["close_utc"] > pd.Timestamp(now))]
+    return dict(zip(running["mic"], running["close_utc"], strict=True))
 
 
 def empty_timings() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -9,6 +9,7 @@ from candle_pipeline.domain.sessions import (
     attach_sessions,
     market_timings,
     session_tags,
+    sessions_in_progress,
 )
 
 XNYS = ExchangeDirectory(default="XNYS", by_ticker={})
@@ -107,3 +108,16 @@ def test_several_exchanges_in_one_frame() -> None:
     timings = market_timings(["XNYS", "XLON", "XNYS"], date(2024, 7, 4), date(2024, 7, 4))
     by_mic = timings.set_index("mic")["is_open"].to_dict()
     assert by_mic == {"XLON": True, "XNYS": False}
+
+
+def test_a_session_is_in_progress_until_its_close() -> None:
+    day = date(2024, 7, 3)  # an early close on XNYS: 13:00 New York, 17:00 UTC
+    before_close = datetime(2024, 7, 3, 16, 59, tzinfo=UTC)
+    running = sessions_in_progress(["XNYS", "XLON", "24/7"], day, before_close)
+    assert running == {
+        "XNYS": pd.Timestamp("2024-07-03 17:00", tz="UTC"),
+        "24/7": pd.Timestamp("2024-07-04 00:00", tz="UTC"),
+    }, "London closed at 15:30 UTC"
+    after_close = datetime(2024, 7, 3, 17, 0, tzinfo=UTC)
+    assert list(sessions_in_progress(["XNYS"], day, after_close)) == []
+    assert sessions_in_progress(["XNYS"], date(2024, 7, 4), before_close) == {}, "a holiday"

@@ -52,7 +52,7 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
-from dagster_postgres.utils import create_pg_engine, pg_url_from_config
+from dagster_postgres.utils import create_pg_engine, pg_url_from_config, set_pg_statement_timeout
 
 from candle_pipeline.settings import (
     COMPUTE_LOG_DIRNAME,
@@ -114,12 +114,26 @@ class _PooledEngine:
     def optimize_for_webserver(
         self, statement_timeout: int, pool_recycle: int, max_overflow: int
     ) -> None:
-        """In the webserver dagster-postgres swaps in an engine of its own (one held connection
-        with a statement timeout); the pooled one it replaces is closed, not leaked."""
+        """dagster-postgres's engine for the webserver (one held connection, a statement
+        timeout), pre-pinged: after a database restart the held connection is replaced before a
+        query fails on it. The pooled engine it replaces is closed, not leaked."""
         pooled = self._engine
-        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)  # type: ignore[misc]
-        if self._engine is not pooled:
-            pooled.dispose()
+        options = pooled.url.query.get("options")
+        self._engine = create_pg_engine(
+            self.postgres_url,  # type: ignore[attr-defined]  # the dagster-postgres storage
+            isolation_level="AUTOCOMMIT",
+            pool_size=1,
+            pool_recycle=pool_recycle,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            **({"connect_args": {"options": options}} if options else {}),
+        )
+        sa.event.listen(
+            self._engine,
+            "connect",
+            lambda connection, _: set_pg_statement_timeout(connection, statement_timeout),
+        )
+        pooled.dispose()
 
 
 class PooledRunStorage(_PooledEngine, PostgresRunStorage):

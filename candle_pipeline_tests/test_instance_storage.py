@@ -25,8 +25,9 @@ from candle_pipeline.instance_storage import (
     PooledScheduleStorage,
 )
 from candle_pipeline.local_env import instance_environment
-from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.settings import PROJECT_DIR, get_operations_settings
+from candle_pipeline_tests.backfill_driver import shipped_storage
 from candle_pipeline_tests.conftest import create_database
 
 PARTITIONS = dg.StaticPartitionsDefinition([f"p{index:03d}" for index in range(120)])
@@ -156,3 +157,18 @@ def test_dagster_commands_open_the_shipped_instance_with_only_the_warehouse_url(
     monkeypatch.delenv("CANDLE_DATABASE_URL")
     with pytest.raises(ValueError, match="the Dagster instance has no database: set CANDLE_DAG"):
         dg.DagsterInstance.from_config(str(home))
+
+
+def test_the_webservers_storage_survives_a_database_restart() -> None:
+    """The webserver holds one connection; after PostgreSQL restarts, the next query reconnects
+    instead of failing with `server closed the connection unexpectedly`."""
+    with throwaway_server(prefix="candle-restart-") as server:
+        url = create_database(server, "dagster")
+        with dg.instance_for_test(overrides={"storage": shipped_storage(url)}) as instance:
+            instance.run_storage.optimize_for_webserver(
+                statement_timeout=5000, pool_recycle=3600, max_overflow=20
+            )
+            assert instance.get_runs() == []
+            server.stop()
+            server.start()
+            assert instance.get_runs() == [], "the held connection was replaced"

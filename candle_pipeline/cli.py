@@ -263,6 +263,13 @@ def _tickers(args: argparse.Namespace) -> int:
         )
         if not_watched:
             print(f"not being watched, nothing changed: {', '.join(not_watched)}")
+        if removed:
+            from candle_pipeline.runs import cancel_waiting_runs  # noqa: PLC0415
+
+            with _instance() as instance:
+                cancelled = cancel_waiting_runs(instance, removed)
+            if cancelled:
+                print(f"cancelled {len(cancelled)} queued run(s) that fetched only them")
     else:
         with engine.connect() as connection:
             table = watchlist.listing(watchlist.entries(connection))

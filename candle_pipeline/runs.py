@@ -23,6 +23,7 @@ TIMINGS_ASSET = "market_timings"
 MARKET_DATA_ASSETS = ("raw_quotes", "validated_quotes", "candles")
 ALL_ASSETS = (TIMINGS_ASSET, *MARKET_DATA_ASSETS)
 MARKET_DATA_OP = "market_data"
+MARKET_DATA_JOB = "market_data_job"
 # Dagster's documented run tags that make one run cover a range of partitions.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -168,6 +169,28 @@ def materialize(
         if not result.success:
             break
     return outcomes
+
+
+def cancel_waiting_runs(instance: dg.DagsterInstance, tickers: Sequence[str]) -> list[str]:
+    """Cancel the runs still waiting in the queue that would fetch only `tickers` (a ticker's
+    backfill, its retries), so that removing a ticker ends its pending work; runs already going
+    finish their days. The ids of the runs cancelled."""
+    removed = set(tickers)
+    waiting = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=MARKET_DATA_JOB,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    cancelled = []
+    for run in waiting:
+        named = run.run_config.get("ops", {}).get(MARKET_DATA_OP, {}).get("config", {})
+        if named.get("tickers") and set(named["tickers"]) <= removed:
+            instance.report_run_canceled(
+                run, message=f"{', '.join(sorted(named['tickers']))} removed from the watch list"
+            )
+            cancelled.append(run.run_id)
+    return cancelled
 
 
 def failure_message(events: Iterable[dg.DagsterEvent]) -> str:

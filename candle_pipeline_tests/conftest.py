@@ -25,6 +25,7 @@ from candle_pipeline.settings import (
     SAMPLE_DATA_DIR,
     Settings,
     get_operations_settings,
+    get_quality_settings,
     get_settings,
 )
 from candle_pipeline.warehouse import watchlist
@@ -145,11 +146,15 @@ def external_env(
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
+    clear_settings()
     yield env
-    get_settings.cache_clear()
-    get_operations_settings.cache_clear()
+    clear_settings()
+
+
+def clear_settings() -> None:
+    """Forget the settings this process read, so that the next command reads them again."""
+    for cached in (get_settings, get_operations_settings, get_quality_settings):
+        cached.cache_clear()
 
 
 def table(warehouse_url: str, name: str) -> pd.DataFrame:

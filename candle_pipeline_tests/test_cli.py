@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from candle_pipeline import runs
 from candle_pipeline.cli import EXIT_FAILED, EXIT_USAGE, main
+from candle_pipeline.definitions import defs
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import today
 from candle_pipeline.resources.warehouse import engine_for
@@ -386,3 +387,27 @@ def test_a_day_whose_session_is_in_progress_is_refused_naming_when_it_can_be_run
     )
     assert table(cli_env, "ticker_days").empty, "nothing was fetched"
     assert main(["materialize", "--start", day, "--end", day, "--select", "market_timings"]) == 0
+
+
+def test_removing_a_ticker_cancels_its_queued_backfill_and_nothing_else(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickers", "add", "SPY", "AIG", "--history-start", "2013-10-04"]) == 0
+    job = defs.resolve_job_def(runs.MARKET_DATA_JOB)
+    waiting = dg.DagsterRunStatus.NOT_STARTED
+    with dg.DagsterInstance.get() as instance:
+        spy_only, both, everyone = (
+            instance.create_run_for_job(job, run_config=runs.run_config(named), status=waiting)
+            for named in (["SPY"], ["SPY", "AIG"], [])
+        )
+    capsys.readouterr()
+    assert main(["tickers", "remove", "SPY"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "cancelled 1 queued run(s) that fetched only them"
+    with dg.DagsterInstance.get() as instance:
+        status = {run.run_id: run.status for run in instance.get_runs()}
+    assert status == {
+        spy_only.run_id: dg.DagsterRunStatus.CANCELED,
+        both.run_id: waiting,
+        everyone.run_id: waiting,
+    }, "runs that fetch other tickers too stay queued"

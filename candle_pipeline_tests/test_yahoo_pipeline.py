@@ -105,7 +105,9 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
 
     candles = table(url, "candles")
     assert set(candles["interval"]) == {"1d"}, "daily bars give daily candles only"
-    assert candles["close"].tolist() == expected["close"].tolist(), "read back bit for bit"
+    for column in ("open", "high", "low", "close"):
+        # A one-bar candle holds that bar's doubles, read back bit for bit.
+        assert candles[column].tolist() == expected[column].tolist(), column
     assert candles["ts"].tolist() == [
         pd.Timestamp(f"{day.date()} 13:30", tz="UTC") for day in expected.index
     ]

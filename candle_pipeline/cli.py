@@ -252,6 +252,16 @@ def _tickers(args: argparse.Namespace) -> int:
             f"their history start ({history_start or default_start} unless given before) to "
             "yesterday"
         )
+        from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
+
+        with engine.connect() as connection:
+            exchanges = {e.exchange for e in watchlist.entries(connection) if e.ticker in added}
+        if unscheduled := ",".join(sorted(exchanges - scheduled_exchanges(settings))):
+            print(
+                f"note: {unscheduled} has no after-close schedule, so their new sessions are "
+                f"not fetched each day: set CANDLE_EXCHANGES={unscheduled} in .env and restart "
+                "the Dagster processes (`make ui`)"
+            )
     elif args.action == "remove":
         canonical = normalize_tickers(entry.ticker for entry in entries)
         with engine.begin() as connection:

@@ -12,11 +12,12 @@ from candle_pipeline.schedules import build_schedules, scheduled_exchanges, watc
 from candle_pipeline.sensors.alerts import quality_alerts_sensor
 from candle_pipeline.sensors.new_tickers import new_tickers_sensor
 from candle_pipeline.sensors.retries import retry_sensor
+from candle_pipeline.sensors.settings import settings_sensor
 from candle_pipeline.settings import get_operations_settings, get_settings
 
 ASSETS = [market_timings, market_data]
 ASSET_CHECKS = [candles_freshness]
-SENSORS = [new_tickers_sensor, retry_sensor, quality_alerts_sensor]
+SENSORS = [new_tickers_sensor, retry_sensor, quality_alerts_sensor, settings_sensor]
 # A run is two steps in a chain (timings -> market data) with nothing to run in parallel: they
 # execute in the run's own process instead of one new process per step, which would re-import
 # pandas and Dagster for every step of every run (seconds each).

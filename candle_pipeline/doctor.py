@@ -31,6 +31,7 @@ from candle_pipeline.settings import (
     Settings,
     SettingsError,
     mask_url,
+    settings_in_use,
 )
 
 OK = "ok"
@@ -280,6 +281,7 @@ def _instance_storage_findings(context: Context, yaml_file: Path) -> Iterator[Fi
             return
         yield from _policy_findings(instance)
         yield from _daemon_findings(instance, context.expect_daemon)
+        yield from _daemon_settings_findings(instance)
         yield from _pool_findings(instance, context.operations)
 
 
@@ -349,6 +351,37 @@ def _daemon_findings(instance: dg.DagsterInstance, expect_daemon: bool) -> Itera
         NOTE,
         "no dagster-daemon is running; nothing waits for one now, but schedules, queued runs "
         "and backfills need it",
+    )
+
+
+def _daemon_settings_findings(instance: dg.DagsterInstance) -> Iterator[Finding]:
+    """The daemon runs with the settings this command sees (its settings_sensor records them)."""
+    from candle_pipeline.sensors.settings import daemon_settings  # noqa: PLC0415
+
+    recorded = daemon_settings(instance)
+    if recorded is None:
+        yield Finding(
+            "daemon",
+            NOTE,
+            "no daemon has recorded its settings yet (settings_sensor): start `make ui`",
+        )
+        return
+    seen_at, theirs = recorded
+    ours = settings_in_use()
+    differing = [
+        name for name in sorted(set(ours) | set(theirs)) if ours.get(name) != theirs.get(name)
+    ]
+    if not differing:
+        yield Finding("daemon", OK, f"runs with the same settings (recorded {seen_at})")
+        return
+    shown = "; ".join(
+        f"{name}: daemon {theirs.get(name, '?')}, here {ours.get(name, '?')}" for name in differing
+    )
+    yield Finding(
+        "daemon",
+        PROBLEM,
+        f"the daemon runs with other settings ({shown}; recorded {seen_at}): put them in .env "
+        "and restart the daemon (`make ui`), or its sensors and schedules fetch with its own",
     )
 
 

@@ -518,6 +518,8 @@ ALERT_SEVERITIES = ("WARN", "ERROR")
 DEFAULT_ALERT_MIN_SEVERITY = "ERROR"
 DEFAULT_DAGSTER_UI_URL = "http://localhost:3000"
 ALERT_SENSOR_INTERVAL_SECONDS = 30
+# How often the daemon records the settings it runs with (for `doctor`).
+SETTINGS_SENSOR_INTERVAL_SECONDS = 60
 # Events read from the instance per sensor tick (a year-long backfill of one check is one
 # digest); the cursor continues on the next tick.
 ALERT_EVENTS_PER_TICK = 5000
@@ -587,6 +589,34 @@ def _fraction(env: Mapping[str, str], name: str, default: float, upper: float) -
 def get_quality_settings() -> QualitySettings:
     """The process's quality settings, read from the environment on first use."""
     return QualitySettings.from_env()
+
+
+def settings_in_use() -> dict[str, str]:
+    """The settings this process runs with, by variable, as text safe to show (database URLs
+    masked, secrets only as set or unset): what `candle-pipeline doctor` compares between the
+    command line and the Dagster daemon."""
+    settings, operations, quality = (
+        get_settings(),
+        get_operations_settings(),
+        get_quality_settings(),
+    )
+    return {
+        ENV_DATABASE_URL: mask_url(settings.database_url) if settings.database_url else "embedded",
+        ENV_SOURCE: settings.source,
+        ENV_CSV_DIR: str(settings.csv_dir),
+        ENV_PARTITION_START: settings.partition_start.isoformat(),
+        ENV_DEFAULT_EXCHANGE: settings.default_exchange,
+        ENV_EXCHANGES: ",".join(settings.extra_exchanges),
+        ENV_WAREHOUSE_SCHEMA: settings.warehouse_schema,
+        ENV_BACKFILL_DAYS_PER_RUN: str(settings.backfill_days_per_run or "default"),
+        ENV_YAHOO_INTERVAL: settings.yahoo_interval,
+        ENV_REQUESTS_PER_MINUTE: str(settings.requests_per_minute),
+        ENV_SCHEDULES_RUNNING: str(operations.schedules_running).lower(),
+        ENV_QUALITY_THRESHOLD: str(quality.quality_threshold),
+        ENV_SPIKE_THRESHOLD: str(quality.spike_threshold),
+        ENV_ALERT_WEBHOOK_URL: "set" if quality.alert_webhook_configured else "unset",
+        ENV_ALERT_MIN_SEVERITY: quality.alert_min_severity,
+    }
 
 
 def validate_settings() -> None:

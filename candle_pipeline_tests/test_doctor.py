@@ -16,7 +16,9 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from candle_pipeline.cli import EXIT_FAILED, main
 from candle_pipeline.resources.warehouse import ensure_tables
+from candle_pipeline.sensors.settings import settings_sensor
 from candle_pipeline.warehouse import schema
+from candle_pipeline_tests.conftest import clear_settings
 
 pytestmark = pytest.mark.integration
 HEAD = schema.describe(schema.head_revisions())
@@ -166,3 +168,37 @@ def test_a_missing_dagster_yaml(
     code, out = doctor(capsys)
     assert code == EXIT_FAILED
     assert f"DAGSTER_HOME={empty} has no dagster.yaml" in out
+
+
+def test_a_daemon_running_with_other_settings_is_named(
+    external_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon's settings_sensor records what its process runs with; `doctor`, run with
+    other settings, names each difference."""
+    assert main(["pools", "apply"]) == 0
+    _, out = doctor(capsys)
+    assert "no daemon has recorded its settings yet" in out
+
+    monkeypatch.setenv("CANDLE_SOURCE", "yahoo")
+    monkeypatch.setenv("CANDLE_QUALITY_THRESHOLD", "0.9")
+    clear_settings()
+    with dg.DagsterInstance.get() as instance, dg.build_sensor_context(instance=instance) as tick:
+        skipped = settings_sensor(tick)
+    assert "CANDLE_SOURCE=yahoo" in str(skipped.skip_message)
+
+    monkeypatch.delenv("CANDLE_SOURCE")
+    monkeypatch.delenv("CANDLE_QUALITY_THRESHOLD")
+    clear_settings()
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    [line] = [row for row in lines_with(out, "PROBLEM") if "daemon" in row]
+    assert "CANDLE_QUALITY_THRESHOLD: daemon 0.9, here 0.8" in line
+    assert "CANDLE_SOURCE: daemon yahoo, here csv" in line
+    assert "put them in .env and restart the daemon" in line
+
+    with dg.DagsterInstance.get() as instance, dg.build_sensor_context(instance=instance) as tick:
+        settings_sensor(tick)
+    code, out = doctor(capsys)
+    assert "runs with the same settings" in out, out

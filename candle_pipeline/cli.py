@@ -43,6 +43,7 @@ from candle_pipeline.settings import (
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
     SettingsError,
+    get_quality_settings,
     get_settings,
     mask_url,
     parse_date,
@@ -396,6 +397,8 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
         )
         if outcome.error:
             print(f"  {outcome.error}")
+            ui = get_quality_settings().dagster_ui_url
+            print(f"  its events and logs: {ui}/runs/{outcome.run_id} (`candle-pipeline ui`)")
 
 
 def _coverage(args: argparse.Namespace) -> int:

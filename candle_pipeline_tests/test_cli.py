@@ -304,10 +304,17 @@ def test_a_failed_run_says_why_and_exits_1(
     assert re.fullmatch(
         r"run [0-9a-f]{8} FAILED: raw_quotes \[2013-10-04 \.\. 2013-10-04\]", out[0]
     )
-    assert out[1:] == [
+    assert out[1] == (
         "  market_data: raw_quotes is materialised with what is built from it in the same step: "
         "select validated_quotes, candles too"
-    ]
+    )
+    short_id = out[0].split()[1]
+    assert re.fullmatch(
+        rf"  its events and logs: http://localhost:3000/runs/{short_id}[0-9a-f-]{{28}} "
+        r"\(`candle-pipeline ui`\)",
+        out[2],
+    ), out[2]
+    assert len(out) == 3
 
 
 UNREACHABLE = "postgresql://nobody@db.invalid:5999/never"

@@ -185,3 +185,59 @@ def _minutes_in_session(timings: pd.DataFrame) -> pd.Series:
     has_break = timings["break_start_utc"].notna() & (break_end > break_start)
     in_break = (break_end - break_start).where(has_break, pd.Timedelta(0))
     return ((length - in_break) // MINUTE).astype("int64")
+
+
+# What a day's re-evaluation materialises after a change of its corrections: a closure recorded
+# or removed changes which ticker-days are expected (closed ones are recorded `closed`, reopened
+# ones fetched); a late open or early close only changes how stored bars are judged, so they are
+# validated again from the stored raw quotes, with no provider call.
+TIMINGS_ONLY = ("market_timings",)
+WHOLE_CHAIN = ("market_timings", "raw_quotes", "validated_quotes", "candles")
+STORED_BARS_AGAIN = ("market_timings", "validated_quotes", "candles")
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    """One day to materialise again: which assets, for which tickers (empty: market timings
+    only), because of which changed overrides (`changes`: a stable text naming them)."""
+
+    day: date
+    assets: tuple[str, ...]
+    tickers: tuple[str, ...]
+    changes: str
+
+
+def reevaluations(
+    changed: Mapping[str, CalendarOverride],
+    expected: pd.DataFrame,
+    materialised: set[tuple[str, date]],
+) -> list[Reevaluation]:
+    """The runs that bring the days of `changed` overrides (by a label naming the change, e.g.
+    its row id and whether it was recorded or removed) up to date.
+
+    `expected` holds (trade_date, ticker, exchange) of the tickers the watch list counts on those
+    days; `materialised` the (mic, day) pairs whose market timings are stored. A day nobody has
+    materialised needs nothing: its first run lays the corrections over it.
+    """
+    groups: dict[tuple[date, tuple[str, ...]], tuple[set[str], list[str]]] = {}
+    for label, override in sorted(changed.items()):
+        if (override.mic, override.session_date) not in materialised:
+            continue
+        on_day = expected[
+            (expected["exchange"] == override.mic)
+            & (expected["trade_date"] == pd.Timestamp(override.session_date))
+        ]
+        tickers = set(on_day["ticker"])
+        if not tickers:
+            assets = TIMINGS_ONLY
+        elif override.kind == CLOSED:
+            assets = WHOLE_CHAIN
+        else:
+            assets = STORED_BARS_AGAIN
+        names, labels = groups.setdefault((override.session_date, assets), (set(), []))
+        names.update(tickers)
+        labels.append(label)
+    return [
+        Reevaluation(day, assets, tuple(sorted(tickers)), ",".join(labels))
+        for (day, assets), (tickers, labels) in sorted(groups.items())
+    ]

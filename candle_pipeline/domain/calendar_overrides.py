@@ -143,12 +143,11 @@ def apply_overrides(
     """
     if overrides.empty or timings.empty:
         return timings
-    moments = overrides.assign(
-        moment=[
-            pd.NaT if at is None else local_moment(day.date(), at, timezones[mic]).tz_convert("UTC")
-            for mic, day, at in overrides[["mic", "session_date", "at"]].itertuples(index=False)
-        ]
-    )
+    local = [
+        pd.NaT if at is None else local_moment(day.date(), at, timezones[mic])
+        for mic, day, at in overrides[["mic", "session_date", "at"]].itertuples(index=False)
+    ]
+    moments = overrides.assign(moment=pd.to_datetime(local, utc=True))
     by_kind = {
         kind: moments.loc[moments["kind"] == kind, ["mic", "session_date", "moment"]].rename(
             columns={"moment": f"{kind}_utc"}
@@ -165,7 +164,10 @@ def apply_overrides(
     corrected.loc[early, "close_utc"] = corrected.loc[early, f"{EARLY_CLOSE}_utc"]
     corrected.loc[early, "early_close"] = True
     changed = late | early
-    corrected.loc[changed, "expected_minute_bars"] = _minutes_in_session(corrected.loc[changed])
+    if changed.any():
+        corrected.loc[changed, "expected_minute_bars"] = _minutes_in_session(
+            corrected.loc[changed]
+        )
     time_columns = ["open_utc", "close_utc", "break_start_utc", "break_end_utc"]
     corrected.loc[closed, time_columns] = pd.NaT
     corrected.loc[closed, ["is_open", "early_close"]] = False

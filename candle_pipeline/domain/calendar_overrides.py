@@ -165,9 +165,7 @@ def apply_overrides(
     corrected.loc[early, "early_close"] = True
     changed = late | early
     if changed.any():
-        corrected.loc[changed, "expected_minute_bars"] = _minutes_in_session(
-            corrected.loc[changed]
-        )
+        corrected.loc[changed, "expected_minute_bars"] = _minutes_in_session(corrected.loc[changed])
     time_columns = ["open_utc", "close_utc", "break_start_utc", "break_end_utc"]
     corrected.loc[closed, time_columns] = pd.NaT
     corrected.loc[closed, ["is_open", "early_close"]] = False

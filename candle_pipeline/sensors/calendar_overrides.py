@@ -24,6 +24,8 @@ from candle_pipeline.warehouse.tables import market_timings
 
 SENSOR_INTERVAL_SECONDS = 30
 CALENDAR_TAG = "candle/calendar_corrections"
+# Changes named one by one in a tick's log line.
+LOGGED = 5
 RECORDED = "recorded"
 REMOVED = "removed"
 
@@ -88,8 +90,9 @@ def calendar_overrides_sensor(
                 tags={**DayRange(work.day, work.day).tags, CALENDAR_TAG: work.changes},
             )
         )
+    shown = ", ".join(f"{label} {o.describe()}" for label, o in list(changed.items())[:LOGGED])
     context.log.info(
-        f"{len(changed)} calendar correction(s) changed: {', '.join(sorted(changed))}; "
-        f"{len(requests)} run(s) requested"
+        f"{len(changed)} calendar correction(s) changed ({shown}"
+        f"{', ...' if len(changed) > LOGGED else ''}): {len(requests)} run(s) requested"
     )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(in_force))

@@ -5,7 +5,8 @@ real Dagster instance; provider requests counted from the runs' metadata."""
 from __future__ import annotations
 
 import getpass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -15,9 +16,13 @@ import sqlalchemy as sa
 from candle_pipeline import coverage, runs
 from candle_pipeline.cli import EXIT_USAGE, main
 from candle_pipeline.domain.calendar_overrides import STORED_BARS_AGAIN, WHOLE_CHAIN
+from candle_pipeline.domain.freshness import latest_due_sessions
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
+from candle_pipeline.schedules import build_schedules, watchlist_listings
 from candle_pipeline.sensors.calendar_overrides import calendar_overrides_sensor
+from candle_pipeline.settings import OperationsSettings
+from candle_pipeline.warehouse.calendar_overrides import in_force_frame
 from candle_pipeline_tests.conftest import definitions_for, table, watch
 from candle_pipeline_tests.quality.records import latest_evaluations, quality_reports
 from candle_pipeline_tests.run_requests import plan, provider_requests
@@ -211,3 +216,40 @@ def test_a_late_open_counts_completeness_from_the_late_open_without_a_provider_c
     [request] = restored.run_requests
     launch(defs, instance, request)
     assert spy_day(url, TUESDAY) == (390, pd.Timestamp("2013-10-08 13:30", tz="UTC"))
+
+
+def test_schedules_and_freshness_see_the_corrections(
+    external_env: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    """The after-close schedule skips a day closed by a correction and covers it with the next
+    session; freshness waits for a corrected early close, not the regular one."""
+    url = external_env["CANDLE_DATABASE_URL"]
+    watch(url, ["SPY"], MONDAY, exchange="XNYS")
+    assert main(["calendar", "close", "XNYS", "2013-10-08", "--reason", REASON]) == 0
+    operations = OperationsSettings.from_env({})
+    [after_close] = [
+        schedule
+        for schedule in build_schedules(["XNYS"], watchlist_listings, operations)
+        if schedule.name == "xnys_after_close"
+    ]
+
+    def tick_at(day: date) -> dg.ScheduleExecutionData:
+        at = datetime.combine(day, time(16, 30), tzinfo=ZoneInfo("America/New_York"))
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
+            return after_close.evaluate_tick(context)
+
+    assert tick_at(TUESDAY).skip_message == "XNYS has no session on 2013-10-08"
+    assert plan(list(tick_at(WEDNESDAY).run_requests or [])) == [
+        ("2013-10-08", "2013-10-09", ["SPY"])
+    ]
+
+    assert main(["calendar", "early-close", "XNYS", "2013-10-09", "--at", "13:00"]) == 0
+    with engine_for(url).connect() as conn:
+        corrections = in_force_frame(conn, ["XNYS"], MONDAY, WEDNESDAY)
+    # 14:00 New York on the 9th: the early close plus the delay has passed.
+    now = datetime(2013, 10, 9, 18, tzinfo=UTC)
+    delay, lookback = timedelta(minutes=30), 5
+    # The library alone: the 9th is not due before 16:30, so the latest due session is the 8th.
+    assert latest_due_sessions(["XNYS"], now, delay, lookback)["XNYS"].session_date == TUESDAY
+    due = latest_due_sessions(["XNYS"], now, delay, lookback, corrections)["XNYS"]
+    assert due.session_date == WEDNESDAY

@@ -174,7 +174,8 @@ def apply_overrides(
 
 
 def _minutes_in_session(timings: pd.DataFrame) -> pd.Series:
-    """Whole minutes from open to close, less the part of the lunch break between them."""
+    """Whole minutes from open to close, less the part of the lunch break between them; none
+    when a correction recorded against an older release leaves the open after the close."""
     length = timings["close_utc"] - timings["open_utc"]
     break_start = timings["break_start_utc"].where(
         timings["break_start_utc"] > timings["open_utc"], timings["open_utc"]
@@ -184,7 +185,7 @@ def _minutes_in_session(timings: pd.DataFrame) -> pd.Series:
     )
     has_break = timings["break_start_utc"].notna() & (break_end > break_start)
     in_break = (break_end - break_start).where(has_break, pd.Timedelta(0))
-    return ((length - in_break) // MINUTE).astype("int64")
+    return ((length - in_break) // MINUTE).clip(lower=0).astype("int64")
 
 
 # What a day's re-evaluation materialises after a change of its corrections: a closure recorded

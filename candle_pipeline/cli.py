@@ -4,6 +4,7 @@ candle-pipeline db up|down|url|upgrade
 candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
+candle-pipeline calendar close|late-open|early-close|list|remove [MIC] [DATE] [--at HH:MM] ...
 candle-pipeline demo
 candle-pipeline ui [--port N]
 candle-pipeline doctor [--expect-daemon]
@@ -16,6 +17,7 @@ Every command reads its settings from the environment and from `.env` in the fol
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shutil
 import sys
@@ -34,6 +36,7 @@ import sqlalchemy as sa
 from tabulate import tabulate
 
 from candle_pipeline import local_env
+from candle_pipeline.domain.calendar_overrides import OverrideError
 from candle_pipeline.domain.exchanges import UnknownExchangeError
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
@@ -79,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             RunRequestError,
             InvalidTickerError,
             UnknownExchangeError,
+            OverrideError,
             LocalPostgresError,
             LookupError,
             schema.SchemaUpgradeError,
@@ -161,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     coverage.add_argument("--start", help="first day, YYYY-MM-DD (default: the first partition)")
     coverage.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
     coverage.set_defaults(handler=_coverage)
+
+    _add_calendar_command(commands)
 
     demo = commands.add_parser("demo", help="load the bundled sample and print a summary")
     demo.set_defaults(handler=_demo)
@@ -324,7 +330,7 @@ def _materialize(args: argparse.Namespace) -> int:
         )
     if end >= today() and set(select) & set(runs.MARKET_DATA_ASSETS):
         in_scope = [e for e in entries if e.ticker in tickers or (not tickers and e.active)]
-        _refuse_sessions_in_progress({entry.exchange for entry in in_scope}, end)
+        _refuse_sessions_in_progress(engine, {entry.exchange for entry in in_scope}, end)
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance, _Progress(start, end) as progress:
@@ -341,11 +347,14 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
 
 
-def _refuse_sessions_in_progress(mics: set[str], day: date) -> None:
+def _refuse_sessions_in_progress(engine: sa.Engine, mics: set[str], day: date) -> None:
     """A CliError when a session of `day` is still running on one of `mics`."""
     from candle_pipeline.domain.sessions import sessions_in_progress  # noqa: PLC0415
+    from candle_pipeline.warehouse import calendar_overrides  # noqa: PLC0415
 
-    running = sessions_in_progress(mics, day, datetime.now(UTC))
+    with engine.connect() as connection:
+        overrides = calendar_overrides.in_force_frame(connection, mics, day, day)
+    running = sessions_in_progress(mics, day, datetime.now(UTC), overrides)
     if running:
         last_close = max(running.values())
         exchanges = ", ".join(
@@ -414,6 +423,78 @@ def _coverage(args: argparse.Namespace) -> int:
     engine = _warehouse_engine(env.warehouse_url)
     print(coverage.report(engine, tickers or None, start, end))
     return 0
+
+
+CALENDAR_KINDS = {"close": "closed", "late-open": "late_open", "early-close": "early_close"}
+
+
+def _add_calendar_command(commands: argparse._SubParsersAction) -> None:
+    calendar = commands.add_parser(
+        "calendar", help="corrections of exchange calendars: closures, late opens, early closes"
+    )
+    calendar.add_argument("action", choices=[*CALENDAR_KINDS, "list", "remove"])
+    calendar.add_argument("mic", nargs="?", metavar="MIC", help="the exchange, e.g. XNYS")
+    calendar.add_argument("date", nargs="?", metavar="DATE", help="the day, YYYY-MM-DD")
+    calendar.add_argument("--at", help="local time of a late open or early close, HH:MM")
+    calendar.add_argument("--reason", help="why (required to close a day)")
+    calendar.add_argument("--source", help="the exchange's notice, a URL")
+    calendar.set_defaults(handler=_calendar)
+
+
+def _calendar(args: argparse.Namespace) -> int:
+    from candle_pipeline.domain import calendar_overrides as overrides  # noqa: PLC0415
+    from candle_pipeline.domain.exchanges import validate_mic  # noqa: PLC0415
+    from candle_pipeline.partitions import today  # noqa: PLC0415 - loads Dagster
+    from candle_pipeline.warehouse import calendar_overrides as stored  # noqa: PLC0415
+
+    settings = get_settings()
+    mic = validate_mic(args.mic) if args.mic else None
+    if args.action == "list":
+        engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
+        with engine.connect() as connection:
+            listed = stored.listing(connection, mic)
+        if listed.empty:
+            print("(no calendar correction in force)")
+        else:
+            print(tabulate(listed.fillna(""), headers="keys", tablefmt="github", showindex=False))
+        return 0
+    if mic is None or not args.date:
+        raise CliError(f"`calendar {args.action}` needs an exchange (MIC) and a date")
+    day = parse_date(args.date, "DATE")
+    overrides.check_day(day, settings.partition_start, today())
+    by, now = _user(), datetime.now(UTC)
+    if args.action == "remove":
+        engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
+        with engine.begin() as connection:
+            removed = stored.remove(connection, mic, day, by, now)
+        if not removed:
+            raise CliError(f"{mic} has no calendar correction on {day.isoformat()}")
+        print(f"removed {len(removed)} correction(s) of {mic} on {day.isoformat()}; {AFTERWARDS}")
+        return 0
+    kind = CALENDAR_KINDS[args.action]
+    if kind == overrides.CLOSED and args.at:
+        raise CliError("`calendar close` takes no --at: the whole day is closed")
+    at = overrides.parse_clock(args.at) if args.at else None
+    override = overrides.CalendarOverride(mic, day, kind, at, args.reason, args.source)
+    engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
+    with engine.begin() as connection:
+        stored.record(connection, override, by, now)
+    print(f"recorded {override.describe()}; {AFTERWARDS}")
+    return 0
+
+
+AFTERWARDS = (
+    "while the Dagster daemon runs, calendar_overrides_sensor materialises that day's "
+    "market_timings again and re-evaluates its ticker-days"
+)
+
+
+def _user() -> str:
+    """Who records a correction: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _demo(_: argparse.Namespace) -> int:

@@ -2,13 +2,15 @@
 complete, blocked, without data, failed, waiting for a retry, or not fetched yet.
 
 Expected sessions come from the watch list (history start to removal) and the exchange
-calendars, so days never materialised count as `not_fetched`; the states come from
-`market.ticker_days`.
+calendars with the calendar corrections in force, so days never materialised count as
+`not_fetched`; the states come from `market.ticker_days`. The corrections of the range are listed
+under the report, a day closed by one with its reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from tabulate import tabulate
 
 from candle_pipeline.domain import sessions
+from candle_pipeline.domain.calendar_overrides import CLOSED, CalendarOverride, overrides_frame
 from candle_pipeline.domain.ticker_days import (
     BLOCKED,
     COMPLETE,
@@ -26,7 +29,7 @@ from candle_pipeline.domain.ticker_days import (
     expected_ticker_days,
 )
 from candle_pipeline.partitions import days_between
-from candle_pipeline.warehouse import watchlist
+from candle_pipeline.warehouse import calendar_overrides, watchlist
 from candle_pipeline.warehouse.tables import ticker_days
 
 COLUMNS = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
@@ -40,15 +43,25 @@ MARKS = {
     NOT_FETCHED: ".",
 }
 NO_SESSION_MARK = "-"
+CORRECTED_CLOSED_MARK = "C"
 LEGEND = (
     "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-    "- no session or not watched"
+    "C closed by a calendar correction, - no session or not watched"
 )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The open sessions of the watched tickers (`sessions`: trade_date, ticker, exchange,
+    status) and the calendar corrections in force on their exchanges in the range."""
+
+    sessions: pd.DataFrame
+    corrections: list[CalendarOverride]
 
 
 def expected_sessions(
     engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: date
-) -> pd.DataFrame:
+) -> Coverage:
     """(trade_date, ticker, exchange, status) of every open session a watched ticker counts on
     between `start` and `end`; `not_fetched` where no state is stored."""
     with engine.connect() as connection:
@@ -65,22 +78,29 @@ def expected_sessions(
     if unknown:
         raise LookupError(f"ticker(s) {', '.join(unknown)} are not on the watch list")
     expected = expected_ticker_days(watch, days_between(start, end), tickers)
-    timings = sessions.market_timings(set(expected["exchange"]), start, end)
+    mics = set(expected["exchange"])
+    with engine.connect() as connection:
+        corrections = [
+            stored.override for stored in calendar_overrides.in_force(connection, mics, start, end)
+        ]
+    timings = sessions.market_timings(mics, start, end, overrides_frame(corrections))
     opened = timings.loc[timings["is_open"], ["mic", "session_date"]].rename(
         columns={"mic": "exchange", "session_date": "trade_date"}
     )
     open_days = expected.merge(opened, on=["exchange", "trade_date"])
     merged = open_days.merge(states, on=["trade_date", "ticker"], how="left")
-    return merged.assign(status=merged["status"].fillna(NOT_FETCHED))
+    return Coverage(merged.assign(status=merged["status"].fillna(NOT_FETCHED)), corrections)
 
 
 def report(engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: date) -> str:
     """A table of ticker-days per ticker and status; for one ticker, a line per month."""
-    frame = expected_sessions(engine, tickers, start, end)
+    coverage = expected_sessions(engine, tickers, start, end)
+    frame = coverage.sessions
+    notes = _corrections(coverage.corrections)
     if tickers is not None and len(tickers) == 1:
-        return _calendar(frame, tickers[0], start, end)
+        return _calendar(coverage, tickers[0], start, end) + notes
     if frame.empty:
-        return f"no watched ticker has a session between {start} and {end}"
+        return f"no watched ticker has a session between {start} and {end}" + notes
     counts = (
         frame.groupby(["ticker", "status"])
         .size()
@@ -89,11 +109,29 @@ def report(engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: d
     )
     counts.insert(0, "sessions", counts.sum(axis=1))
     title = f"open sessions of watched tickers, {start} .. {end}"
-    return f"{title}\n" + tabulate(counts, headers="keys", tablefmt="github", intfmt=",")
+    table = tabulate(counts, headers="keys", tablefmt="github", intfmt=",")
+    return f"{title}\n{table}{notes}"
 
 
-def _calendar(frame: pd.DataFrame, ticker: str, start: date, end: date) -> str:
-    marks = dict(zip(frame["trade_date"].dt.date, frame["status"].map(MARKS), strict=True))
+def _corrections(corrections: Sequence[CalendarOverride]) -> str:
+    """A line per calendar correction in force, with its reason and source."""
+    lines = [
+        f"{override.describe()}: {override.reason or 'no reason given'}"
+        + (f" ({override.source})" if override.source else "")
+        for override in corrections
+    ]
+    return "".join(f"\n{line}" for line in ["calendar corrections:", *lines] if lines)
+
+
+def _calendar(coverage: Coverage, ticker: str, start: date, end: date) -> str:
+    frame = coverage.sessions
+    exchanges = set(frame["exchange"])
+    marks = {
+        override.session_date: CORRECTED_CLOSED_MARK
+        for override in coverage.corrections
+        if override.kind == CLOSED and override.mic in exchanges
+    }
+    marks.update(zip(frame["trade_date"].dt.date, frame["status"].map(MARKS), strict=True))
     months: dict[str, list[str]] = {}
     for day in days_between(start, end):
         months.setdefault(f"{day:%Y-%m}", []).append(marks.get(day, NO_SESSION_MARK))

@@ -7,7 +7,8 @@
   completes it, so this costs provider calls only for ticker-days still missing or failed.
 
 Which tickers trade where comes from a `ListingSource` evaluated at each tick: the active watch
-list, each ticker on its watch-list exchange.
+list, each ticker on its watch-list exchange; whether a tick's day is a session, from the
+exchange's calendar with the corrections in force (an `OverrideSource`, read at each tick too).
 """
 
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -16,7 +17,11 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from candle_pipeline.domain.session_closes import close_schedule, closed_session
+from candle_pipeline.domain.session_closes import (
+    MAX_CLOSURE_DAYS,
+    close_schedule,
+    closed_session,
+)
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between
 from candle_pipeline.resources.warehouse import engine_for
@@ -27,11 +32,13 @@ from candle_pipeline.settings import (
     Settings,
     get_settings,
 )
-from candle_pipeline.warehouse import watchlist
+from candle_pipeline.warehouse import calendar_overrides, watchlist
 
 Listing = tuple[str, str]
 """(ticker, exchange MIC)."""
 ListingSource = Callable[[], Iterable[Listing]]
+OverrideSource = Callable[[str, date, date], pd.DataFrame]
+"""(mic, first day, last day) -> the calendar corrections in force (calendar_overrides)."""
 Tick = dg.RunRequest | dg.SkipReason
 
 EXCHANGE_TAG = "candle/exchange"
@@ -48,6 +55,13 @@ def watchlist_listings() -> list[Listing]:
     return [(entry.ticker, entry.exchange) for entry in entries]
 
 
+def warehouse_overrides(mic: str, first: date, last: date) -> pd.DataFrame:
+    """The calendar corrections of `mic` between `first` and `last`, read at each tick from the
+    warehouse named by CANDLE_DATABASE_URL."""
+    with engine_for(dg.EnvVar(ENV_DATABASE_URL).get_value()).connect() as connection:
+        return calendar_overrides.in_force_frame(connection, [mic], first, last)
+
+
 def scheduled_exchanges(settings: Settings) -> set[str]:
     """Exchanges with an after-close schedule: the default and CANDLE_EXCHANGES.
 
@@ -58,7 +72,10 @@ def scheduled_exchanges(settings: Settings) -> set[str]:
 
 
 def build_schedules(
-    exchanges: Collection[str], listings: ListingSource, operations: OperationsSettings
+    exchanges: Collection[str],
+    listings: ListingSource,
+    operations: OperationsSettings,
+    overrides: OverrideSource = warehouse_overrides,
 ) -> list[dg.ScheduleDefinition]:
     """One after-close schedule per exchange and the weekly catch-up."""
     status = (
@@ -67,7 +84,10 @@ def build_schedules(
         else dg.DefaultScheduleStatus.STOPPED
     )
     return [
-        *(session_schedule(mic, listings, operations, status) for mic in sorted(exchanges)),
+        *(
+            session_schedule(mic, listings, operations, status, overrides)
+            for mic in sorted(exchanges)
+        ),
         catchup_schedule(operations, status),
     ]
 
@@ -77,6 +97,7 @@ def session_schedule(
     listings: ListingSource,
     operations: OperationsSettings,
     status: dg.DefaultScheduleStatus,
+    overrides: OverrideSource = warehouse_overrides,
 ) -> dg.ScheduleDefinition:
     delay = operations.schedule_delay_minutes
     when = close_schedule(mic, delay)
@@ -93,7 +114,13 @@ def session_schedule(
         ),
     )
     def after_close(context: dg.ScheduleEvaluationContext) -> Iterator[Tick]:
-        session, why = closed_session(mic, context.scheduled_execution_time, delay)
+        tick = context.scheduled_execution_time
+        # The exchange's local day is at most a day either side of the tick's UTC day.
+        utc_day = _utc_day(tick)
+        in_force = overrides(
+            mic, utc_day - timedelta(days=MAX_CLOSURE_DAYS + 1), utc_day + timedelta(days=1)
+        )
+        session, why = closed_session(mic, tick, delay, in_force)
         if session is None:
             yield dg.SkipReason(why)
             return

@@ -170,6 +170,7 @@ def test_the_image_command_serves_the_code_location(code_server: int) -> None:
     assert days.get_first_partition_key() == "2000-01-01"
     assert schedules == ["candles_freshness_schedule", "catchup_weekly", "xnys_after_close"]
     assert sensors == [
+        "calendar_overrides_sensor",
         "new_tickers_sensor",
         "quality_alerts_sensor",
         "retry_sensor",

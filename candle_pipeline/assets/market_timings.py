@@ -5,7 +5,9 @@ import pandas as pd
 
 from candle_pipeline.domain import sessions
 from candle_pipeline.partitions import backfill_policy, day_partitions, days_of
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.warehouse import calendar_overrides
 
 GROUP = "market_data"
 IO_MANAGER = "warehouse_io_manager"
@@ -19,15 +21,20 @@ MARKET_TIMINGS = dg.AssetKey("market_timings")
     io_manager_key=IO_MANAGER,
     kinds={"pandas", "postgres"},
 )
-def market_timings(context: dg.AssetExecutionContext, watchlist: WatchlistResource) -> pd.DataFrame:
+def market_timings(
+    context: dg.AssetExecutionContext, watchlist: WatchlistResource, warehouse: WarehouseResource
+) -> pd.DataFrame:
     """Open or closed, regular session open/close (early closes, breaks) and expected bars.
 
-    Covers every exchange in use: the default, CANDLE_EXCHANGES and the watch list's.
+    Covers every exchange in use: the default, CANDLE_EXCHANGES and the watch list's; the
+    calendar corrections in force (`candle-pipeline calendar`) are laid over exchange_calendars.
     """
     days = days_of(context.partition_time_window)
     first_day, last_day = days[0], days[-1]
     mics = watchlist.exchanges_in_use()
-    timings = sessions.market_timings(mics, first_day, last_day)
+    with warehouse.engine.connect() as connection:
+        overrides = calendar_overrides.in_force_frame(connection, mics, first_day, last_day)
+    timings = sessions.market_timings(mics, first_day, last_day, overrides)
     context.add_output_metadata(
         {
             "exchanges": ", ".join(mics),
@@ -36,6 +43,7 @@ def market_timings(context: dg.AssetExecutionContext, watchlist: WatchlistResour
             "open_sessions": int(timings["is_open"].sum()),
             "early_closes": int(timings["early_close"].sum()),
             "exchange_calendars_version": sessions.calendar_version(),
+            "calendar_corrections": len(overrides),
         }
     )
     return timings

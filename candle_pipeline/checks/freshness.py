@@ -11,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from candle_pipeline.checks.quality import offending_metadata
-from candle_pipeline.domain.freshness import due_ticker_days, latest_due_sessions
+from candle_pipeline.domain.freshness import (
+    due_ticker_days,
+    freshness_window,
+    latest_due_sessions,
+)
 from candle_pipeline.domain.ticker_days import COMPLETE
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
@@ -21,6 +25,7 @@ from candle_pipeline.settings import (
     FRESHNESS_LOOKBACK_DAYS,
     OperationsSettings,
 )
+from candle_pipeline.warehouse import calendar_overrides
 from candle_pipeline.warehouse.ticker_days import load_states
 
 CANDLES = dg.AssetKey("candles")
@@ -57,8 +62,12 @@ def candles_freshness(
     tickers = [entry.ticker for entry in watchlist.active()]
     exchanges = watchlist.exchanges()
     delay = timedelta(minutes=quality.freshness_delay_minutes)
+    mics = exchanges.mics_for(tickers)
+    first, last = freshness_window(config.moment(), FRESHNESS_LOOKBACK_DAYS)
+    with warehouse.engine.connect() as connection:
+        overrides = calendar_overrides.in_force_frame(connection, mics, first, last)
     due_sessions = latest_due_sessions(
-        exchanges.mics_for(tickers), config.moment(), delay, FRESHNESS_LOOKBACK_DAYS
+        mics, config.moment(), delay, FRESHNESS_LOOKBACK_DAYS, overrides
     )
     due = due_ticker_days(tickers, exchanges, due_sessions)
     days = sorted({day for day, _ in due})

@@ -1,7 +1,8 @@
 """Freshness: once an exchange's latest session is due (its close plus a delay), every ticker on
 that exchange must have that day's candles.
 
-Sessions, early closes and holidays come from `sessions.market_timings` (exchange_calendars).
+Sessions, early closes and holidays come from `sessions.market_timings` (exchange_calendars with
+the calendar corrections in force).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from candle_pipeline.domain.sessions import ExchangeDirectory, market_timings
+from candle_pipeline.domain.sessions import NO_OVERRIDES, ExchangeDirectory, market_timings
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,26 @@ class DueSession:
     due_at: pd.Timestamp
 
 
-def latest_due_sessions(
-    mics: Iterable[str], now: datetime, delay: timedelta, lookback_days: int
-) -> dict[str, DueSession]:
-    """Per exchange, the latest session with `close + delay <= now` within `lookback_days`."""
+def freshness_window(now: datetime, lookback_days: int) -> tuple[date, date]:
+    """The days whose sessions may be the latest due one at `now`: sessions are dated in the
+    exchange's own time zone, up to a day ahead of UTC."""
     now_utc = pd.Timestamp(now).tz_convert("UTC")
-    # Sessions are dated in the exchange's own time zone, up to a day ahead of UTC.
-    first = (now_utc - pd.Timedelta(days=lookback_days)).date()
-    last = (now_utc + pd.Timedelta(days=1)).date()
-    timings = market_timings(sorted(set(mics)), first, last)
+    first = now_utc - pd.Timedelta(days=lookback_days)
+    return first.date(), (now_utc + pd.Timedelta(days=1)).date()
+
+
+def latest_due_sessions(
+    mics: Iterable[str],
+    now: datetime,
+    delay: timedelta,
+    lookback_days: int,
+    overrides: pd.DataFrame = NO_OVERRIDES,
+) -> dict[str, DueSession]:
+    """Per exchange, the latest session with `close + delay <= now` within `lookback_days`
+    (`overrides`: the calendar corrections in force)."""
+    now_utc = pd.Timestamp(now).tz_convert("UTC")
+    first, last = freshness_window(now, lookback_days)
+    timings = market_timings(sorted(set(mics)), first, last, overrides)
     sessions = timings[timings["is_open"]].assign(due_at=lambda t: t["close_utc"] + delay)
     due = sessions[sessions["due_at"] <= now_utc].sort_values("session_date")
     latest = due.groupby("mic").tail(1)

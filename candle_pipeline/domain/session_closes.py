@@ -2,7 +2,8 @@
 
 A schedule ticks once a day at the exchange's regular close plus a delay, in the exchange's time
 zone, on the weekdays it trades. Whether a tick's day is a session, and when it really closed
-(early closes), comes from `sessions.market_timings`, i.e. from exchange_calendars.
+(early closes), comes from `sessions.market_timings`, i.e. from exchange_calendars with the
+calendar corrections in force.
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ def close_schedule(mic: str, delay_minutes: int) -> CloseSchedule:
     return CloseSchedule(cron=cron, timezone=str(calendar.tz))
 
 
-def closed_session(mic: str, at: datetime, delay_minutes: int) -> tuple[ClosedSession | None, str]:
-    """The session of `at`'s local day if it closed at least `delay_minutes` before `at`.
+def closed_session(
+    mic: str, at: datetime, delay_minutes: int, overrides: pd.DataFrame = sessions.NO_OVERRIDES
+) -> tuple[ClosedSession | None, str]:
+    """The session of `at`'s local day if it closed at least `delay_minutes` before `at`, with
+    `overrides` (the calendar corrections in force) laid over the library's sessions.
 
     Returns the session (None when there is nothing to do) and, in words, why.
     """
@@ -78,7 +82,7 @@ def closed_session(mic: str, at: datetime, delay_minutes: int) -> tuple[ClosedSe
         raise ValueError("the tick time must carry a time zone")
     local_day = pd.Timestamp(at).tz_convert(_calendar(mic).tz).date()
     timings = sessions.market_timings(
-        [mic], local_day - timedelta(days=MAX_CLOSURE_DAYS), local_day
+        [mic], local_day - timedelta(days=MAX_CLOSURE_DAYS), local_day, overrides
     )
     day = timings.iloc[-1]
     if not day["is_open"]:

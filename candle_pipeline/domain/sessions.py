@@ -2,7 +2,8 @@
 
 Everything that depends on a trading day asks these functions; the facts come from
 `exchange_calendars` (holidays, early closes, lunch breaks, daylight-saving switches), never from
-rules of our own.
+rules of our own, with the calendar corrections in force laid over them
+(`calendar_overrides`: closures, late opens and early closes the library does not know yet).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from candle_pipeline.domain.calendar_overrides import (
+    RegularSession,
+    apply_overrides,
+    overrides_frame,
+)
 from candle_pipeline.domain.exchanges import validate_mic
 
 TIMING_COLUMNS = (
@@ -50,24 +56,48 @@ def calendar_version() -> str:
     return version("exchange_calendars")
 
 
-def market_timings(mics: Iterable[str], start: date, end: date) -> pd.DataFrame:
-    """One row per exchange and calendar day from `start` to `end` inclusive.
+# No calendar correction: the library's sessions as they are.
+NO_OVERRIDES = overrides_frame([])
+
+
+def market_timings(
+    mics: Iterable[str], start: date, end: date, overrides: pd.DataFrame = NO_OVERRIDES
+) -> pd.DataFrame:
+    """One row per exchange and calendar day from `start` to `end` inclusive, with `overrides`
+    (calendar_overrides.OVERRIDE_COLUMNS, the corrections in force) laid over the library's.
 
     Closed days have `is_open` False and no times; open days carry their regular session in UTC,
     the lunch break where the exchange has one, and the number of regular minute bars expected.
     """
     if end < start:
         raise ValueError(f"market timings range is reversed: {start} > {end}")
-    frames = [_timings_for(mic, start, end) for mic in sorted(set(mics))]
+    codes = sorted(set(mics))
+    frames = [_timings_for(mic, start, end) for mic in codes]
     if not frames:
         return empty_timings()
-    return pd.concat(frames, ignore_index=True)
+    timings = pd.concat(frames, ignore_index=True)
+    timezones = {mic: exchange_calendar(mic, start, end).tz for mic in codes}
+    return apply_overrides(timings, overrides[overrides["mic"].isin(codes)], timezones)
 
 
-def sessions_in_progress(mics: Iterable[str], day: date, now: datetime) -> dict[str, pd.Timestamp]:
-    """The exchanges among `mics` whose regular session of `day` has not closed at `now` (UTC):
-    MIC -> the session's close. A day whose session is in progress is not over yet."""
-    timings = market_timings(mics, day, day)
+def regular_session(mic: str, day: date) -> RegularSession | None:
+    """The library's session of `day` in the exchange's local time (no override), or None."""
+    calendar = exchange_calendar(mic, day, day)
+    row = _timings_for(mic, day, day).iloc[0]
+    if not row["is_open"]:
+        return None
+    return RegularSession(
+        open=row["open_utc"].tz_convert(calendar.tz), close=row["close_utc"].tz_convert(calendar.tz)
+    )
+
+
+def sessions_in_progress(
+    mics: Iterable[str], day: date, now: datetime, overrides: pd.DataFrame = NO_OVERRIDES
+) -> dict[str, pd.Timestamp]:
+    """The exchanges among `mics` whose regular session of `day` (with `overrides`) has not
+    closed at `now` (UTC): MIC -> the session's close. A day whose session is in progress is not
+    over yet."""
+    timings = market_timings(mics, day, day, overrides)
     running = timings[timings["is_open"] & (timings["close_utc"] > pd.Timestamp(now))]
     return dict(zip(running["mic"], running["close_utc"], strict=True))
 

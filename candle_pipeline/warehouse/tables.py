@@ -131,6 +131,40 @@ watchlist = sa.Table(
 )
 
 
+# Calendar corrections laid over exchange_calendars (`domain/calendar_overrides.py`): one row per
+# override ever recorded; a removed one keeps its row with `removed_at`. Not an asset, managed by
+# `candle-pipeline calendar`.
+calendar_overrides = sa.Table(
+    "calendar_overrides",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("mic", sa.Text, nullable=False),
+    sa.Column("session_date", sa.Date, nullable=False),
+    # closed, late_open or early_close
+    sa.Column("kind", sa.Text, nullable=False),
+    # The exchange's local time of a late open or an early close (NULL for a closure).
+    sa.Column("local_time", sa.Time),
+    sa.Column("reason", sa.Text),
+    sa.Column("source", sa.Text),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("removed_by", sa.Text),
+    sa.Column("removed_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "kind IN ('closed', 'late_open', 'early_close')", name="calendar_overrides_kind"
+    ),
+    sa.CheckConstraint("(kind = 'closed') = (local_time IS NULL)", name="calendar_overrides_time"),
+    sa.Index(
+        "calendar_overrides_in_force",
+        "mic",
+        "session_date",
+        "kind",
+        unique=True,
+        postgresql_where=sa.text("removed_at IS NULL"),
+    ),
+)
+
+
 @dataclass(frozen=True)
 class PartitionedTable:
     """A table, the columns whose values name the rows one write replaces (a day, a ticker-day),

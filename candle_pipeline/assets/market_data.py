@@ -29,7 +29,7 @@ from candle_pipeline.checks.quality import (
     day_evaluations,
     run_warnings,
 )
-from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
@@ -49,7 +49,6 @@ from candle_pipeline.domain.ticker_days import (
     settle,
 )
 from candle_pipeline.partitions import backfill_policy, day_key, day_partitions, days_of
-from candle_pipeline.providers.yahoo import DROP_REASONS
 from candle_pipeline.resources.market_data import Fetched, MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource

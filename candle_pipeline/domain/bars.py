@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections import Counter
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,13 @@ INTERVAL_SECONDS = {
     "1h": 3600,
     "1d": 86400,
 }
+
+# Why a returned row is not stored, in the order the reasons are tested.
+DROP_OUTSIDE_DAYS = "outside_requested_days"
+DROP_SESSION_IN_PROGRESS = "session_in_progress"
+DROP_DUPLICATE = "duplicate_timestamp"
+DROP_ALL_NAN = "all_nan"
+DROP_REASONS = (DROP_OUTSIDE_DAYS, DROP_SESSION_IN_PROGRESS, DROP_DUPLICATE, DROP_ALL_NAN)
 
 BAR_DTYPES = {
     "ticker": object,
@@ -99,6 +107,31 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
     if (ordered < pd.Timedelta(0)).any():
         raise BarsError(f"{origin}: rows are not in time order")
     return bars.reset_index(drop=True)
+
+
+def storable_rows(
+    frame: pd.DataFrame, wanted: Collection[date], today: pd.Timestamp
+) -> tuple[pd.Series, dict[str, int]]:
+    """Which rows of a provider's answer may be stored, and the others counted by reason.
+
+    `frame` has `trade_date` (naive, the session date), `ts` and the price columns; `today` is
+    the provider's current day in the same calendar. Rows of days not asked for, of a session
+    still in progress (today or later), repeating an earlier timestamp, or without any price
+    are not stored.
+    """
+    asked = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
+    reasons = np.select(
+        [
+            ~asked,
+            frame["trade_date"] >= today,
+            frame.duplicated(subset=["ts"], keep="first"),
+            frame[list(PRICE_COLUMNS)].isna().all(axis=1),
+        ],
+        list(DROP_REASONS),
+        default="",
+    )
+    dropped = {str(reason): int(n) for reason, n in Counter(reasons).items() if reason}
+    return pd.Series(reasons == "", index=frame.index), dropped
 
 
 def stamp_fetches(

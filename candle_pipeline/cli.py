@@ -34,6 +34,7 @@ from candle_pipeline.partitions import days_between
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.runs import ALL_ASSETS, RunOutcome, RunRequestError
 from candle_pipeline.settings import (
+    KNOWN_SOURCES,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -95,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         "--history-start",
         help="first day the ticker counts (its history to fetch), YYYY-MM-DD "
         "(default: CANDLE_BACKFILL_LOOKBACK_DAYS before today; an earlier one extends it)",
+    )
+    tickers.add_argument(
+        "--provider",
+        choices=KNOWN_SOURCES,
+        help="the market-data source to fetch them from (default: a crypto pair such as "
+        "BTC/USDT from ccxt, anything else from CANDLE_SOURCE)",
     )
     tickers.set_defaults(handler=_tickers)
 
@@ -187,7 +194,12 @@ def _tickers(args: argparse.Namespace) -> int:
         entries = watchlist.read_sp500(str(SP500_CONSTITUENTS), history_start)
     else:
         entries = [
-            watchlist.NewTicker(ticker, exchange=args.exchange, history_start=history_start)
+            watchlist.NewTicker(
+                ticker,
+                exchange=args.exchange,
+                history_start=history_start,
+                provider=args.provider,
+            )
             for ticker in args.tickers
         ]
         # Validate every spelling before touching the database.

@@ -135,21 +135,29 @@ def storable_rows(
 
 
 def stamp_fetches(
-    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+    frames: Sequence[pd.DataFrame],
+    fetched_at: Sequence[datetime],
+    source: str | Sequence[str],
 ) -> pd.DataFrame:
-    """The frames of several fetches as one, each row with `source` and its fetch's time: one
-    concatenation and two column writes, however many fetches a run made."""
+    """The frames of several fetches as one, each row with its fetch's source (one for all, or
+    one per fetch) and time: one concatenation and two column writes, however many fetches a
+    run made."""
     combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     times = pd.DatetimeIndex([pd.Timestamp(moment).tz_convert("UTC") for moment in fetched_at])
     lengths = [len(frame) for frame in frames]
     stamped_at = pd.Series(
         times.repeat(lengths), index=combined.index, dtype=BAR_DTYPES["fetched_at"]
     )
-    return combined.assign(source=source, fetched_at=stamped_at)
+    sources = (
+        source if isinstance(source, str) else np.repeat(np.array(source, dtype=object), lengths)
+    )
+    return combined.assign(source=sources, fetched_at=stamped_at)
 
 
 def raw_quotes(
-    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+    frames: Sequence[pd.DataFrame],
+    fetched_at: Sequence[datetime],
+    source: str | Sequence[str],
 ) -> pd.DataFrame:
     """The rows `raw_quotes` stores for the bars of several fetches, in the table's column
     order, with `adj_close` empty where the provider has none (only Yahoo adjusts)."""

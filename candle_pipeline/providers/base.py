@@ -131,6 +131,11 @@ def fetch_group(
     fetch per ticker. A `ProviderSetupError` stops the whole group."""
     if isinstance(provider, GroupProvider):
         return provider.fetch_group(open_days)
+    return fetch_each(provider, open_days)
+
+
+def fetch_each(provider: MarketDataProvider, open_days: Mapping[str, Sequence[date]]) -> GroupFetch:
+    """One fetch per ticker; a ticker's failure is recorded, a `ProviderSetupError` raised."""
     results: dict[str, FetchResult] = {}
     errors: dict[str, Exception] = {}
     cost = CallStats()

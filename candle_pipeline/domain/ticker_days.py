@@ -24,7 +24,7 @@ attempt that fails or returns nothing never deletes stored rows, so they carry o
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -238,7 +238,8 @@ class Outcome:
     `source`, `fetched_at`, its `quality_score` (NaN without one), the rows flagged as spikes
     and stale and the gaps found (`spike_rows`, `stale_rows`, `gaps`), whether it `passed` the
     gate and the gate's `verdict`; `failures` by ticker; `attempted`: True when the provider
-    was asked (attempts count up), False when stored rows were processed again.
+    was asked (attempts count up), False when stored rows were processed again; `fallbacks`:
+    why each ticker's own source did not serve it, for the tickers a fallback source served.
     """
 
     stored: pd.DataFrame
@@ -246,6 +247,7 @@ class Outcome:
     attempted: bool
     source: str
     failed_retries: FailedRetries
+    fallbacks: Mapping[str, str] = field(default_factory=dict)
 
 
 def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.DataFrame:

@@ -103,18 +103,30 @@ class PolygonProvider:
         if self.interval != DAILY or len(all_days) >= len(open_days):
             return fetch_each(self, open_days)
         stats = CallStats()
+        try:
+            with counting(stats):
+                frames = [self._grouped_day(day, stats) for day in all_days]
+                actions = self._actions(all_days, stats)
+        except ProviderSetupError:
+            raise
+        except ProviderError as error:
+            return GroupFetch({}, dict.fromkeys(open_days, error), stats)
+        answers = pd.concat(frames, ignore_index=True)
+        results: dict[str, FetchResult] = {}
         errors: dict[str, Exception] = {}
-        with counting(stats):
-            frames = [self._grouped_day(day, stats) for day in all_days]
-            answers = pd.concat(frames, ignore_index=True)
-            actions = self._actions(all_days, stats)
-        results = {}
         for ticker, days in open_days.items():
             rows = answers[answers["T"] == polygon_symbol(ticker)]
             try:
                 bars, dropped = self._bars(rows, ticker, days)
             except BarsError as error:
                 errors[ticker] = error
+                continue
+            if bars.empty:
+                errors[ticker] = ProviderError(
+                    f"Polygon grouped daily {all_days[0]}..{all_days[-1]}: no storable bar of "
+                    f"{polygon_symbol(ticker)} on its {len(days)} requested day(s)"
+                    f"{_dropped_note(dropped)}; nothing is stored"
+                )
                 continue
             mine = actions[actions["ticker"] == ticker]
             results[ticker] = FetchResult(bars=bars, requests=0, actions=mine, dropped=dropped)

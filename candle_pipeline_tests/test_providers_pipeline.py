@@ -12,7 +12,7 @@ import pytest
 
 from candle_pipeline import runs
 from candle_pipeline.definitions import ASSETS
-from candle_pipeline.domain.ticker_days import COMPLETE, FAILED
+from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.market_data import MarketDataResource
@@ -133,7 +133,7 @@ def test_polygon_range_pages_with_raw_prices_across_the_dst_change(
     assert candles["close"].tolist() == [40.90, 41.08]
     assert set(candles["interval"]) == {"1d"}
     days = states(url)
-    assert days.loc["AAPL", "status"].tolist() == [COMPLETE, COMPLETE]
+    assert days.loc["AAPL", "status"].tolist() == [COMPLETE, CLOSED, CLOSED, COMPLETE]
     metadata = raw_metadata(instance, outcome.run_id)
     assert metadata["run_requests_polygon"] == 4, "two pages of bars, splits, dividends"
 
@@ -154,7 +154,7 @@ def test_a_refused_key_fails_the_run_in_one_line_and_the_key_is_never_shown(
 ) -> None:
     url = create_database(pg_server, "warehouse")
     day = date(2005, 4, 4)
-    watch(url, ["AAPL"], day)
+    watch(url, ["AAPL", "IBM"], day)
     caplog.set_level(logging.DEBUG)
     with FakeRest(POLYGON_FIXTURES, key=KEY) as polygon:
         client = market_data(

@@ -107,7 +107,8 @@ class ProviderSession(requests.Session):
         target = redirected(str(url), self.base_url)
         if self.replay is not None:
             stats.requests += 1
-            return checked(_response(self.replay.answer(target), target), self.provider)
+            asked = requests.Request(method, target, params=kwargs.get("params")).prepare().url
+            return checked(_response(self.replay.answer(asked), asked), self.provider)
         if self.limiter is not None:
             stats.throttled_seconds += self.limiter.acquire()
         stats.requests += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -146,8 +146,9 @@ class PolygonProvider:
         )
         params = {"adjusted": "false", "sort": "asc", "limit": str(AGGREGATES_PAGE_LIMIT)}
         what = f"Polygon {symbol} {self.interval} {min(days)}..{max(days)}"
-        rows = [row for page in self._pages(path, params, what, stats) for row in page]
-        frame = pd.DataFrame(rows, columns=["t", "o", "h", "l", "c", "v"])
+        frame = pd.DataFrame(
+            self._rows(path, params, what, stats), columns=["t", "o", "h", "l", "c", "v"]
+        )
         bars, dropped = self._bars(frame, ticker, days)
         if bars.empty:
             raise ProviderError(
@@ -159,9 +160,7 @@ class PolygonProvider:
     def _grouped_day(self, day: date, stats: CallStats) -> pd.DataFrame:
         what = f"Polygon grouped daily {day}"
         path = GROUPED_PATH.format(day=day.isoformat())
-        rows = [
-            row for page in self._pages(path, {"adjusted": "false"}, what, stats) for row in page
-        ]
+        rows = self._rows(path, {"adjusted": "false"}, what, stats)
         frame = pd.DataFrame(rows, columns=["T", "t", "o", "h", "l", "c", "v"])
         # A grouped answer is about the day asked for, whatever its bars' stamps say.
         return frame.assign(t=pd.Timestamp(day, tz=TIMEZONE).value // 1_000_000)
@@ -169,7 +168,8 @@ class PolygonProvider:
     def _bars(
         self, frame: pd.DataFrame, ticker: str, days: Sequence[date]
     ) -> tuple[pd.DataFrame, dict[str, int]]:
-        stamps = pd.to_datetime(frame["t"].astype("int64"), unit="ms", utc=True)
+        # A stamp that is not a number becomes NaT, which check_bars refuses naming the ticker.
+        stamps = pd.to_datetime(pd.to_numeric(frame["t"], errors="coerce"), unit="ms", utc=True)
         local = stamps.dt.tz_convert(TIMEZONE)
         trade_date = local.dt.tz_localize(None).dt.normalize()
         if self.interval == DAILY:
@@ -199,41 +199,35 @@ class PolygonProvider:
         first, last = min(days).isoformat(), max(days).isoformat()
         only = {"ticker": polygon_symbol(ticker)} if ticker else {}
         limit = {"limit": str(REFERENCE_PAGE_LIMIT)}
-        splits = [
-            row
-            for page in self._pages(
-                SPLITS_PATH,
-                {**only, **limit, "execution_date.gte": first, "execution_date.lte": last},
-                f"Polygon splits {first}..{last}",
-                stats,
-            )
-            for row in page
-        ]
-        dividends = [
-            row
-            for page in self._pages(
-                DIVIDENDS_PATH,
-                {**only, **limit, "ex_dividend_date.gte": first, "ex_dividend_date.lte": last},
-                f"Polygon dividends {first}..{last}",
-                stats,
-            )
-            for row in page
-        ]
+        splits = self._rows(
+            SPLITS_PATH,
+            {**only, **limit, "execution_date.gte": first, "execution_date.lte": last},
+            f"Polygon splits {first}..{last}",
+            stats,
+        )
+        dividends = self._rows(
+            DIVIDENDS_PATH,
+            {**only, **limit, "ex_dividend_date.gte": first, "ex_dividend_date.lte": last},
+            f"Polygon dividends {first}..{last}",
+            stats,
+        )
         return corporate_actions(splits, dividends, days)
 
-    def _pages(
+    def _rows(
         self, path: str, params: dict[str, str], what: str, stats: CallStats
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The `results` of each page of an answer, following `next_url` to the end."""
+    ) -> list[dict[str, Any]]:
+        """The `results` of every page of an answer, following `next_url` to the end."""
+        rows: list[dict[str, Any]] = []
         url: str | None = POLYGON_ENDPOINT + path
         query: dict[str, str] | None = params
         while url is not None:
             body = self.resilience.call(what, lambda u=url, q=query: self._get(u, q, what), stats)
             results = body.get("results") or []
-            if not isinstance(results, list):
-                raise ProviderError(f"{what}: Polygon's `results` is not a list")
-            yield results
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise ProviderError(f"{what}: Polygon's `results` is not a list of objects")
+            rows.extend(results)
             url, query = body.get("next_url"), None
+        return rows
 
     def _get(self, url: str, params: dict[str, str] | None, what: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -267,21 +261,25 @@ def corporate_actions(
 ) -> pd.DataFrame:
     """Polygon's splits (`split_to` new shares for `split_from` old) and cash dividends as rows
     of ACTION_COLUMNS, one per ticker and ex-date of `days` (the ticker in our spelling)."""
+    split_rows = pd.DataFrame.from_records(
+        list(splits), columns=["ticker", "execution_date", "split_from", "split_to"]
+    )
     split_rows = pd.DataFrame(
         {
-            "ticker": [str(row.get("ticker", "")) for row in splits],
-            "ex_date": [row.get("execution_date") for row in splits],
-            "split_ratio": [
-                float(row.get("split_to", "nan")) / float(row.get("split_from", "nan"))
-                for row in splits
-            ],
+            "ticker": split_rows["ticker"].astype(str),
+            "ex_date": split_rows["execution_date"],
+            "split_ratio": pd.to_numeric(split_rows["split_to"], errors="coerce")
+            / pd.to_numeric(split_rows["split_from"], errors="coerce"),
         }
+    )
+    dividend_rows = pd.DataFrame.from_records(
+        list(dividends), columns=["ticker", "ex_dividend_date", "cash_amount"]
     )
     dividend_rows = pd.DataFrame(
         {
-            "ticker": [str(row.get("ticker", "")) for row in dividends],
-            "ex_date": [row.get("ex_dividend_date") for row in dividends],
-            "dividend": [float(row.get("cash_amount", "nan")) for row in dividends],
+            "ticker": dividend_rows["ticker"].astype(str),
+            "ex_date": dividend_rows["ex_dividend_date"],
+            "dividend": pd.to_numeric(dividend_rows["cash_amount"], errors="coerce"),
         }
     )
     if split_rows.empty and dividend_rows.empty:

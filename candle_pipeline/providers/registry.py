@@ -23,6 +23,7 @@ from candle_pipeline.settings import (
     DEFAULT_SYNTHETIC_INTERVAL,
     DEFAULT_YAHOO_INTERVAL,
     KNOWN_SOURCES,
+    NETWORK_SOURCES,
 )
 
 YAHOO_ENDPOINT = "https://query2.finance.yahoo.com"
@@ -63,7 +64,7 @@ def replay_dir(source: str, options: ProviderOptions) -> str | None:
 
 def needs_rate_limit(source: str, options: ProviderOptions) -> bool:
     """Whether `source` sends requests over the network (a replay does not)."""
-    return source in ("yahoo", "polygon", "ccxt") and replay_dir(source, options) is None
+    return source in NETWORK_SOURCES and replay_dir(source, options) is None
 
 
 def build_provider(source: str, csv_dir: str, options: ProviderOptions) -> MarketDataProvider:

@@ -1,6 +1,6 @@
 """Recorded HTTP exchanges, answering a provider's requests instead of the network: Yahoo's chart
-exchanges (`RecordedExchanges`), REST answers filed by request path (`RecordedPaths`, Polygon)
-and exchange candles (`RecordedCandles`, for ccxt). A request no recording answers is a
+exchanges (`RecordedExchanges`) and REST answers filed by request path (`RecordedPaths`, for
+Polygon and for the exchanges ccxt reaches). A request no recording answers is a
 `ReplayMissError` naming what was asked and what is recorded; replaying never falls back to the
 network.
 

@@ -28,6 +28,7 @@ from curl_cffi.requests.exceptions import RequestException
 
 from candle_pipeline.providers.base import CallStats, ProviderError, TransientProviderError
 from candle_pipeline.providers.http import (
+    FIRST_CLIENT_ERROR,
     HTTP_REASONS,
     redirected,
     shown_url,
@@ -37,7 +38,6 @@ from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import CHART_PATH, RecordedExchanges
 
 YAHOO_DOMAIN = "yahoo.com"
-FIRST_CLIENT_ERROR = 400
 AUTH_RENEWAL_STATUSES = (401, 403)
 ERROR_BODY_CHARS = 200
 

@@ -65,15 +65,14 @@ MASK = "***"
 @dataclasses.dataclass(frozen=True)
 class Fetched:
     """What one run fetched: each ticker's result (bars unstamped), all bars and corporate
-    actions stamped as the tables store them, why each ticker that delivered nothing failed,
-    which source served each ticker, why its own source did not for those a fallback served,
-    and what the requests cost, in all and per source."""
+    actions stamped as the tables store them (each row with the source that served it), why
+    each ticker that delivered nothing failed, why its own source did not serve it for those a
+    fallback served, and what the requests cost, in all and per source."""
 
     results: dict[str, FetchResult]
     bars: pd.DataFrame
     actions: pd.DataFrame
     failures: dict[str, Failure]
-    sources: dict[str, str] = dataclasses.field(default_factory=dict)
     fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
     cost: CallStats = dataclasses.field(default_factory=CallStats)
     requests_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -271,7 +270,6 @@ class MarketDataResource(dg.ConfigurableResource):
             bars=raw_quotes([results[ticker].bars for ticker in served], stamps, names),
             actions=actions,
             failures=failures,
-            sources=sources,
             fallbacks=fallbacks,
             cost=cost,
             requests_by_source=requests_by_source,

@@ -13,7 +13,7 @@ import pytest
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER
 from candle_pipeline.providers.base import CallStats
 from candle_pipeline.providers.crypto import CcxtProvider
-from candle_pipeline.providers.http import counting
+from candle_pipeline.providers.http import Answer, counting
 from candle_pipeline.providers.polygon import corporate_actions
 from candle_pipeline.providers.replay import ReplayMissError
 from candle_pipeline.resources.market_data import MarketDataResource
@@ -24,7 +24,7 @@ from candle_pipeline_tests.providers.fake_exchange import (
     KLINES_PATH,
     fake_binance,
 )
-from candle_pipeline_tests.providers.fake_rest import FakeRest, Fault
+from candle_pipeline_tests.providers.fake_rest import JSON, FakeRest, Fault
 from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY
 
 POLYGON_FIXTURES = FIXTURES_DIR / "polygon-http"
@@ -81,8 +81,8 @@ def test_polygon_asks_per_ticker_when_that_needs_fewer_requests() -> None:
     days = [date(2005, 4, 1), date(2005, 4, 4)]
     fetched = resource.fetch_all({"AAPL": days})
     assert not fetched.failures
-    # Grouped would be one request per day (2) for one ticker: one range request (2 pages) and
-    # the ticker's splits and dividends are 4 requests but answer only what is needed.
+    # Two days of one ticker: one range request (two pages here) instead of two grouped days,
+    # then the ticker's splits and dividends.
     assert fetched.requests_by_source == {"polygon": 4}
     assert fetched.bars["close"].tolist() == [40.90, 41.08]
 
@@ -145,3 +145,34 @@ def test_an_exchange_ban_is_retry_later_without_asking_again(warehouse_url: str)
     assert failure.retry_after is not None
     assert (failure.retry_after - before).total_seconds() >= BAN_SECONDS
     assert len(binance.paths(KLINES_PATH)) == 1, "asking again would extend the ban"
+
+
+def test_polygon_garbage_fails_that_ticker_alone(warehouse_url: str) -> None:
+    garbage = {"results": [{"t": "yesterday", "o": "cheap", "h": 1, "l": 1, "c": 1, "v": 1}]}
+
+    def answer(path: str, query: dict[str, str]) -> Answer | None:
+        if path.startswith("/v2/aggs/ticker/IBM/"):
+            return Answer(200, dict(JSON), json.dumps(garbage).encode())
+        if path.startswith("/v2/aggs/ticker/SPY/"):
+            return Answer(200, dict(JSON), b'{"results": "none"}')
+        return None
+
+    day = date(2005, 4, 4)
+    with FakeRest(POLYGON_FIXTURES, key=KEY, generate=answer) as polygon:
+        # Hour bars: one range request per ticker (grouped daily serves daily bars only).
+        resource = client(
+            warehouse_url,
+            source="polygon",
+            polygon_api_key=KEY,
+            polygon_base_url=polygon.base_url,
+            polygon_interval="1h",
+        )
+        fetched = resource.fetch_all({"IBM": [day], "SPY": [day]})
+    assert polygon.paths("/v2/aggs/") == [
+        "/v2/aggs/ticker/IBM/range/1/hour/2005-04-04/2005-04-04",
+        "/v2/aggs/ticker/SPY/range/1/hour/2005-04-04/2005-04-04",
+    ]
+    assert fetched.results == {}, "nothing of either is stored; the run goes on"
+    assert fetched.failures["IBM"].status == FAILED
+    assert "Polygon IBM" in fetched.failures["IBM"].error
+    assert "not a list of objects" in fetched.failures["SPY"].error

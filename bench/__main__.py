@@ -6,11 +6,18 @@ import argparse
 import time
 from datetime import date, timedelta
 
-from bench import aggregate, end_to_end, partition_space, storage, write
+from bench import aggregate, end_to_end, partition_space, provider_requests, storage, write
 from bench.common import Report, load_average, machine_description, postgres_server, server_version
 from bench.end_to_end import Scenario
 
-SECTIONS = ("write", "aggregate", "storage", "end-to-end", "partition-space")
+SECTIONS = (
+    "write",
+    "aggregate",
+    "storage",
+    "end-to-end",
+    "partition-space",
+    "provider-requests",
+)
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 SINCE_2000 = (date(2000, 1, 3), date(2025, 12, 31))
 MINUTE_START = date(2025, 1, 2)
@@ -139,6 +146,8 @@ def main() -> None:
             for design, ticker_count, start in sizes["space"]:
                 partition_space.run(server, report, ticker_count, start, design)
             partition_space.compare(report)
+        if "provider-requests" in args.only:
+            provider_requests.run(server, report)
     print(f"\nload average at the end: {load_average()}")
     print(f"total {time.perf_counter() - started:.0f} s")
     print("\n" + report.markdown())

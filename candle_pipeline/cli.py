@@ -42,6 +42,7 @@ from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.settings import (
     ENV_DAGSTER_UI_URL,
+    KNOWN_SOURCES,
     PROJECT_DIR,
     SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
@@ -135,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         "--history-start",
         help="first day the ticker counts (its history to fetch), YYYY-MM-DD "
         "(default: CANDLE_BACKFILL_LOOKBACK_DAYS before today; an earlier one extends it)",
+    )
+    tickers.add_argument(
+        "--provider",
+        choices=KNOWN_SOURCES,
+        help="the market-data source to fetch them from (default: a crypto pair such as "
+        "BTC/USDT from ccxt, anything else from CANDLE_SOURCE)",
     )
     tickers.set_defaults(handler=_tickers)
 
@@ -238,7 +245,12 @@ def _tickers(args: argparse.Namespace) -> int:
         entries = watchlist.read_sp500(str(SP500_CONSTITUENTS), history_start)
     else:
         entries = [
-            watchlist.NewTicker(ticker, exchange=args.exchange, history_start=history_start)
+            watchlist.NewTicker(
+                ticker,
+                exchange=args.exchange,
+                history_start=history_start,
+                provider=args.provider,
+            )
             for ticker in args.tickers
         ]
         # Validate every spelling before touching the database.

@@ -36,6 +36,8 @@ def days_per_run(settings: Settings) -> int:
         "csv": True,
         "yahoo": settings.yahoo_interval == DAILY_INTERVAL,
         "synthetic": settings.synthetic_interval == DAILY_INTERVAL,
+        "polygon": settings.polygon_interval == DAILY_INTERVAL,
+        "ccxt": settings.ccxt_interval == DAILY_INTERVAL,
     }[settings.source]
     return DAILY_BARS_DAYS_PER_RUN if daily else INTRADAY_BARS_DAYS_PER_RUN
 

@@ -38,7 +38,7 @@ ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"
 ENV_BACKFILL_DAYS_PER_RUN = "CANDLE_BACKFILL_DAYS_PER_RUN"
 
-KNOWN_SOURCES = ("csv", "yahoo", "synthetic")
+KNOWN_SOURCES = ("csv", "yahoo", "synthetic", "polygon", "ccxt")
 DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day partition of every asset: the history our users keep reaches back to 2000.
@@ -139,6 +139,34 @@ DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS = 3600.0
 DEFAULT_FAILED_RETRY_ATTEMPTS = 5
 
 
+# --- More providers: Polygon (Massive), crypto exchanges through ccxt, routing and fallback ---
+
+ENV_FALLBACK_SOURCES = "CANDLE_FALLBACK_SOURCES"
+# The key is read by Dagster (`dagster.EnvVar`) where the resource is built; settings only check
+# that it is there, never read its value.
+ENV_POLYGON_API_KEY = "CANDLE_POLYGON_API_KEY"
+ENV_POLYGON_INTERVAL = "CANDLE_POLYGON_INTERVAL"
+ENV_POLYGON_REPLAY_DIR = "CANDLE_POLYGON_REPLAY_DIR"
+ENV_CCXT_EXCHANGE = "CANDLE_CCXT_EXCHANGE"
+ENV_CCXT_INTERVAL = "CANDLE_CCXT_INTERVAL"
+ENV_CCXT_REPLAY_DIR = "CANDLE_CCXT_REPLAY_DIR"
+
+# The source a crypto pair (`BTC/USDT`) is routed to when its watch-list entry names none.
+CRYPTO_SOURCE = "ccxt"
+# Sources that answer over HTTP and share the client's rate limiter, retries and breaker.
+NETWORK_SOURCES = ("yahoo", "polygon", "ccxt")
+POLYGON_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
+DEFAULT_POLYGON_INTERVAL = "1d"
+# Polygon's free tier allows 5 requests a minute: the default rate of its token bucket.
+DEFAULT_POLYGON_REQUESTS_PER_MINUTE = 5.0
+DEFAULT_POLYGON_REQUEST_BURST = 1
+CCXT_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
+DEFAULT_CCXT_INTERVAL = "1d"
+DEFAULT_CCXT_EXCHANGE = "binance"
+# ccxt ids are lower-case words (binance, kraken, coinbase); the library says which exist.
+CCXT_EXCHANGE_PATTERN = re.compile(r"[a-z][a-z0-9]{1,30}")
+
+
 class SettingsError(ValueError):
     """A setting from the environment is missing or malformed; the message names it."""
 
@@ -164,6 +192,13 @@ class Settings:
     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
     synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
     backfill_days_per_run: int | None = None
+    fallback_sources: tuple[str, ...] = ()
+    polygon_key_set: bool = False
+    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
+    polygon_replay_dir: Path | None = None
+    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
+    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
+    ccxt_replay_dir: Path | None = None
 
     @property
     def embedded_database(self) -> bool:
@@ -240,7 +275,9 @@ class Settings:
                 env, ENV_BACKFILL_DAYS_PER_RUN, default=1, maximum=MAX_BACKFILL_DAYS_PER_RUN
             )
 
+        providers = _providers(env, source)
         return cls(
+            **providers,
             database_url=database_url,
             dagster_database_url=dagster_database_url,
             source=source,
@@ -284,6 +321,64 @@ def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float
             f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is absurd: at most {MAX_REQUESTS_PER_MINUTE}"
         )
     return interval, replay_dir, rate
+
+
+def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
+    """The settings of Polygon, ccxt and the fallback sources, validated. Polygon without a
+    replay needs its API key in the environment: its absence is a start-up error."""
+    fallbacks = tuple(
+        dict.fromkeys(
+            name.strip().lower()
+            for name in (_optional(env, ENV_FALLBACK_SOURCES) or "").split(",")
+            if name.strip()
+        )
+    )
+    unknown = [name for name in fallbacks if name not in KNOWN_SOURCES]
+    if unknown:
+        raise SettingsError(
+            f"{ENV_FALLBACK_SOURCES}: {', '.join(map(repr, unknown))} not a known market-data "
+            f"source; choose among: {', '.join(KNOWN_SOURCES)}"
+        )
+    polygon_interval = _choice(
+        env, ENV_POLYGON_INTERVAL, DEFAULT_POLYGON_INTERVAL, POLYGON_INTERVALS
+    )
+    ccxt_interval = _choice(env, ENV_CCXT_INTERVAL, DEFAULT_CCXT_INTERVAL, CCXT_INTERVALS)
+    exchange = (_optional(env, ENV_CCXT_EXCHANGE) or DEFAULT_CCXT_EXCHANGE).lower()
+    if not CCXT_EXCHANGE_PATTERN.fullmatch(exchange):
+        raise SettingsError(f"{ENV_CCXT_EXCHANGE}={exchange!r} is not a ccxt exchange id")
+    polygon_replay = _folder(env, ENV_POLYGON_REPLAY_DIR)
+    key_set = _optional(env, ENV_POLYGON_API_KEY) is not None
+    if "polygon" in (source, *fallbacks) and polygon_replay is None and not key_set:
+        raise SettingsError(
+            f"{ENV_POLYGON_API_KEY} is not set: Polygon (Massive) needs your API key "
+            f"(or {ENV_POLYGON_REPLAY_DIR} to replay recorded answers)"
+        )
+    return {
+        "fallback_sources": tuple(name for name in fallbacks if name != source),
+        "polygon_key_set": key_set,
+        "polygon_interval": polygon_interval,
+        "polygon_replay_dir": polygon_replay,
+        "ccxt_exchange": exchange,
+        "ccxt_interval": ccxt_interval,
+        "ccxt_replay_dir": _folder(env, ENV_CCXT_REPLAY_DIR),
+    }
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_optional(env, name) or default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def _folder(env: Mapping[str, str], name: str) -> Path | None:
+    text = _optional(env, name)
+    if text is None:
+        return None
+    folder = Path(text).expanduser().resolve()
+    if not folder.is_dir():
+        raise SettingsError(f"{name}={folder} is not a directory")
+    return folder
 
 
 def _exchange(code: str, what: str) -> str:

@@ -418,3 +418,18 @@ def test_removing_a_ticker_cancels_its_queued_backfill_and_nothing_else(
         both.run_id: waiting,
         everyone.run_id: waiting,
     }, "runs that fetch other tickers too stay queued"
+
+
+def test_tickers_add_names_their_provider(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tickers", "add", "NVDA", "--provider", "polygon"]) == 0
+    assert main(["tickers", "add", "btc/usdt", "SPY"]) == 0
+    assert main(["tickers", "add", "NVDA"]) == 0, "a re-add naming none keeps it"
+    watched = listing(capsys)
+    assert {t: (r["provider"], r["exchange"]) for t, r in watched.items()} == {
+        "NVDA": ("polygon", "XNYS"),
+        "BTC/USDT": ("", "24/7"),  # the rule: a crypto pair goes to the crypto provider
+        "SPY": ("", "XNYS"),
+    }
+    with pytest.raises(SystemExit):
+        main(["tickers", "add", "IBM", "--provider", "bloomberg"])
+    assert "invalid choice: 'bloomberg'" in capsys.readouterr().err

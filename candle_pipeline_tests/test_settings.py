@@ -68,6 +68,11 @@ def test_days_per_backfill_run_follow_the_bar_width_unless_set(
         ({"CANDLE_PARTITION_START": "2999-01-01"}, "is in the future"),
         ({"CANDLE_DEFAULT_EXCHANGE": "MOON"}, "not known to exchange_calendars"),
         ({"CANDLE_EXCHANGES": "XLON,NOPE"}, "'NOPE' is not known"),
+        ({"CANDLE_FALLBACK_SOURCES": "yahoo,bloomberg"}, "'bloomberg' not a known"),
+        ({"CANDLE_POLYGON_INTERVAL": "1w"}, "choose one of"),
+        ({"CANDLE_CCXT_INTERVAL": "2m"}, "choose one of"),
+        ({"CANDLE_CCXT_EXCHANGE": "binance; rm -rf"}, "not a ccxt exchange id"),
+        ({"CANDLE_POLYGON_REPLAY_DIR": "/nonexistent/polygon"}, "is not a directory"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:

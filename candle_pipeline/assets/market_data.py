@@ -29,7 +29,7 @@ from candle_pipeline.checks.quality import (
     day_evaluations,
     run_warnings,
 )
-from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
@@ -49,7 +49,7 @@ from candle_pipeline.domain.ticker_days import (
     settle,
 )
 from candle_pipeline.partitions import backfill_policy, day_key, day_partitions, days_of
-from candle_pipeline.providers.yahoo import DROP_REASONS
+from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import Fetched, MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
@@ -59,7 +59,7 @@ from candle_pipeline.warehouse import quality_reports
 from candle_pipeline.warehouse.partition_store import load_days, load_partitions, replace_partitions
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
-from candle_pipeline.warehouse.watchlist import watch_frame
+from candle_pipeline.warehouse.watchlist import WatchedTicker, watch_frame
 
 RAW_QUOTES = dg.AssetKey("raw_quotes")
 VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
@@ -159,7 +159,7 @@ def market_data(
         raw = validated.iloc[0:0]
     else:
         if start == RAW_QUOTES:
-            fetched = market_data.fetch_all(plan.to_fetch())
+            fetched = _fetch(market_data, plan, entries)
             raw, failures = fetched.bars, fetched.failures
             actions = _actions(warehouse, fetched, days)
         else:
@@ -180,6 +180,7 @@ def market_data(
         attempted=fetched is not None,
         source=market_data.source,
         failed_retries=market_data.failed_retries(),
+        fallbacks=fetched.fallbacks if fetched is not None else {},
     )
 
     new_states = settle(plan, outcome, context.run.run_id, now)
@@ -271,6 +272,19 @@ def _named_tickers(
     return list(config.tickers)
 
 
+def _fetch(
+    market_data: MarketDataResource, plan: WorkPlan, entries: Sequence[WatchedTicker]
+) -> Fetched:
+    """The plan's ticker-days from each ticker's provider; a provider that cannot be used as
+    configured fails the run with its one line (its secrets masked)."""
+    try:
+        return market_data.fetch_all(
+            plan.to_fetch(), {entry.ticker: entry.provider for entry in entries}
+        )
+    except ProviderSetupError as error:
+        raise dg.Failure(description=str(error)) from None
+
+
 def _stored(warehouse: WarehouseResource, table: str, plan: WorkPlan) -> pd.DataFrame:
     """The stored rows of `table` for the open ticker-days of the plan."""
     keys = plan.keys(FETCH)
@@ -331,6 +345,7 @@ def _add_day_metadata(
         entry: dict[str, object] = {
             "tickers_expected": int(row["expected"]),
             **{f"tickers_{status}": int(row[status]) for status in (*STATUSES, NOT_FETCHED)},
+            "tickers_fallback": int(row["fallback"]),
         }
         if pd.notna(row["quality_score_min"]):
             entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))
@@ -353,17 +368,22 @@ def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> d
     """What the run's provider requests cost (the same on each day of the run)."""
     if fetched is None:
         return {}
-    results = list(fetched.results.values())
     dropped = {reason: 0 for reason in DROP_REASONS}
-    for result in results:
+    for result in fetched.results.values():
         for reason, count in result.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + count
+    cost = fetched.cost
     return {
         "provider": market_data.source,
-        "run_provider_requests": sum(r.requests for r in results),
-        "run_provider_retries": sum(r.retries for r in results),
-        "run_throttled_seconds": round(sum(r.throttled_seconds for r in results), 3),
-        "run_backoff_seconds": round(sum(r.backoff_seconds for r in results), 3),
+        "run_provider_requests": cost.requests,
+        **{
+            f"run_requests_{name}": count
+            for name, count in sorted(fetched.requests_by_source.items())
+        },
+        "run_fallbacks": len(fetched.fallbacks),
+        "run_provider_retries": cost.retries,
+        "run_throttled_seconds": round(cost.throttled_seconds, 3),
+        "run_backoff_seconds": round(cost.backoff_seconds, 3),
         **{f"run_rows_dropped_{reason}": count for reason, count in dropped.items()},
     }
 

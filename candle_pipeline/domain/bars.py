@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections import Counter
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,13 @@ INTERVAL_SECONDS = {
     "1h": 3600,
     "1d": 86400,
 }
+
+# Why a returned row is not stored, in the order the reasons are tested.
+DROP_OUTSIDE_DAYS = "outside_requested_days"
+DROP_SESSION_IN_PROGRESS = "session_in_progress"
+DROP_DUPLICATE = "duplicate_timestamp"
+DROP_ALL_NAN = "all_nan"
+DROP_REASONS = (DROP_OUTSIDE_DAYS, DROP_SESSION_IN_PROGRESS, DROP_DUPLICATE, DROP_ALL_NAN)
 
 BAR_DTYPES = {
     "ticker": object,
@@ -101,22 +109,55 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
     return bars.reset_index(drop=True)
 
 
+def storable_rows(
+    frame: pd.DataFrame, wanted: Collection[date], today: pd.Timestamp
+) -> tuple[pd.Series, dict[str, int]]:
+    """Which rows of a provider's answer may be stored, and the others counted by reason.
+
+    `frame` has `trade_date` (naive, the session date), `ts` and the price columns; `today` is
+    the provider's current day in the same calendar. Rows of days not asked for, of a session
+    still in progress (today or later), repeating an earlier timestamp, or without any price
+    are not stored.
+    """
+    asked = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
+    reasons = np.select(
+        [
+            ~asked,
+            frame["trade_date"] >= today,
+            frame.duplicated(subset=["ts"], keep="first"),
+            frame[list(PRICE_COLUMNS)].isna().all(axis=1),
+        ],
+        list(DROP_REASONS),
+        default="",
+    )
+    dropped = {str(reason): int(n) for reason, n in Counter(reasons).items() if reason}
+    return pd.Series(reasons == "", index=frame.index), dropped
+
+
 def stamp_fetches(
-    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+    frames: Sequence[pd.DataFrame],
+    fetched_at: Sequence[datetime],
+    source: str | Sequence[str],
 ) -> pd.DataFrame:
-    """The frames of several fetches as one, each row with `source` and its fetch's time: one
-    concatenation and two column writes, however many fetches a run made."""
+    """The frames of several fetches as one, each row with its fetch's source (one for all, or
+    one per fetch) and time: one concatenation and two column writes, however many fetches a
+    run made."""
     combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     times = pd.DatetimeIndex([pd.Timestamp(moment).tz_convert("UTC") for moment in fetched_at])
     lengths = [len(frame) for frame in frames]
     stamped_at = pd.Series(
         times.repeat(lengths), index=combined.index, dtype=BAR_DTYPES["fetched_at"]
     )
-    return combined.assign(source=source, fetched_at=stamped_at)
+    sources = (
+        source if isinstance(source, str) else np.repeat(np.array(source, dtype=object), lengths)
+    )
+    return combined.assign(source=sources, fetched_at=stamped_at)
 
 
 def raw_quotes(
-    frames: Sequence[pd.DataFrame], fetched_at: Sequence[datetime], source: str
+    frames: Sequence[pd.DataFrame],
+    fetched_at: Sequence[datetime],
+    source: str | Sequence[str],
 ) -> pd.DataFrame:
     """The rows `raw_quotes` stores for the bars of several fetches, in the table's column
     order, with `adj_close` empty where the provider has none (only Yahoo adjusts)."""

@@ -110,6 +110,8 @@ YAHOO_EXCHANGE_SUFFIXES = frozenset(
 
 CRYPTO_QUOTES = ("USD", "USDT", "USDC", "EUR", "GBP", "JPY", "BTC", "ETH")
 CRYPTO_PAIR = re.compile(rf"[A-Z0-9]{{2,10}}-(?:{'|'.join(CRYPTO_QUOTES)})")
+# An exchange's own spelling of a pair (ccxt's `BTC/USDT`): a 24/7 market whatever its quote.
+EXCHANGE_PAIR = re.compile(r"[A-Z0-9]{2,10}/[A-Z0-9]{2,10}")
 
 
 class UnknownExchangeError(ValueError):
@@ -132,7 +134,7 @@ def mic_from_symbol(ticker: str) -> str | None:
         return WEEKDAYS_ALWAYS_OPEN
     if ticker.endswith("=F"):
         return FUTURES
-    if CRYPTO_PAIR.fullmatch(ticker):
+    if CRYPTO_PAIR.fullmatch(ticker) or EXCHANGE_PAIR.fullmatch(ticker):
         return ALWAYS_OPEN
     base, dot, suffix = ticker.rpartition(".")
     if dot and base:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from candle_pipeline.domain.exchanges import YAHOO_EXCHANGE_SUFFIXES
+from candle_pipeline.domain.exchanges import EXCHANGE_PAIR, YAHOO_EXCHANGE_SUFFIXES
 
 MAX_TICKER_LENGTH = 20
 # Letters and digits, optionally joined by '.', '-' or '=' (BRK.B, BRK-B, BTC-USD, EURUSD=X,
@@ -28,9 +28,10 @@ class InvalidTickerError(ValueError):
 def normalize_ticker(raw: str) -> str:
     """The canonical spelling of `raw`: trimmed, upper-case, as Yahoo spells it.
 
-    `BRK.B` -> `BRK-B`, `BF.B` -> `BF-B`; exchange suffixes (`SHOP.TO`, `7203.T`), `BTC-USD` and
-    `^GSPC` unchanged. Anything else, including a dot that is neither, is refused with
-    InvalidTickerError before it reaches SQL, a partition key or a provider.
+    `BRK.B` -> `BRK-B`, `BF.B` -> `BF-B`; exchange suffixes (`SHOP.TO`, `7203.T`), `BTC-USD`,
+    `^GSPC` and crypto pairs (`BTC/USDT`) unchanged. Anything else, including a dot that is
+    neither, is refused with InvalidTickerError before it reaches SQL, a partition key or a
+    provider.
     """
     if not isinstance(raw, str):
         raise InvalidTickerError(f"a ticker must be text, got {type(raw).__name__}")
@@ -42,9 +43,12 @@ def normalize_ticker(raw: str) -> str:
             f"ticker {ticker[:MAX_TICKER_LENGTH]!r}... is longer than "
             f"{MAX_TICKER_LENGTH} characters"
         )
+    if ticker.isascii() and EXCHANGE_PAIR.fullmatch(ticker):
+        return ticker
     if not ticker.isascii() or not TICKER_PATTERN.fullmatch(ticker):
         raise InvalidTickerError(
-            f"{raw!r} is not a ticker: use letters and digits, joined by '.', '-' or '='"
+            f"{raw!r} is not a ticker: use letters and digits, joined by '.', '-' or '=', "
+            "or a crypto pair such as BTC/USDT"
         )
     base, dot, suffix = ticker.rpartition(".")
     if not dot or suffix in YAHOO_EXCHANGE_SUFFIXES:
@@ -60,3 +64,8 @@ def normalize_ticker(raw: str) -> str:
 def normalize_tickers(raw: Iterable[str]) -> list[str]:
     """Each ticker normalised, duplicates dropped, first spelling order kept."""
     return list(dict.fromkeys(normalize_ticker(item) for item in raw))
+
+
+def is_crypto_pair(ticker: str) -> bool:
+    """A pair spelled as crypto exchanges spell it (`BTC/USDT`), fetched from an exchange."""
+    return EXCHANGE_PAIR.fullmatch(ticker) is not None

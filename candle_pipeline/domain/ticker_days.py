@@ -24,7 +24,7 @@ attempt that fails or returns nothing never deletes stored rows, so they carry o
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -69,6 +69,7 @@ STATE_COLUMNS = (
     "fetched_at",
     "updated_at",
     "run_id",
+    "fallback_reason",
 )
 STATE_DTYPES = {
     "ticker": object,
@@ -87,9 +88,19 @@ STATE_DTYPES = {
     "fetched_at": "datetime64[ns, UTC]",
     "updated_at": "datetime64[ns, UTC]",
     "run_id": object,
+    "fallback_reason": object,
 }
 # Columns that describe the stored data and carry over an attempt that stored nothing.
-DATA_COLUMNS = ("quality_score", "rows", "spike_rows", "stale_rows", "gaps", "source", "fetched_at")
+DATA_COLUMNS = (
+    "quality_score",
+    "rows",
+    "spike_rows",
+    "stale_rows",
+    "gaps",
+    "source",
+    "fetched_at",
+    "fallback_reason",
+)
 # Counts of the stored data: zero where nothing is stored.
 COUNT_COLUMNS = ("rows", "spike_rows", "stale_rows", "gaps")
 
@@ -227,7 +238,8 @@ class Outcome:
     `source`, `fetched_at`, its `quality_score` (NaN without one), the rows flagged as spikes
     and stale and the gaps found (`spike_rows`, `stale_rows`, `gaps`), whether it `passed` the
     gate and the gate's `verdict`; `failures` by ticker; `attempted`: True when the provider
-    was asked (attempts count up), False when stored rows were processed again.
+    was asked (attempts count up), False when stored rows were processed again; `fallbacks`:
+    why each ticker's own source did not serve it, for the tickers a fallback source served.
     """
 
     stored: pd.DataFrame
@@ -235,6 +247,7 @@ class Outcome:
     attempted: bool
     source: str
     failed_retries: FailedRetries
+    fallbacks: Mapping[str, str] = field(default_factory=dict)
 
 
 def no_data_from(source: str) -> str:
@@ -251,6 +264,8 @@ def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.D
         left_on=KEY,
         right_on=["new_trade_date", "new_ticker"],
     ).merge(_failure_frame(outcome.failures), how="left", on="ticker")
+    reasons = work["ticker"].map(outcome.fallbacks).astype(object)
+    work["new_fallback_reason"] = reasons.where(reasons.notna(), None)
     closed = work["action"] == MARK_CLOSED
     stored = work["new_rows"].notna()
     if not outcome.attempted:
@@ -335,8 +350,9 @@ def final_states(plan: WorkPlan, new_states: pd.DataFrame) -> pd.DataFrame:
 
 
 def day_summary(final: pd.DataFrame) -> pd.DataFrame:
-    """Per day (index `trade_date`): ticker-days expected, how many are in each status, and the
-    lowest and mean quality score of the scored ones (NaN when none is scored)."""
+    """Per day (index `trade_date`): ticker-days expected, how many are in each status, how many
+    hold data a fallback source served, and the lowest and mean quality score of the scored ones
+    (NaN when none is scored)."""
     counts = (
         final.groupby(["trade_date", "status"])
         .size()
@@ -345,7 +361,10 @@ def day_summary(final: pd.DataFrame) -> pd.DataFrame:
     )
     scored = final[final["status"].isin([COMPLETE, BLOCKED])]
     scores = scored.groupby("trade_date")["quality_score"].agg(["min", "mean"])
-    summary = counts.assign(expected=counts.sum(axis=1)).join(
+    fallback = final["fallback_reason"].notna().groupby(final["trade_date"]).sum()
+    summary = counts.assign(expected=counts.sum(axis=1), fallback=fallback).join(
         scores.rename(columns={"min": "quality_score_min", "mean": "quality_score_mean"})
     )
-    return summary.astype({status: "int64" for status in (*STATUSES, NOT_FETCHED, "expected")})
+    return summary.astype(
+        {status: "int64" for status in (*STATUSES, NOT_FETCHED, "expected", "fallback")}
+    )

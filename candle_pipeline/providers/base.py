@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from candle_pipeline.domain.bars import BarsError
 from candle_pipeline.domain.corporate_actions import empty_actions
 
 
@@ -45,6 +46,28 @@ class ProviderUnavailableError(RetryLaterError):
     its reset time."""
 
 
+class ProviderSetupError(ProviderError):
+    """The provider cannot be used as configured (no API key, a key the service refuses): no
+    ticker can be fetched from it until a person fixes the configuration, so the run fails with
+    this message instead of recording every ticker-day as failed."""
+
+
+@dataclass
+class CallStats:
+    """What the requests of one fetch cost: counted by the HTTP layer and by the retry loop."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled_seconds: float = 0.0
+    backoff_seconds: float = 0.0
+
+    def add(self, other: CallStats) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.throttled_seconds += other.throttled_seconds
+        self.backoff_seconds += other.backoff_seconds
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """Bars in the canonical columns (domain.bars.BAR_COLUMNS, plus `adj_close` when the provider
@@ -65,6 +88,10 @@ class FetchResult:
     backoff_seconds: float = 0.0
     exchange_name: str | None = None
 
+    @property
+    def cost(self) -> CallStats:
+        return CallStats(self.requests, self.retries, self.throttled_seconds, self.backoff_seconds)
+
 
 class MarketDataProvider(Protocol):
     """Returns the bars of one ticker on the given trading days, as finely as it has them.
@@ -76,3 +103,50 @@ class MarketDataProvider(Protocol):
     name: str
 
     def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult: ...
+
+
+@dataclass(frozen=True)
+class GroupFetch:
+    """The fetch of several tickers from one provider: each ticker's result or the error that
+    stopped it (a `ProviderError`, or a `BarsError` for an answer that cannot be stored), and
+    what all the requests cost."""
+
+    results: Mapping[str, FetchResult]
+    errors: Mapping[str, Exception]
+    cost: CallStats
+
+
+@runtime_checkable
+class GroupProvider(Protocol):
+    """A provider with requests that answer several tickers at once (Polygon's grouped daily
+    bars): it plans the group's requests itself, in the fewest it allows."""
+
+    def fetch_group(self, open_days: Mapping[str, Sequence[date]]) -> GroupFetch: ...
+
+
+def fetch_group(
+    provider: MarketDataProvider, open_days: Mapping[str, Sequence[date]]
+) -> GroupFetch:
+    """Each ticker's bars on its days, in one group fetch where the provider has one, else one
+    fetch per ticker. A `ProviderSetupError` stops the whole group."""
+    if isinstance(provider, GroupProvider):
+        return provider.fetch_group(open_days)
+    return fetch_each(provider, open_days)
+
+
+def fetch_each(provider: MarketDataProvider, open_days: Mapping[str, Sequence[date]]) -> GroupFetch:
+    """One fetch per ticker; a ticker's failure is recorded, a `ProviderSetupError` raised."""
+    results: dict[str, FetchResult] = {}
+    errors: dict[str, Exception] = {}
+    cost = CallStats()
+    for ticker, days in open_days.items():
+        try:
+            result = provider.fetch_bars(ticker, days)
+        except ProviderSetupError:
+            raise
+        except (ProviderError, BarsError) as error:
+            errors[ticker] = error
+            continue
+        results[ticker] = result
+        cost.add(result.cost)
+    return GroupFetch(results, errors, cost)

@@ -5,18 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_pipeline.providers.base import MarketDataProvider
+from candle_pipeline.providers.base import MarketDataProvider, ProviderSetupError
+from candle_pipeline.providers.crypto import CcxtProvider, exchange_client
 from candle_pipeline.providers.csv_files import CsvProvider
+from candle_pipeline.providers.http import ProviderSession
+from candle_pipeline.providers.polygon import POLYGON_ENDPOINT, PolygonProvider
 from candle_pipeline.providers.rate_limit import RateLimiter
-from candle_pipeline.providers.replay import RecordedExchanges
+from candle_pipeline.providers.replay import RecordedExchanges, RecordedPaths
 from candle_pipeline.providers.resilience import BreakerSettings, Resilience, RetryPolicy
 from candle_pipeline.providers.synthetic import SyntheticProvider
 from candle_pipeline.providers.yahoo import YahooProvider
 from candle_pipeline.settings import (
+    DEFAULT_CCXT_EXCHANGE,
+    DEFAULT_CCXT_INTERVAL,
     DEFAULT_EXCHANGE,
+    DEFAULT_POLYGON_INTERVAL,
     DEFAULT_SYNTHETIC_INTERVAL,
     DEFAULT_YAHOO_INTERVAL,
     KNOWN_SOURCES,
+    NETWORK_SOURCES,
 )
 
 YAHOO_ENDPOINT = "https://query2.finance.yahoo.com"
@@ -36,11 +43,28 @@ class ProviderOptions:
     yahoo_base_url: str | None = None
     synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
     default_mic: str = DEFAULT_EXCHANGE
+    polygon_api_key: str | None = None
+    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
+    polygon_replay_dir: str | None = None
+    polygon_base_url: str | None = None
+    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
+    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
+    ccxt_replay_dir: str | None = None
+    ccxt_base_url: str | None = None
+
+
+def replay_dir(source: str, options: ProviderOptions) -> str | None:
+    """The folder of recorded answers `source` replays, if any."""
+    return {
+        "yahoo": options.yahoo_replay_dir,
+        "polygon": options.polygon_replay_dir,
+        "ccxt": options.ccxt_replay_dir,
+    }.get(source)
 
 
 def needs_rate_limit(source: str, options: ProviderOptions) -> bool:
     """Whether `source` sends requests over the network (a replay does not)."""
-    return source == "yahoo" and options.yahoo_replay_dir is None
+    return source in NETWORK_SOURCES and replay_dir(source, options) is None
 
 
 def build_provider(source: str, csv_dir: str, options: ProviderOptions) -> MarketDataProvider:
@@ -60,6 +84,53 @@ def build_provider(source: str, csv_dir: str, options: ProviderOptions) -> Marke
             base_url=options.yahoo_base_url,
             replay=replay,
         )
+    if source == "polygon":
+        return _polygon(options)
+    if source == "ccxt":
+        return _ccxt(options)
     if source == "synthetic":
         return SyntheticProvider(interval=options.synthetic_interval, mic=options.default_mic)
     raise ValueError(f"unknown market-data source {source!r}; known: {', '.join(KNOWN_SOURCES)}")
+
+
+def _session(source: str, options: ProviderOptions, base_url: str | None) -> ProviderSession:
+    folder = replay_dir(source, options)
+    return ProviderSession(
+        source,
+        options.timeout_seconds,
+        limiter=options.limiter if folder is None else None,
+        base_url=base_url,
+        replay=RecordedPaths(Path(folder), source) if folder is not None else None,
+    )
+
+
+def _endpoint(source: str, options: ProviderOptions, default: str) -> str:
+    """What the circuit breaker is about: the replay folder, else the service's base URL."""
+    folder = replay_dir(source, options)
+    return f"replay:{folder}" if folder is not None else default
+
+
+def _polygon(options: ProviderOptions) -> PolygonProvider:
+    if options.polygon_replay_dir is None and not options.polygon_api_key:
+        raise ProviderSetupError(
+            "Polygon (Massive) needs an API key: set CANDLE_POLYGON_API_KEY "
+            "(or CANDLE_POLYGON_REPLAY_DIR to replay recorded answers)"
+        )
+    endpoint = _endpoint("polygon", options, options.polygon_base_url or POLYGON_ENDPOINT)
+    return PolygonProvider(
+        api_key=options.polygon_api_key,
+        interval=options.polygon_interval,
+        session=_session("polygon", options, options.polygon_base_url),
+        resilience=Resilience("polygon", endpoint, options.retry, options.breaker),
+    )
+
+
+def _ccxt(options: ProviderOptions) -> CcxtProvider:
+    session = _session("ccxt", options, options.ccxt_base_url)
+    client = exchange_client(options.ccxt_exchange, session, options.timeout_seconds)
+    endpoint = _endpoint("ccxt", options, options.ccxt_base_url or options.ccxt_exchange)
+    return CcxtProvider(
+        client=client,
+        interval=options.ccxt_interval,
+        resilience=Resilience(f"ccxt:{client.id}", endpoint, options.retry, options.breaker),
+    )

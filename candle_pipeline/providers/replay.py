@@ -1,4 +1,10 @@
-"""Recorded Yahoo HTTP exchanges, answering requests instead of the network.
+"""Recorded HTTP exchanges, answering a provider's requests instead of the network: Yahoo's chart
+exchanges (`RecordedExchanges`) and REST answers filed by request path (`RecordedPaths`, for
+Polygon and for the exchanges ccxt reaches). A request no recording answers is a
+`ReplayMissError` naming what was asked and what is recorded; replaying never falls back to the
+network.
+
+Yahoo:
 
 A recording is a JSON file `{"request": {"url", ...}, "response": {"status", "headers",
 "bodyJson"}}` (the format of node-yahoo-finance2's test fixtures). A chart request
@@ -21,6 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from candle_pipeline.providers.base import ProviderError
+from candle_pipeline.providers.http import Answer
 
 CHART_PATH = "/v8/finance/chart/"
 CRUMB_PATH = "/v1/test/getcrumb"
@@ -30,13 +37,6 @@ EVENT_PARAM_NAMES = ("div", "split")
 
 class ReplayMissError(ProviderError):
     """No recording answers the request; replaying never falls back to the network."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,56 @@ def _asked_days(query: dict[str, str], timezone: str) -> tuple[date, date]:
 def _covers(recording: Recording, query: dict[str, str]) -> bool:
     first, end = _asked_days(query, recording.timezone)
     return recording.first_day <= first and end <= recording.end_day
+
+
+# In a recorded file's name the query parameters follow the path's last segment, each name and
+# value joined and separated by this character (`2005-04-04_adjusted_true.json` answers
+# `2005-04-04?adjusted=true`), as in the mocks of Polygon's official client.
+PARAMETER_SEPARATOR = "_"
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+class RecordedPaths:
+    """REST answers filed by request path under `folder`: `<path>.json` answers a GET of
+    `<path>` whatever its query; `<path>_<name>_<value>....json` only a GET whose query has those
+    parameters with those values. The recording naming the most parameters wins."""
+
+    def __init__(self, folder: Path, service: str) -> None:
+        self.folder = folder
+        self.service = service
+        if not any(folder.rglob("*.json")):
+            raise ReplayMissError(f"{folder} holds no recorded {service} answers (*.json)")
+
+    def answer(self, url: str) -> Answer:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        directory, _, leaf = parts.path.strip("/").rpartition("/")
+        candidates = sorted((self.folder / directory).glob(f"{leaf}*.json"))
+        matching = [
+            (len(parameters), path)
+            for path in candidates
+            if (parameters := _file_parameters(path.stem, leaf)) is not None
+            and all(query.get(name) == value for name, value in parameters.items())
+        ]
+        if not matching:
+            recorded = ", ".join(p.name for p in candidates) or "nothing for this path"
+            asked = ", ".join(f"{name}={query[name]}" for name in sorted(query))
+            raise ReplayMissError(
+                f"replaying {self.folder}: no recorded {self.service} answer to {parts.path}"
+                f"{f' ({asked})' if asked else ''}; recorded: {recorded}"
+            )
+        _, best = max(matching)
+        return Answer(200, dict(JSON_HEADERS), best.read_bytes())
+
+
+def _file_parameters(stem: str, leaf: str) -> dict[str, str] | None:
+    """The query parameters a recording's file name asks for, or None when the file is about
+    another path segment that merely starts like `leaf`."""
+    if stem == leaf:
+        return {}
+    if not stem.startswith(leaf + PARAMETER_SEPARATOR):
+        return None
+    words = stem[len(leaf) + 1 :].split(PARAMETER_SEPARATOR)
+    if len(words) % 2:
+        return None
+    return dict(zip(words[::2], words[1::2], strict=True))

@@ -23,6 +23,7 @@ import pybreaker
 import tenacity
 
 from candle_pipeline.providers.base import (
+    CallStats,
     ProviderUnavailableError,
     RetryLaterError,
     TransientProviderError,
@@ -46,16 +47,6 @@ class RetryPolicy:
             raise ValueError("retry attempts must be at least 1")
         if min(self.backoff_initial_seconds, self.backoff_max_seconds) < 0:
             raise ValueError("backoff seconds must not be negative")
-
-
-@dataclass
-class CallStats:
-    """What the requests of one fetch cost: counted by the HTTP layer and by the retry loop."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled_seconds: float = 0.0
-    backoff_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

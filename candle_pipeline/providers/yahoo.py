@@ -29,7 +29,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import yfinance as yf
 from yfinance.data import YfData
@@ -38,26 +37,24 @@ from yfinance.exceptions import YFException, YFPricesMissingError, YFTickerMissi
 from candle_pipeline.domain.bars import (
     ADJ_CLOSE,
     BAR_COLUMNS,
-    PRICE_COLUMNS,
     check_bars,
     empty_bars,
+    storable_rows,
 )
 from candle_pipeline.domain.corporate_actions import ACTION_COLUMNS, empty_actions
 from candle_pipeline.domain.request_windows import request_windows
 from candle_pipeline.domain.symbols import normalize_ticker
-from candle_pipeline.providers.base import FetchResult, ProviderError, TransientProviderError
+from candle_pipeline.providers.base import (
+    CallStats,
+    FetchResult,
+    ProviderError,
+    TransientProviderError,
+)
 from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import RecordedExchanges
-from candle_pipeline.providers.resilience import CallStats, Resilience
+from candle_pipeline.providers.resilience import Resilience
 from candle_pipeline.providers.yahoo_http import Route, YahooSession, routed
 from candle_pipeline.settings import YAHOO_WINDOW_LIMITS
-
-# Why a returned row is not stored, in the order the reasons are tested.
-DROP_OUTSIDE_DAYS = "outside_requested_days"
-DROP_SESSION_IN_PROGRESS = "session_in_progress"
-DROP_DUPLICATE = "duplicate_timestamp"
-DROP_ALL_NAN = "all_nan"
-DROP_REASONS = (DROP_OUTSIDE_DAYS, DROP_SESSION_IN_PROGRESS, DROP_DUPLICATE, DROP_ALL_NAN)
 
 _SESSION: YahooSession | None = None
 _SETUP_LOCK = threading.Lock()
@@ -222,22 +219,10 @@ def bars_from_history(
             "split_ratio": history["Stock Splits"].to_numpy(dtype="float64"),
         }
     )
-    asked = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
-    live = frame["trade_date"] >= today
-    reasons = np.select(
-        [
-            ~asked,
-            live,
-            frame.duplicated(subset=["ts"], keep="first"),
-            frame[list(PRICE_COLUMNS)].isna().all(axis=1),
-        ],
-        list(DROP_REASONS),
-        default="",
-    )
-    dropped = {str(reason): int(n) for reason, n in Counter(reasons).items() if reason}
-    kept = frame[reasons == ""]
-    bars = check_bars(kept, f"Yahoo {ticker}", extra=(ADJ_CLOSE,))
-    actions = _actions(frame[asked & ~live], ticker)
+    kept, dropped = storable_rows(frame, wanted, today)
+    bars = check_bars(frame[kept], f"Yahoo {ticker}", extra=(ADJ_CLOSE,))
+    on_asked_days = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
+    actions = _actions(frame[on_asked_days & (frame["trade_date"] < today)], ticker)
     return bars, actions, dropped
 
 

@@ -21,25 +21,25 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from curl_cffi import requests as curl_requests
 from curl_cffi.requests.exceptions import RequestException
 
-from candle_pipeline.providers.base import ProviderError, TransientProviderError
+from candle_pipeline.providers.base import CallStats, ProviderError, TransientProviderError
+from candle_pipeline.providers.http import (
+    FIRST_CLIENT_ERROR,
+    HTTP_REASONS,
+    redirected,
+    shown_url,
+    throttling_error,
+)
 from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import CHART_PATH, RecordedExchanges
-from candle_pipeline.providers.resilience import CallStats
 
 YAHOO_DOMAIN = "yahoo.com"
-FIRST_CLIENT_ERROR = 400
 AUTH_RENEWAL_STATUSES = (401, 403)
 ERROR_BODY_CHARS = 200
-TOO_MANY_REQUESTS = 429
-FIRST_SERVER_ERROR = 500
-HTTP_REASONS = {200: "OK", 404: "Not Found"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class YahooSession(curl_requests.Session):
             response = super().request(method, target, *args, **kwargs)
         except RequestException as error:
             raise TransientProviderError(
-                f"{method} {_shown(target)}: {type(error).__name__}: {error}"
+                f"{method} {shown_url(target)}: {type(error).__name__}: {error}"
             ) from error
         return _checked(response, target)
 
@@ -104,18 +104,15 @@ def _checked(response: curl_requests.Response, url: str) -> curl_requests.Respon
     Yahoo's own explanation, and is never retried.
     """
     status = response.status_code
-    if status == TOO_MANY_REQUESTS or status >= FIRST_SERVER_ERROR:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        asked = f", Retry-After {retry_after:.0f} s" if retry_after is not None else ""
-        raise TransientProviderError(
-            f"{_shown(url)} answered HTTP {status}{asked}", retry_after=retry_after
-        )
+    throttled = throttling_error(status, response.headers, url, "Yahoo")
+    if throttled is not None:
+        raise throttled
     if status >= FIRST_CLIENT_ERROR and status not in AUTH_RENEWAL_STATUSES:
-        raise ProviderError(f"{_shown(url)} answered HTTP {status}: {_explanation(response)}")
+        raise ProviderError(f"{shown_url(url)} answered HTTP {status}: {_explanation(response)}")
     if status < FIRST_CLIENT_ERROR and CHART_PATH in urlsplit(url).path:
         problem = chart_shape_problem(response.content)
         if problem is not None:
-            raise ProviderError(f"{_shown(url)}: Yahoo's chart answer is malformed: {problem}")
+            raise ProviderError(f"{shown_url(url)}: Yahoo's chart answer is malformed: {problem}")
     return response
 
 
@@ -153,37 +150,11 @@ def _explanation(response: curl_requests.Response) -> str:
         return response.content[:ERROR_BODY_CHARS].decode("utf-8", "replace") or "(no body)"
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent/garbled."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def _redirected(url: str, base_url: str | None) -> str:
     """`url` on `base_url` when it is a Yahoo URL and a base URL is set."""
-    parts = urlsplit(url)
-    if base_url is None or not (parts.hostname or "").endswith(YAHOO_DOMAIN):
+    if not (urlsplit(url).hostname or "").endswith(YAHOO_DOMAIN):
         return url
-    base = urlsplit(base_url)
-    return urlunsplit(
-        (base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, "")
-    )
-
-
-def _shown(url: str) -> str:
-    """The URL without its query (which may hold a crumb), for messages."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return redirected(url, base_url)
 
 
 def _replayed(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from candle_pipeline.io_managers.postgres import PostgresPartitionIOManager
@@ -13,6 +15,7 @@ from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     ENV_ALERT_WEBHOOK_URL,
     ENV_DATABASE_URL,
+    ENV_POLYGON_API_KEY,
     QualitySettings,
     Settings,
     get_quality_settings,
@@ -33,10 +36,18 @@ def build_resources(
             csv_dir=str(settings.csv_dir),
             warehouse=warehouse,
             yahoo_interval=settings.yahoo_interval,
-            yahoo_replay_dir=str(settings.yahoo_replay_dir) if settings.yahoo_replay_dir else None,
+            yahoo_replay_dir=_text(settings.yahoo_replay_dir),
             requests_per_minute=settings.requests_per_minute,
             synthetic_interval=settings.synthetic_interval,
             default_exchange=settings.default_exchange,
+            fallback_sources=list(settings.fallback_sources),
+            # Read by Dagster from the environment when the resource is built; never config.
+            polygon_api_key=dg.EnvVar(ENV_POLYGON_API_KEY) if settings.polygon_key_set else None,
+            polygon_interval=settings.polygon_interval,
+            polygon_replay_dir=_text(settings.polygon_replay_dir),
+            ccxt_exchange=settings.ccxt_exchange,
+            ccxt_interval=settings.ccxt_interval,
+            ccxt_replay_dir=_text(settings.ccxt_replay_dir),
         ),
         "watchlist": WatchlistResource(
             warehouse=warehouse,
@@ -54,3 +65,7 @@ def build_resources(
             min_severity=quality.alert_min_severity,
         ),
     }
+
+
+def _text(folder: Path | None) -> str | None:
+    return str(folder) if folder is not None else None

@@ -1,9 +1,13 @@
 """The market-data client resource: the only place that talks to a market-data source.
 
-It builds the configured provider with the client's one retry policy, circuit breaker and rate
+It builds each provider a run needs with the client's one retry policy, circuit breaker and rate
 limiter (a token bucket per provider whose state lives in the warehouse, so it holds across
-processes), and stamps what the provider returns with source and fetch time. A ticker whose
-fetch fails is one failure among the run's tickers, never the end of the run.
+processes), routes each ticker to its provider (`domain.routing`), fetches each provider's
+tickers in one group (the fewest requests that provider allows), asks the fallback sources in
+order for the tickers a provider failed on, and stamps what each returns with its source and
+fetch time. A ticker whose fetch fails everywhere is one failure among the run's tickers, never
+the end of the run; a provider that cannot be used as configured (no key, a refused key) is.
+Secrets never leave it: every message it passes on has the API keys masked.
 """
 
 import dataclasses
@@ -14,29 +18,39 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
-from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
+from candle_pipeline.domain.bars import raw_quotes, stamp_fetches
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
+from candle_pipeline.domain.routing import route, source_chain
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
+    CallStats,
     FetchResult,
     MarketDataProvider,
-    ProviderError,
+    ProviderSetupError,
     RetryLaterError,
+    fetch_group,
 )
+from candle_pipeline.providers.crypto import exchange_requests_per_minute
 from candle_pipeline.providers.rate_limit import limiter_for
 from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
 from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
 from candle_pipeline.settings import (
+    CRYPTO_SOURCE,
     DEFAULT_BACKOFF_INITIAL_SECONDS,
     DEFAULT_BACKOFF_JITTER_SECONDS,
     DEFAULT_BACKOFF_MAX_SECONDS,
     DEFAULT_BREAKER_FAILURES,
     DEFAULT_BREAKER_RESET_SECONDS,
+    DEFAULT_CCXT_EXCHANGE,
+    DEFAULT_CCXT_INTERVAL,
     DEFAULT_EXCHANGE,
     DEFAULT_FAILED_RETRY_ATTEMPTS,
     DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS,
     DEFAULT_MAX_RETRY_AFTER_SECONDS,
+    DEFAULT_POLYGON_INTERVAL,
+    DEFAULT_POLYGON_REQUEST_BURST,
+    DEFAULT_POLYGON_REQUESTS_PER_MINUTE,
     DEFAULT_REQUEST_BURST,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_REQUESTS_PER_MINUTE,
@@ -45,28 +59,47 @@ from candle_pipeline.settings import (
     DEFAULT_YAHOO_INTERVAL,
 )
 
+MASK = "***"
+
 
 @dataclasses.dataclass(frozen=True)
 class Fetched:
-    """What one run fetched: each ticker's result (bars unstamped, with what its requests cost),
-    all bars and corporate actions stamped as the tables store them, and why each ticker that
-    delivered nothing failed."""
+    """What one run fetched: each ticker's result (bars unstamped), all bars and corporate
+    actions stamped as the tables store them (each row with the source that served it), why
+    each ticker that delivered nothing failed, why its own source did not serve it for those a
+    fallback served, and what the requests cost, in all and per source."""
 
     results: dict[str, FetchResult]
     bars: pd.DataFrame
     actions: pd.DataFrame
     failures: dict[str, Failure]
+    fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
+    cost: CallStats = dataclasses.field(default_factory=CallStats)
+    requests_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Fetches bars from the configured source and stamps them with source and fetch time."""
+    """Fetches bars from each ticker's source (with fallbacks) and stamps them with source and
+    fetch time."""
 
     source: str
     csv_dir: str
     warehouse: WarehouseResource
+    fallback_sources: list[str] = []
     yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
     yahoo_replay_dir: str | None = None
     yahoo_base_url: str | None = None
+    polygon_api_key: str | None = None
+    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
+    polygon_replay_dir: str | None = None
+    polygon_base_url: str | None = None
+    polygon_requests_per_minute: float = DEFAULT_POLYGON_REQUESTS_PER_MINUTE
+    polygon_request_burst: int = DEFAULT_POLYGON_REQUEST_BURST
+    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
+    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
+    ccxt_replay_dir: str | None = None
+    ccxt_base_url: str | None = None
+    ccxt_requests_per_minute: float | None = None
     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
     request_burst: int = DEFAULT_REQUEST_BURST
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
@@ -82,18 +115,34 @@ class MarketDataResource(dg.ConfigurableResource):
     failed_retry_first_wait_seconds: float = DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS
     failed_retry_attempts: int = DEFAULT_FAILED_RETRY_ATTEMPTS
 
-    _provider: MarketDataProvider | None = PrivateAttr(default=None)
+    _providers: dict[str, MarketDataProvider] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._provider = self._build()
+        """The configured source is built at start-up, so a missing key stops the run before
+        anything is fetched."""
+        self.provider_for(self.source)
 
     @property
     def provider(self) -> MarketDataProvider:
-        if self._provider is None:
-            self._provider = self._build()
-        return self._provider
+        """The provider of CANDLE_SOURCE."""
+        return self.provider_for(self.source)
 
-    def _build(self) -> MarketDataProvider:
+    def provider_for(self, source: str) -> MarketDataProvider:
+        """The provider of `source`, built on first use; a setup error has its secrets masked."""
+        if source not in self._providers:
+            try:
+                self._providers[source] = self._build(source)
+            except ProviderSetupError as error:
+                raise ProviderSetupError(self.masked(str(error))) from None
+        return self._providers[source]
+
+    def masked(self, text: str) -> str:
+        """`text` with every secret of the client replaced by a mask."""
+        if self.polygon_api_key:
+            text = text.replace(self.polygon_api_key, MASK)
+        return text
+
+    def _build(self, source: str) -> MarketDataProvider:
         options = ProviderOptions(
             retry=RetryPolicy(
                 attempts=self.retry_attempts,
@@ -109,14 +158,32 @@ class MarketDataResource(dg.ConfigurableResource):
             yahoo_base_url=self.yahoo_base_url,
             synthetic_interval=self.synthetic_interval,
             default_mic=self.default_exchange,
+            polygon_api_key=self.polygon_api_key,
+            polygon_interval=self.polygon_interval,
+            polygon_replay_dir=self.polygon_replay_dir,
+            polygon_base_url=self.polygon_base_url,
+            ccxt_exchange=self.ccxt_exchange,
+            ccxt_interval=self.ccxt_interval,
+            ccxt_replay_dir=self.ccxt_replay_dir,
+            ccxt_base_url=self.ccxt_base_url,
         )
-        if needs_rate_limit(self.source, options):
+        if needs_rate_limit(source, options):
             ensure_tables(self.warehouse.database_url)
-            limiter = limiter_for(
-                self.warehouse.engine, self.source, self.requests_per_minute, self.request_burst
-            )
+            per_minute, burst = self._rate(source)
+            limiter = limiter_for(self.warehouse.engine, source, per_minute, burst)
             options = dataclasses.replace(options, limiter=limiter)
-        return build_provider(self.source, self.csv_dir, options)
+        return build_provider(source, self.csv_dir, options)
+
+    def _rate(self, source: str) -> tuple[float, int]:
+        """The token bucket of `source`: Polygon's free tier; an exchange's own ccxt rate (or
+        lower, when configured); the configured rate for Yahoo."""
+        if source == "polygon":
+            return self.polygon_requests_per_minute, self.polygon_request_burst
+        if source == CRYPTO_SOURCE:
+            own = exchange_requests_per_minute(self.ccxt_exchange)
+            configured = self.ccxt_requests_per_minute or own
+            return min(own, configured), self.request_burst
+        return self.requests_per_minute, self.request_burst
 
     def failed_retries(self) -> FailedRetries:
         """When the retry sensor asks again for a ticker-day the provider refused."""
@@ -124,38 +191,95 @@ class MarketDataResource(dg.ConfigurableResource):
             timedelta(seconds=self.failed_retry_first_wait_seconds), self.failed_retry_attempts
         )
 
-    def fetch_all(self, open_days: Mapping[str, Sequence[date]]) -> Fetched:
-        """Raw bars and corporate actions of each ticker on its days, in as few requests as the
-        provider allows, stamped with source and each ticker's fetch time.
+    def routes(self, providers: Mapping[str, str | None]) -> dict[str, str]:
+        """Each ticker's source, from its watch-list `provider` (None: the routing rule)."""
+        return route(providers, self.source, CRYPTO_SOURCE)
 
-        A ticker the provider fails on (after the retry policy) is recorded with the reason and
-        the others go on: `retry_later` when the provider asked us to wait or its circuit
-        breaker is open, `failed` for a refusal or an answer that cannot be stored.
+    def fetch_all(
+        self,
+        open_days: Mapping[str, Sequence[date]],
+        providers: Mapping[str, str | None] | None = None,
+    ) -> Fetched:
+        """Raw bars and corporate actions of each ticker on its days, each provider's tickers in
+        one group fetch, stamped with the serving source and each fetch's time.
+
+        A ticker its source fails on (after the retry policy, or with its breaker open) is
+        asked from the next of `fallback_sources`, for all its days, so a ticker-day never mixes
+        two sources. A ticker failing everywhere is recorded with every source's reason:
+        `retry_later` when one of them asked us to wait, else `failed`.
         """
+        routes = self.routes(providers or dict.fromkeys(open_days))
+        chains = {
+            ticker: source_chain(routes[ticker], self.fallback_sources) for ticker in open_days
+        }
         results: dict[str, FetchResult] = {}
-        fetched_at: list[datetime] = []
-        failures: dict[str, Failure] = {}
-        for ticker, days in open_days.items():
-            try:
-                results[ticker] = self.provider.fetch_bars(ticker, days)
-            except RetryLaterError as error:
-                wait = timedelta(seconds=error.retry_after_seconds)
-                failures[ticker] = Failure(RETRY_LATER, str(error), datetime.now(UTC) + wait)
-                continue
-            except (ProviderError, BarsError) as error:
-                failures[ticker] = Failure(FAILED, str(error))
-                continue
-            fetched_at.append(datetime.now(UTC))
-        source = self.provider.name
-        fetched = list(results.values())
+        sources: dict[str, str] = {}
+        fetched_at: dict[str, datetime] = {}
+        errors: dict[str, list[tuple[str, Exception]]] = {ticker: [] for ticker in open_days}
+        cost = CallStats()
+        requests_by_source: dict[str, int] = {}
+        pending = dict(open_days)
+        attempt = 0
+        while pending:
+            groups: dict[str, dict[str, Sequence[date]]] = {}
+            for ticker, days in pending.items():
+                groups.setdefault(chains[ticker][attempt], {})[ticker] = days
+            pending = {}
+            for source, group in groups.items():
+                provider = self.provider_for(source)
+                try:
+                    answer = fetch_group(provider, group)
+                except ProviderSetupError as error:
+                    raise ProviderSetupError(self.masked(str(error))) from None
+                done = datetime.now(UTC)
+                cost.add(answer.cost)
+                requests_by_source[provider.name] = (
+                    requests_by_source.get(provider.name, 0) + answer.cost.requests
+                )
+                for ticker, result in answer.results.items():
+                    results[ticker], sources[ticker], fetched_at[ticker] = (
+                        result,
+                        provider.name,
+                        done,
+                    )
+                for ticker, error in answer.errors.items():
+                    errors[ticker].append((provider.name, error))
+                    if attempt + 1 < len(chains[ticker]):
+                        pending[ticker] = group[ticker]
+            attempt += 1
+        failures = {
+            ticker: self._failure(tried)
+            for ticker, tried in errors.items()
+            if ticker not in results
+        }
+        fallbacks = {
+            ticker: self.masked("; ".join(f"{name}: {error}" for name, error in tried))
+            for ticker, tried in errors.items()
+            if ticker in results and tried
+        }
+        served = list(results)
+        stamps = [fetched_at[ticker] for ticker in served]
+        names = [sources[ticker] for ticker in served]
         actions = (
-            stamp_fetches([r.actions for r in fetched], fetched_at, source)
-            if fetched
+            stamp_fetches([results[ticker].actions for ticker in served], stamps, names)
+            if served
             else empty_actions(STORED_ACTION_COLUMNS)
         )
         return Fetched(
             results=results,
-            bars=raw_quotes([r.bars for r in fetched], fetched_at, source),
+            bars=raw_quotes([results[ticker].bars for ticker in served], stamps, names),
             actions=actions,
             failures=failures,
+            fallbacks=fallbacks,
+            cost=cost,
+            requests_by_source=requests_by_source,
         )
+
+    def _failure(self, tried: Sequence[tuple[str, Exception]]) -> Failure:
+        """A ticker every source failed on: `retry_later` (at the earliest moment one of them
+        named) when one asked us to wait, else `failed`; every source's reason, masked."""
+        message = self.masked("; ".join(f"{name}: {error}" for name, error in tried))
+        waits = [e.retry_after_seconds for _, e in tried if isinstance(e, RetryLaterError)]
+        if waits:
+            return Failure(RETRY_LATER, message, datetime.now(UTC) + timedelta(seconds=min(waits)))
+        return Failure(FAILED, message)

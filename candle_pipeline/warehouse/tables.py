@@ -128,6 +128,9 @@ watchlist = sa.Table(
     sa.Column("removed_on", sa.Date),
     sa.Column("name", sa.Text),
     sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+    # The market-data source that fetches the ticker (`tickers add --provider`); NULL: the rule
+    # (a crypto pair to the crypto provider, anything else to CANDLE_SOURCE).
+    sa.Column("provider", sa.Text),
 )
 
 
@@ -254,6 +257,9 @@ ticker_days = sa.Table(
     sa.Column("fetched_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
+    # Why the ticker's provider did not serve the stored data when a fallback source (`source`)
+    # did; NULL when its own provider served it.
+    sa.Column("fallback_reason", sa.Text),
     sa.Index("ticker_days_by_day", "trade_date"),
     sa.Index("ticker_days_due", "status", "retry_after"),
 )

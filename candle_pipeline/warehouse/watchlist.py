@@ -29,6 +29,7 @@ class WatchedTicker:
     removed_on: date | None
     name: str | None
     added_at: datetime
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class NewTicker:
     # False: kept for its history only (the bundled sample), counted until `removed_on`.
     active: bool = True
     removed_on: date | None = None
+    # The market-data source to fetch it from (None: the routing rule).
+    provider: str | None = None
 
 
 def add(
@@ -71,6 +74,7 @@ def add(
             "removed_on": None if entry.active else entry.removed_on,
             "name": entry.name,
             "added_at": now,
+            "provider": entry.provider,
         }
     if not rows:
         return []
@@ -97,6 +101,8 @@ def add(
                 else_=sa.func.coalesce(statement.excluded.removed_on, watchlist.c.removed_on),
             ),
             "name": sa.func.coalesce(statement.excluded.name, watchlist.c.name),
+            # A re-add naming a provider moves the ticker to it; one naming none keeps it.
+            "provider": sa.func.coalesce(statement.excluded.provider, watchlist.c.provider),
             # A re-activated ticker, or one whose history now starts earlier, counts as newly
             # added: new_tickers_sensor requests its history again (complete days cost no call).
             "added_at": sa.case(
@@ -220,9 +226,18 @@ def listing(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
                 "active": entry.active,
                 "history_start": entry.history_start or "",
                 "removed_on": entry.removed_on or "",
+                "provider": entry.provider or "",
                 "added_at": entry.added_at.strftime("%Y-%m-%d %H:%M"),
             }
             for entry in entries
         ],
-        columns=["ticker", "exchange", "active", "history_start", "removed_on", "added_at"],
+        columns=[
+            "ticker",
+            "exchange",
+            "active",
+            "history_start",
+            "removed_on",
+            "provider",
+            "added_at",
+        ],
     )

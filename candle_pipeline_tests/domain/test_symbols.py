@@ -1,5 +1,6 @@
 import pytest
 
+from candle_pipeline.domain.routing import route, source_chain
 from candle_pipeline.domain.symbols import (
     InvalidTickerError,
     normalize_ticker,
@@ -17,6 +18,7 @@ from candle_pipeline.domain.symbols import (
         ("7203.T", "7203.T"),
         ("BRK-B", "BRK-B"),
         ("BTC-USD", "BTC-USD"),
+        ("btc/usdt", "BTC/USDT"),
         ("EURUSD=X", "EURUSD=X"),
         ("GC=F", "GC=F"),
         ("^GSPC", "^GSPC"),
@@ -38,6 +40,8 @@ def test_real_symbols_are_accepted_and_upper_cased(raw: str, expected: str) -> N
         ("SPY|IBM", "is not a ticker"),
         ("SP Y", "is not a ticker"),
         ("..", "is not a ticker"),
+        ("../ETC/PASSWD", "is not a ticker"),
+        ("BTC/USDT/X", "is not a ticker"),
     ],
 )
 def test_garbage_is_refused_with_a_clear_message(raw: str, message: str) -> None:
@@ -86,3 +90,19 @@ def test_yahoo_spelling(ticker: str, spelled: str) -> None:
 def test_no_yahoo_spelling_is_refused(ticker: str, message: str) -> None:
     with pytest.raises(InvalidTickerError, match=message):
         normalize_ticker(ticker)
+
+
+def test_routing_follows_the_watch_list_then_the_rule() -> None:
+    listed = {"SPY": None, "BTC/USDT": None, "BTC-USD": None, "NVDA": "polygon", "ETH/BTC": "csv"}
+    assert route(listed, "yahoo", "ccxt") == {
+        "SPY": "yahoo",
+        "BTC/USDT": "ccxt",  # an exchange's spelling of a pair
+        "BTC-USD": "yahoo",  # Yahoo's spelling stays with CANDLE_SOURCE
+        "NVDA": "polygon",
+        "ETH/BTC": "csv",
+    }
+    assert source_chain("polygon", ["yahoo", "polygon", "yahoo", "csv"]) == [
+        "polygon",
+        "yahoo",
+        "csv",
+    ]

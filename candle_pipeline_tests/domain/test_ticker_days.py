@@ -38,6 +38,7 @@ def state(ticker: str, day: date, status: str, **values: object) -> dict[str, ob
         "fetched_at": NOW - timedelta(days=1) if status == td.COMPLETE else None,
         "updated_at": NOW - timedelta(days=1),
         "run_id": "run-0",
+        "fallback_reason": None,
     }
     return {**row, **values}
 

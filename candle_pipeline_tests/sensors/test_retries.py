@@ -65,6 +65,7 @@ def state(
         "fetched_at": updated_at if complete else None,
         "updated_at": updated_at,
         "run_id": "an-earlier-run",
+        "fallback_reason": None,
     }
 
 

@@ -1,0 +1,23 @@
+"""Which market-data source fetches each ticker, and in which order sources are tried."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from candle_pipeline.domain.symbols import is_crypto_pair
+
+
+def route(
+    listed: Mapping[str, str | None], default_source: str, crypto_source: str
+) -> dict[str, str]:
+    """Each ticker's source: the one its watch-list entry names (`tickers add --provider`), else
+    `crypto_source` for a crypto pair (`BTC/USDT`), else `default_source` (CANDLE_SOURCE)."""
+    return {
+        ticker: provider or (crypto_source if is_crypto_pair(ticker) else default_source)
+        for ticker, provider in listed.items()
+    }
+
+
+def source_chain(primary: str, fallbacks: Sequence[str]) -> list[str]:
+    """The sources a ticker is asked, in order: its own, then each fallback once."""
+    return [primary, *(source for source in dict.fromkeys(fallbacks) if source != primary)]

@@ -116,16 +116,14 @@ def actions_from_factor_file(
         events["date"] + pd.offsets.BDay(1),
     )
     dividend = events["reference_price"] * (1.0 - price_ratio[changed])
+    has_dividend = ~np.isclose(price_ratio[changed], 1.0)
+    has_split = ~np.isclose(split[changed], 1.0)
     return pd.DataFrame(
         {
             "ticker": ticker,
             "ex_date": pd.to_datetime(next_session).astype("datetime64[ns]"),
-            "dividend": dividend.where(~np.isclose(price_ratio[changed], 1.0)).round(
-                FACTOR_FILE_DECIMALS
-            ),
-            "split_ratio": split[changed]
-            .where(~np.isclose(split[changed], 1.0))
-            .round(FACTOR_FILE_DECIMALS),
+            "dividend": dividend.where(has_dividend).round(FACTOR_FILE_DECIMALS),
+            "split_ratio": split[changed].where(has_split).round(FACTOR_FILE_DECIMALS),
             "reference_close": events["reference_price"].astype("float64"),
         }
     ).reset_index(drop=True)

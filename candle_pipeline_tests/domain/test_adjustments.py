@@ -4,7 +4,6 @@ and adjusted series from raw bars and the factor table, against Lean's own facto
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -13,6 +13,7 @@ as of a past day is the one a reader saw then.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import numpy as np
@@ -55,18 +56,17 @@ def round_significant(values: pd.Series | np.ndarray, digits: int) -> np.ndarray
     return np.round(array * scale) / scale
 
 
-def later_splits(bars: pd.DataFrame, splits: pd.DataFrame, as_of: date) -> np.ndarray:
+def later_splits(bars: pd.DataFrame, splits: pd.DataFrame, as_of: Mapping[str, date]) -> np.ndarray:
     """Per bar, the product of its ticker's split ratios with an ex-date after the bar's trade
-    date and on or before `as_of`: the ratio a provider divided the bar by on `as_of`."""
-    known = splits[
-        splits["split_ratio"].notna()
-        & (splits["split_ratio"] > 0)
-        & (pd.to_datetime(splits["ex_date"]) <= pd.Timestamp(as_of))
-    ]
+    date and on or before the ticker's `as_of` day: the ratio a provider divided the bar by on
+    that day (1.0 for a ticker not in `as_of`: its bars are raw)."""
+    ex_date = pd.to_datetime(splits["ex_date"])
+    until = pd.to_datetime(splits["ticker"].map(as_of))
+    known = splits[splits["split_ratio"].notna() & (splits["split_ratio"] > 0) & (ex_date <= until)]
     steps = pd.DataFrame(
         {
             "ticker": known["ticker"],
-            "ex_date": pd.to_datetime(known["ex_date"]),
+            "ex_date": ex_date[known.index],
             "split_ratio": known["split_ratio"].astype("float64"),
             "dividend_factor": 1.0,
         }
@@ -74,18 +74,24 @@ def later_splits(bars: pd.DataFrame, splits: pd.DataFrame, as_of: date) -> np.nd
     return factors_for_bars(bars, _cumulate(steps))["price_factor"].to_numpy()
 
 
-def unadjust_splits(bars: pd.DataFrame, splits: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Raw (as traded) bars from bars divided by every split between each bar and `as_of`
-    (Yahoo's chart prices as of the day of the request): prices times, volumes divided by, the
-    ratio, rounded (`RAW_SIGNIFICANT_DIGITS`) so a re-fetch after a later split stores the same
-    numbers."""
+def unadjust_splits(
+    bars: pd.DataFrame, splits: pd.DataFrame, as_of: Mapping[str, date]
+) -> pd.DataFrame:
+    """Raw (as traded) bars from bars divided by every split between each bar and its ticker's
+    `as_of` day (Yahoo's chart prices as of the day of the request): prices times, volumes
+    divided by, the ratio, rounded (`RAW_SIGNIFICANT_DIGITS`) so a re-fetch after a later split
+    stores the same numbers. Tickers not in `as_of` are raw already and stay as they are."""
+    adjusted = bars["ticker"].isin(list(as_of)).to_numpy()
+    if not adjusted.any():
+        return bars
     ratio = later_splits(bars, splits, as_of)
     raw = bars.copy()
     for column in PRICE_COLUMNS:
-        raw[column] = round_significant(
-            bars[column].to_numpy(dtype="float64") * ratio, RAW_SIGNIFICANT_DIGITS
-        )
-    raw["volume"] = np.round(bars["volume"].to_numpy(dtype="float64") / ratio)
+        values = bars[column].to_numpy(dtype="float64")
+        unadjusted = round_significant(values * ratio, RAW_SIGNIFICANT_DIGITS)
+        raw[column] = np.where(adjusted, unadjusted, values)
+    volume = bars["volume"].to_numpy(dtype="float64")
+    raw["volume"] = np.where(adjusted, np.round(volume / ratio), volume)
     return raw
 
 
@@ -127,6 +133,38 @@ def actions_from_factor_file(
             "reference_close": events["reference_price"].astype("float64"),
         }
     ).reset_index(drop=True)
+
+
+def fill_reference_closes(actions: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
+    """`actions` whose dividends lack a reference close get the last of `closes` (`ticker`,
+    `trade_date`, `close`: raw daily closes) before their ex-date."""
+    missing = actions["dividend"].notna() & actions["reference_close"].isna()
+    if not missing.any() or closes.empty:
+        return actions
+    wanted = pd.DataFrame(
+        {
+            "row": actions.index[missing],
+            "ticker": actions.loc[missing, "ticker"].to_numpy(),
+            "ex_date": pd.to_datetime(actions.loc[missing, "ex_date"]).astype("datetime64[ns]"),
+        }
+    ).sort_values("ex_date", kind="stable")
+    known = (
+        closes.loc[closes["close"].notna(), ["ticker", "trade_date", "close"]]
+        .assign(trade_date=lambda f: pd.to_datetime(f["trade_date"]).astype("datetime64[ns]"))
+        .sort_values("trade_date", kind="stable")
+    )
+    found = pd.merge_asof(
+        wanted,
+        known,
+        left_on="ex_date",
+        right_on="trade_date",
+        by="ticker",
+        direction="backward",
+        allow_exact_matches=False,
+    ).set_index("row")["close"]
+    filled = actions.copy()
+    filled.loc[found.index, "reference_close"] = found
+    return filled
 
 
 def adjustment_factors(actions: pd.DataFrame) -> pd.DataFrame:

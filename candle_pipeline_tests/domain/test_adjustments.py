@@ -16,6 +16,7 @@ from candle_pipeline.domain.adjustments import (
     adjustment_factors,
     as_of,
     factors_for_bars,
+    fill_reference_closes,
     unadjust_splits,
 )
 from candle_pipeline.settings import SAMPLE_DATA_DIR
@@ -59,10 +60,10 @@ def nvda_bar(close: float, volume: float) -> pd.DataFrame:
 
 def test_a_2021_nvda_bar_fetched_in_2023_and_in_2025_stores_the_same_raw_numbers() -> None:
     fetched_2023 = unadjust_splits(
-        nvda_bar(SERVED_2023, TRADED_VOLUME * 4), NVDA_SPLITS, date(2023, 5, 1)
+        nvda_bar(SERVED_2023, TRADED_VOLUME * 4), NVDA_SPLITS, {"NVDA": date(2023, 5, 1)}
     )
     fetched_2025 = unadjust_splits(
-        nvda_bar(SERVED_2025, TRADED_VOLUME * 40), NVDA_SPLITS, date(2025, 2, 22)
+        nvda_bar(SERVED_2025, TRADED_VOLUME * 40), NVDA_SPLITS, {"NVDA": date(2025, 2, 22)}
     )
     assert fetched_2025["close"].iloc[0] == TRADED_CLOSE
     assert fetched_2025["volume"].iloc[0] == TRADED_VOLUME
@@ -71,9 +72,16 @@ def test_a_2021_nvda_bar_fetched_in_2023_and_in_2025_stores_the_same_raw_numbers
 
 def test_a_split_on_or_before_the_bar_leaves_it_alone() -> None:
     after_split = nvda_bar(726.44, 100.0).assign(trade_date=pd.to_datetime(["2024-06-10"]))
-    raw = unadjust_splits(after_split, NVDA_SPLITS, date(2025, 2, 22))
+    raw = unadjust_splits(after_split, NVDA_SPLITS, {"NVDA": date(2025, 2, 22)})
     assert raw["close"].iloc[0] == 726.44
     assert raw["volume"].iloc[0] == 100.0
+
+
+def test_bars_of_a_ticker_not_adjusted_by_its_provider_stay_as_they_are() -> None:
+    bar = nvda_bar(SERVED_2025, TRADED_VOLUME)
+    pd.testing.assert_frame_equal(
+        unadjust_splits(bar, NVDA_SPLITS, {"AAPL": date(2025, 1, 2)}), bar
+    )
 
 
 def lean_actions() -> pd.DataFrame:
@@ -136,3 +144,24 @@ def test_as_of_ignores_actions_not_yet_known() -> None:
     # 2014-06-20 the 2020 split has not happened yet.
     assert after["price_factor"].iloc[0] == pytest.approx(7.0)
     assert factors_for_bars(bar, table)["price_factor"].iloc[0] == pytest.approx(28.0)
+
+
+def test_a_dividend_without_reference_takes_the_last_close_before_its_ex_date() -> None:
+    actions = pd.DataFrame(
+        {
+            "ticker": ["MSFT", "MSFT"],
+            "ex_date": pd.to_datetime(["2021-05-19", "2021-08-18"]),
+            "dividend": [0.56, 0.56],
+            "split_ratio": [np.nan, np.nan],
+            "reference_close": [np.nan, 290.0],
+        }
+    )
+    closes = pd.DataFrame(
+        {
+            "ticker": ["MSFT"] * 3,
+            "trade_date": pd.to_datetime(["2021-05-17", "2021-05-18", "2021-05-19"]),
+            "close": [245.18, 243.08, 243.12],
+        }
+    )
+    filled = fill_reference_closes(actions, closes)
+    assert filled["reference_close"].tolist() == [243.08, 290.0]

@@ -41,6 +41,10 @@ ADJUST_SPLITS = "splits"
 ADJUST_ALL = "all"
 ADJUSTMENTS = (ADJUST_SPLITS, ADJUST_ALL)
 
+# A dividend's reference close is the last close at most this many calendar days before its
+# ex-date (a weekend and a holiday); an older close belongs to another session.
+REFERENCE_CLOSE_MAX_DAYS = 5
+
 # Lean factor files: one row per date up to which its factors hold (until the previous row's).
 FACTOR_FILE_COLUMNS = ("date", "price_factor", "split_factor", "reference_price")
 # Lean writes factors to 7 digits (0.25 / 0.0357143 = 6.999997 is a 7:1 split): ratios and
@@ -135,9 +139,17 @@ def actions_from_factor_file(
     ).reset_index(drop=True)
 
 
+def last_closes(bars: pd.DataFrame) -> pd.DataFrame:
+    """The last valid raw close of each ticker-day of validated bars (`ticker`, `trade_date`,
+    `close`)."""
+    valid = bars[bars["is_valid"]].sort_values("ts", kind="stable")
+    return valid.groupby(["ticker", "trade_date"], as_index=False)["close"].last()
+
+
 def fill_reference_closes(actions: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
     """`actions` whose dividends lack a reference close get the last of `closes` (`ticker`,
-    `trade_date`, `close`: raw daily closes) before their ex-date."""
+    `trade_date`, `close`: raw daily closes) before their ex-date, if it is recent enough
+    (`REFERENCE_CLOSE_MAX_DAYS`)."""
     missing = actions["dividend"].notna() & actions["reference_close"].isna()
     if not missing.any() or closes.empty:
         return actions
@@ -153,15 +165,20 @@ def fill_reference_closes(actions: pd.DataFrame, closes: pd.DataFrame) -> pd.Dat
         .assign(trade_date=lambda f: pd.to_datetime(f["trade_date"]).astype("datetime64[ns]"))
         .sort_values("trade_date", kind="stable")
     )
-    found = pd.merge_asof(
-        wanted,
-        known,
-        left_on="ex_date",
-        right_on="trade_date",
-        by="ticker",
-        direction="backward",
-        allow_exact_matches=False,
-    ).set_index("row")["close"]
+    found = (
+        pd.merge_asof(
+            wanted,
+            known,
+            left_on="ex_date",
+            right_on="trade_date",
+            by="ticker",
+            direction="backward",
+            allow_exact_matches=False,
+            tolerance=pd.Timedelta(days=REFERENCE_CLOSE_MAX_DAYS),
+        )
+        .set_index("row")["close"]
+        .dropna()
+    )
     filled = actions.copy()
     filled.loc[found.index, "reference_close"] = found
     return filled

@@ -15,7 +15,11 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
-from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
+from candle_pipeline.domain.corporate_actions import (
+    STORED_ACTION_COLUMNS,
+    empty_actions,
+    with_details,
+)
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
     FetchResult,
@@ -56,6 +60,15 @@ class Fetched:
     bars: pd.DataFrame
     actions: pd.DataFrame
     failures: dict[str, Failure]
+
+    @property
+    def split_adjusted_as_of(self) -> dict[str, date]:
+        """The tickers whose bars the provider divided by later splits, and as of which day."""
+        return {
+            ticker: result.split_adjusted_as_of
+            for ticker, result in self.results.items()
+            if result.split_adjusted_as_of is not None
+        }
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -149,7 +162,9 @@ class MarketDataResource(dg.ConfigurableResource):
         source = self.provider.name
         fetched = list(results.values())
         actions = (
-            stamp_fetches([r.actions for r in fetched], fetched_at, source)
+            stamp_fetches([with_details(r.actions) for r in fetched], fetched_at, source)
+            .loc[:, list(STORED_ACTION_COLUMNS)]
+            .drop_duplicates(subset=["ticker", "ex_date"], keep="last")
             if fetched
             else empty_actions(STORED_ACTION_COLUMNS)
         )

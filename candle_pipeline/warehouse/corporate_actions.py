@@ -59,6 +59,22 @@ def load_actions(conn: psycopg.Connection, tickers: list[str]) -> pd.DataFrame:
     return frame.astype({column: ACTION_DTYPES[column] for column in ACTIONS.columns})
 
 
+def load_factors(conn: psycopg.Connection, tickers: list[str]) -> pd.DataFrame:
+    """The factor table's rows of `tickers`."""
+    columns = ADJUSTMENT_FACTORS.columns
+    statement = sql.SQL("SELECT {columns} FROM {table} WHERE ticker = ANY(%s)").format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        table=qualified(ADJUSTMENT_FACTORS.table),
+    )
+    with conn.cursor() as cursor:
+        cursor.execute(statement, (tickers,))
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(rows, columns=columns)
+    dates = {"ex_date": "datetime64[ns]", "known_on": "datetime64[ns]"}
+    floats = {column: "float64" for column in columns if column not in (*dates, "ticker")}
+    return frame.astype({**dates, **floats})
+
+
 def store_actions(
     conn: psycopg.Connection,
     actions: pd.DataFrame,

@@ -123,8 +123,8 @@ def test_the_schema_name_comes_from_the_settings(
         "SELECT table_schema, count(*) FROM information_schema.tables "
         "WHERE table_schema IN ('market', 'prices') GROUP BY table_schema",
     )
-    # The tables, the view and the version table.
-    assert found == [("prices", len(metadata.tables) + 2)]
+    # The tables, the two views and the version table.
+    assert found == [("prices", len(metadata.tables) + 3)]
     assert rows(warehouse_url, "SELECT version_num FROM prices.alembic_version") == [HEAD]
 
 

@@ -30,6 +30,9 @@ from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
 from candle_pipeline.warehouse.watchlist import entries
 
 DateLike = date | str
+DAILY = "1d"
+# Decimals of the prices `side_by_side` shows.
+PRICE_DECIMALS = 4
 
 
 class ReadError(ValueError):
@@ -89,6 +92,24 @@ def bars(
         day=as_of,
         database_url=database_url,
     )
+
+
+def side_by_side(
+    ticker: str, start: DateLike, end: DateLike, *, database_url: str | None = None
+) -> pd.DataFrame:
+    """One ticker's daily candles raw, split-adjusted and total-return, one row per day: the
+    three series a study chooses between."""
+    kinds = {"raw": None, "split-adjusted": ADJUSTMENTS[0], "total-return": ADJUSTMENTS[1]}
+    frames = {
+        name: candles(ticker, DAILY, start, end, adjust=how, database_url=database_url)
+        for name, how in kinds.items()
+    }
+    table = pd.DataFrame({"trade_date": frames["raw"]["trade_date"].dt.date})
+    for name, frame in frames.items():
+        table[f"{name} close"] = frame["close"].round(PRICE_DECIMALS)
+    for name in ("raw", "split-adjusted"):
+        table[f"{name} volume"] = frames[name]["volume"].round()
+    return table
 
 
 def _read(

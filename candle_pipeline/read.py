@@ -108,7 +108,7 @@ def side_by_side(
     for name, frame in frames.items():
         table[f"{name} close"] = frame["close"].round(PRICE_DECIMALS)
     for name in ("raw", "split-adjusted"):
-        table[f"{name} volume"] = frames[name]["volume"].round()
+        table[f"{name} volume"] = frames[name]["volume"].round().astype("int64")
     return table
 
 

@@ -150,8 +150,9 @@ def test_yahoo_rows_stored_before_raw_prices_are_marked_for_refetch(warehouse_ur
         conn.exec_driver_sql(
             "INSERT INTO market.ticker_days (ticker, trade_date, exchange, status, attempts, rows,"
             " spike_rows, stale_rows, gaps, source, fetched_at, updated_at, run_id) VALUES"
-            " ('NVDA', '2021-07-19', 'XNAS', 'complete', 1, 1, 0, 0, 0, 'yahoo', now(), now(), 'a'),"
-            " ('SPY', '2013-10-07', 'XNYS', 'complete', 1, 3, 0, 0, 0, 'csv', now(), now(), 'b')"
+            " ('NVDA', '2021-07-19', 'XNAS', 'complete', 1, 1, 0, 0, 0, 'yahoo', now(), now(),"
+            " 'a'), ('SPY', '2013-10-07', 'XNYS', 'complete', 1, 3, 0, 0, 0, 'csv', now(), now(),"
+            " 'b')"
         )
         conn.exec_driver_sql(
             "INSERT INTO market.corporate_actions (ticker, ex_date, split_ratio, source,"

@@ -7,7 +7,9 @@ import pandas as pd
 ACTION_COLUMNS = ("ticker", "ex_date", "dividend", "split_ratio")
 # What a provider may add: the dividend's currency, the raw close before the ex-date.
 ACTION_DETAIL_COLUMNS = ("currency", "reference_close")
-STORED_ACTION_COLUMNS = (*ACTION_COLUMNS, "source", "fetched_at", *ACTION_DETAIL_COLUMNS)
+# As a run fetched them, then as stored (with the moment each was first seen).
+FETCHED_ACTION_COLUMNS = (*ACTION_COLUMNS, "source", "fetched_at", *ACTION_DETAIL_COLUMNS)
+STORED_ACTION_COLUMNS = (*FETCHED_ACTION_COLUMNS, "first_seen")
 
 ACTION_DTYPES = {
     "ticker": object,

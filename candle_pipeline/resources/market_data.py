@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
 from candle_pipeline.domain.corporate_actions import (
-    STORED_ACTION_COLUMNS,
+    FETCHED_ACTION_COLUMNS,
     empty_actions,
     with_details,
 )
@@ -163,10 +163,10 @@ class MarketDataResource(dg.ConfigurableResource):
         fetched = list(results.values())
         actions = (
             stamp_fetches([with_details(r.actions) for r in fetched], fetched_at, source)
-            .loc[:, list(STORED_ACTION_COLUMNS)]
+            .loc[:, list(FETCHED_ACTION_COLUMNS)]
             .drop_duplicates(subset=["ticker", "ex_date"], keep="last")
             if fetched
-            else empty_actions(STORED_ACTION_COLUMNS)
+            else empty_actions(FETCHED_ACTION_COLUMNS)
         )
         return Fetched(
             results=results,

@@ -171,6 +171,18 @@ def test_refetching_after_the_split_is_known_stores_identical_raw_rows(aapl: Sam
     pd.testing.assert_frame_equal(actions_after, actions_before, obj="first sightings kept")
 
 
+def test_raw_bars_of_a_day_are_every_stored_minute(aapl: Sample) -> None:
+    stored = table(aapl.url, "raw_quotes")
+    day = stored[stored["trade_date"] == BEFORE_SPLIT].sort_values("ts")
+    bars = read.bars("AAPL", "1m", BEFORE_SPLIT, BEFORE_SPLIT, database_url=aapl.url)
+    assert bars["close"].tolist() == day["close"].tolist(), "pre- and post-market included"
+    adjusted = read.bars(
+        "AAPL", "1m", BEFORE_SPLIT, BEFORE_SPLIT, adjust="splits", database_url=aapl.url
+    )
+    np.testing.assert_allclose(adjusted["close"], bars["close"] / LATER_SPLITS)
+    np.testing.assert_allclose(adjusted["volume"], bars["volume"] * LATER_SPLITS)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

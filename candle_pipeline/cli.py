@@ -62,6 +62,8 @@ DEFAULT_UI_PORT = 3000
 DEFAULT_UI_HOST = "127.0.0.1"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+# The sample ticker whose split the demo shows raw and adjusted.
+DEMO_SPLIT_TICKER = "AAPL"
 
 
 class CliError(Exception):
@@ -513,7 +515,7 @@ def _demo(_: argparse.Namespace) -> int:
     started = time.monotonic()
     env = local_env.prepare(get_settings())
     print(f"warehouse: {mask_url(env.warehouse_url)}")
-    from candle_pipeline import coverage, runs  # noqa: PLC0415 - loads the definitions
+    from candle_pipeline import coverage, read, runs  # noqa: PLC0415 - loads the definitions
     from candle_pipeline.definitions import defs  # noqa: PLC0415
     from candle_pipeline.partitions import days_between  # noqa: PLC0415
     from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
@@ -552,6 +554,10 @@ def _demo(_: argparse.Namespace) -> int:
             intfmt=",",
         )
     )
+    split = next(session for session in SAMPLE_SESSIONS if DEMO_SPLIT_TICKER in session[0])
+    print(f"\n{DEMO_SPLIT_TICKER} across its 7:1 split of 2014-06-09, raw and adjusted today")
+    table = read.side_by_side(DEMO_SPLIT_TICKER, split[1], split[2], database_url=env.warehouse_url)
+    print(tabulate(table, headers="keys", tablefmt="github", showindex=False, intfmt=","))
     print(
         f"\ndemo finished in {time.monotonic() - started:.1f} s; "
         "see it in the Dagster UI with `make ui`"

@@ -280,6 +280,9 @@ def test_demo_fills_the_configured_database(pg_server: LocalPostgres, tmp_path: 
     assert days["2013-10-07"][:2] == ["0", "6"], "a Monday: 6 complete"
     assert days["2015-12-28"][2] == "0.979", "GOOG's quiet minutes"
     assert "| raw_quotes        | 16,865 |" in first.stdout
+    # AAPL's split, raw and adjusted side by side: 645.57 traded before, 645.57 / 28 adjusted.
+    split_week = first.stdout.split("AAPL across its 7:1 split")[1]
+    assert re.search(r"^\| 2014-06-06 +\| +645\.57 +\| +23\.056", split_week, re.MULTILINE)
     assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started"
     assert counts(url) == {
         "market_timings": 19,

@@ -264,8 +264,9 @@ def test_a_complete_day_materialised_again_makes_no_provider_call_and_changes_no
     warehouse.materialize(*WEEK)
     for name in names:
         pd.testing.assert_frame_equal(warehouse.table(name), before[name], obj=name)
-    # 4 tickers' minute files of 6 sessions, and the daily files of the 2 others, then nothing.
-    assert provider_requests(instance, "2013-10-07") == [26, 0]
+    # 4 tickers' minute files of 6 sessions, the daily files of the 2 others and the 6 tickers'
+    # factor files, then nothing.
+    assert provider_requests(instance, "2013-10-07") == [26 + 6, 0]
 
 
 def test_refetch_replaces_exactly_the_named_ticker_days(

@@ -90,26 +90,37 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
     assert nvda.provider_exchange == "NMS", "recorded from Yahoo's answer"
     assert moves == {"NVDA": ("XNYS", "XNAS")}, "for new_tickers_sensor to act on"
 
-    expected = recorded_bars(NVDA).loc["2021-07-19":"2021-07-21"]
+    recorded_days = recorded_bars(NVDA).loc["2021-07-19":"2021-07-21"]
+    # Recorded in 2025: Yahoo divided each bar by the 4:1 split of 2021-07-20 (bars before it)
+    # and the 10:1 one of 2024-06-10, which only the request for later actions reports.
+    later_splits = pd.Series([40.0, 10.0, 10.0], index=recorded_days.index)
     raw = table(url, "raw_quotes")
-    assert list(raw["trade_date"]) == [d.date() for d in expected.index]
+    assert list(raw["trade_date"]) == [d.date() for d in recorded_days.index]
     assert set(raw["source"]) == {"yahoo"}
-    for column in ("open", "high", "low", "close", "volume", "adj_close"):
-        assert raw[column].tolist() == expected[column].tolist(), column
+    for column in ("open", "high", "low", "close"):
+        traded = recorded_days[column] * later_splits
+        assert raw[column].tolist() == pytest.approx(traded.tolist(), rel=1e-6), column
+    assert raw["close"].iloc[0] == 751.19, "NVDA's close of 2021-07-19 as traded"
+    assert raw["volume"].tolist() == (recorded_days["volume"] / later_splits).round().tolist()
+    assert raw["adj_close"].tolist() == recorded_days["adj_close"].tolist(), "Yahoo's, as served"
 
     actions = table(url, "corporate_actions")
     assert actions[["ticker", "ex_date", "split_ratio"]].to_dict("records") == [
-        {"ticker": "NVDA", "ex_date": date(2021, 7, 20), "split_ratio": 4.0}
+        {"ticker": "NVDA", "ex_date": date(2021, 7, 20), "split_ratio": 4.0},
+        {"ticker": "NVDA", "ex_date": date(2024, 6, 10), "split_ratio": 10.0},
     ]
     assert actions["dividend"].isna().all()
+    assert actions["first_seen"].notna().all()
+    factors = table(url, "adjustment_factors")
+    assert factors["price_factor"].tolist() == [40.0, 10.0]
 
     candles = table(url, "candles")
     assert set(candles["interval"]) == {"1d"}, "daily bars give daily candles only"
     for column in ("open", "high", "low", "close"):
-        # A one-bar candle holds that bar's doubles, read back bit for bit.
-        assert candles[column].tolist() == expected[column].tolist(), column
+        # A one-bar candle holds that bar's stored doubles, read back bit for bit.
+        assert candles[column].tolist() == raw[column].tolist(), column
     assert candles["ts"].tolist() == [
-        pd.Timestamp(f"{day.date()} 13:30", tz="UTC") for day in expected.index
+        pd.Timestamp(f"{day.date()} 13:30", tz="UTC") for day in recorded_days.index
     ]
     assert set(states(url)["status"]) == {COMPLETE}
 
@@ -131,7 +142,7 @@ def test_a_retry_within_the_run_is_recorded(
     metadata = raw_metadata(instance, outcome.run_id)
     assert metadata["run_provider_retries"] == 1
     assert metadata["run_backoff_seconds"] > 0
-    assert len(yahoo.chart_calls("NVDA")) == 2
+    assert len(yahoo.chart_calls("NVDA")) == 2 + 1, "two tries, then the later actions"
     assert set(states(url)["status"]) == {COMPLETE}
 
 
@@ -187,7 +198,7 @@ def test_a_404_and_a_429_fail_two_tickers_not_the_run_and_the_retry_fetches_only
         )
         assert retried.success
         assert len(yahoo.chart_calls("NVDA")) == nvda_calls, "complete days cost no call"
-        assert len(yahoo.chart_calls("MSFT")) == 2
+        assert len(yahoo.chart_calls("MSFT")) == 2 + 1, "429, the bars, the later actions"
         assert len(requests_for(yahoo, "ZZZZ")) == 2 * zzzz_calls, "asked again, once"
 
     final = states(url)

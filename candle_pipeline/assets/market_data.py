@@ -29,6 +29,7 @@ from candle_pipeline.checks.quality import (
     day_evaluations,
     run_warnings,
 )
+from candle_pipeline.domain.adjustments import last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
@@ -56,7 +57,8 @@ from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
 from candle_pipeline.warehouse import quality_reports
-from candle_pipeline.warehouse.partition_store import load_days, load_partitions, replace_partitions
+from candle_pipeline.warehouse.corporate_actions import store_actions
+from candle_pipeline.warehouse.partition_store import load_days, load_partitions
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
 from candle_pipeline.warehouse.watchlist import WatchedTicker, watch_frame
@@ -160,7 +162,8 @@ def market_data(
     else:
         if start == RAW_QUOTES:
             fetched = _fetch(market_data, plan, entries)
-            raw, failures = fetched.bars, fetched.failures
+            raw = unadjust_splits(fetched.bars, fetched.actions, fetched.split_adjusted_as_of)
+            failures = fetched.failures
             actions = _actions(warehouse, fetched, days)
         else:
             raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
@@ -316,13 +319,13 @@ def _write_side_tables(
     processed: Processed,
     fetched: Fetched | None,
 ) -> None:
-    """Corporate actions of the fetched ticker-days and the run's quality reports, in the step's
-    unit of work."""
+    """Corporate actions of the fetched tickers (and their adjustment factors) and the run's
+    quality reports, in the step's unit of work."""
     if fetched is not None and not processed.stored.empty:
-        keys = processed.stored.rename(columns={"trade_date": "ex_date"})
-        actions = fetched.actions
+        fetched_days = processed.stored.loc[:, ["trade_date", "ticker"]]
+        closes = last_closes(processed.validation.quotes)
         warehouse.write(
-            lambda conn: replace_partitions(conn, TABLES["corporate_actions"], keys, actions)
+            lambda conn: store_actions(conn, fetched.actions, fetched_days, closes, now)
         )
     if len(processed.assessment.reports):
         assessment, threshold = processed.assessment, quality.quality_threshold

@@ -76,7 +76,9 @@ class FetchResult:
     `dropped` counts rows the provider returned but that are not stored, by reason (all-NaN rows,
     repeated timestamps, bars of a session still in progress, days that were not asked for).
     `exchange_name` is the provider's own name of the ticker's exchange (Yahoo's `exchangeName`,
-    e.g. `NMS`) when it reports one.
+    e.g. `NMS`) when it reports one. `split_adjusted_as_of`: None when the bars are raw (as
+    traded); else the day as of which the provider divided each bar by every later split (Yahoo:
+    the day of the request), `actions` then holding every split up to that day.
     """
 
     bars: pd.DataFrame
@@ -87,6 +89,7 @@ class FetchResult:
     throttled_seconds: float = 0.0
     backoff_seconds: float = 0.0
     exchange_name: str | None = None
+    split_adjusted_as_of: date | None = None
 
     @property
     def cost(self) -> CallStats:

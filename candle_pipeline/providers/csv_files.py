@@ -2,10 +2,13 @@
 
 - `lean-minute/<TICKER>/<YYYY-MM-DD>.csv`: `ts,open,high,low,close,volume`, ts the bar start in
   UTC, pre- and post-market included;
-- `lean-daily/<TICKER>.csv`: `date,open,high,low,close,volume`, one row per session.
+- `lean-daily/<TICKER>.csv`: `date,open,high,low,close,volume`, one row per session;
+- `lean-daily/factor_files/<TICKER>.csv`: Lean's factor file (`date,price_factor,split_factor,
+  reference_price`, no header), read as the ticker's complete history of splits and dividends
+  (`domain.adjustments.actions_from_factor_file`) with each fetch.
 
 For each day the finest data wins: the minute file when it exists, else the day's daily bar.
-Each file read counts as one request.
+Lean's prices are raw (as traded). Each file read counts as one request.
 """
 
 from __future__ import annotations
@@ -17,15 +20,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS, actions_from_factor_file
 from candle_pipeline.domain.bars import VALUE_COLUMNS, BarsError, check_bars, empty_bars
+from candle_pipeline.domain.corporate_actions import empty_actions
+from candle_pipeline.domain.sessions import exchange_calendar
 from candle_pipeline.providers.base import FetchResult
 
 MINUTE_DIR = "lean-minute"
 DAILY_DIR = "lean-daily"
 MINUTE_COLUMNS = ("ts", *VALUE_COLUMNS)
 DAILY_COLUMNS = ("date", *VALUE_COLUMNS)
+FACTOR_DIR = "factor_files"
 # Lean's `usa` equity data is stamped in New York time; daily bars start at local midnight.
 LEAN_TIMEZONE = "America/New_York"
+# The exchange whose sessions place Lean's `usa` actions; their prices and dividends are in USD.
+LEAN_EXCHANGE = "XNYS"
+LEAN_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,14 @@ class CsvProvider:
                 requests += 1
             frames.append(daily[daily["trade_date"] == pd.Timestamp(day)])
         bars = pd.concat(frames, ignore_index=True) if frames else empty_bars()
-        return FetchResult(bars=check_bars(bars, f"csv {ticker}"), requests=requests)
+        actions = empty_actions()
+        factor_file = self.root / DAILY_DIR / FACTOR_DIR / f"{ticker}.csv"
+        if days and factor_file.is_file():
+            actions = _read_factor_file(factor_file, ticker)
+            requests += 1
+        return FetchResult(
+            bars=check_bars(bars, f"csv {ticker}"), requests=requests, actions=actions
+        )
 
 
 def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
@@ -80,6 +97,28 @@ def _read_minute_file(path: Path, ticker: str, day: date) -> pd.DataFrame:
         raise BarsError(f"{path}: {int((local_days != day).sum())} bar(s) fall outside {day}")
     bars = frame.assign(ticker=ticker, trade_date=pd.Timestamp(day), interval="1m", ts=ts)
     return check_bars(bars, str(path))
+
+
+def _read_factor_file(path: Path, ticker: str) -> pd.DataFrame:
+    """The factor file's actions, effective on the next session of Lean's exchange after each
+    row's date."""
+    try:
+        factors = pd.read_csv(path, header=None, names=list(FACTOR_FILE_COLUMNS))
+        numbers = factors.astype(
+            {"price_factor": "float64", "split_factor": "float64", "reference_price": "float64"}
+        )
+        dates = pd.to_datetime(numbers["date"].astype(str), format="%Y%m%d")
+        # The last row is Lean's open end (2050-12-31): the calendar covers the rows before it.
+        span = dates.iloc[:-1] if len(dates) > 1 else dates
+        calendar = exchange_calendar(LEAN_EXCHANGE, span.min().date(), span.max().date())
+        actions = actions_from_factor_file(numbers, ticker, calendar.sessions)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise BarsError(f"{path}: not a readable factor file ({error})") from None
+    except (ValueError, TypeError):
+        raise BarsError(
+            f"{path}: not a Lean factor file ({','.join(FACTOR_FILE_COLUMNS)}, dates as YYYYMMDD)"
+        ) from None
+    return actions.assign(currency=LEAN_CURRENCY)
 
 
 def _read_daily_file(path: Path, ticker: str) -> pd.DataFrame:

@@ -75,6 +75,13 @@ class RecordedExchanges:
             return Answer(200, {"content-type": "text/html"}, b"")
         raise ReplayMissError(f"replaying {self.folder}: no recording answers {parts.path}")
 
+    def holds(self, symbol: str, interval: str, first: date, last: date) -> bool:
+        """True when a recording of `symbol` at `interval` covers `first` to `last` (local days)."""
+        return any(
+            r.interval == interval and r.first_day <= first and last < r.end_day
+            for r in self._by_symbol.get(symbol, [])
+        )
+
     def _chart(self, symbol: str, query: dict[str, str]) -> Answer:
         recordings = self._by_symbol.get(symbol, [])
         if not recordings:

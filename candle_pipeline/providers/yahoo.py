@@ -11,6 +11,11 @@
   (today or later in the exchange's time zone) and bars of days that were not asked for.
 - A window answered with no bar at all is an error: nothing is stored for it.
 - Every HTTP request goes through `yahoo_http.YahooSession` (rate limit, replay, errors).
+- Yahoo divides every bar by the splits after it, as of the day of the request: the result says
+  so (`split_adjusted_as_of`) and carries the splits up to that day, asking for the events after
+  the last requested day in one more request (daily bars) when the windows end before it; the
+  processing step un-adjusts the bars (`domain.adjustments`). Replaying, that request is made
+  when a recording holds it; otherwise the answers count as served on the last requested day.
 
 yfinance's time-zone and cookie caches (SQLite files) live in a fresh folder per process, so
 processes never share or lock them and a read-only home folder does not matter.
@@ -19,6 +24,7 @@ processes never share or lock them and a read-only home folder does not matter.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import json
 import shutil
@@ -55,6 +61,10 @@ from candle_pipeline.providers.replay import RecordedExchanges
 from candle_pipeline.providers.resilience import Resilience
 from candle_pipeline.providers.yahoo_http import Route, YahooSession, routed
 from candle_pipeline.settings import YAHOO_WINDOW_LIMITS
+
+# The bar width of the request for the corporate actions after the requested days.
+EVENTS_INTERVAL = "1d"
+
 
 _SESSION: YahooSession | None = None
 _SETUP_LOCK = threading.Lock()
@@ -100,6 +110,7 @@ class YahooProvider:
         stats = CallStats()
         bars, actions, dropped = [], [], Counter[str]()
         exchange_names: set[str] = set()
+        local_today: date | None = None
         for first, last in windows:
             wanted = [day for day in days if first <= day <= last]
             what = f"Yahoo {symbol} {self.interval} {first}..{last}"
@@ -107,6 +118,7 @@ class YahooProvider:
             history, exchange_name = self.resilience.call(what, request, stats)
             if exchange_name:
                 exchange_names.add(exchange_name)
+            local_today = _local_day(history, now)
             window_bars, window_actions, window_dropped = bars_from_history(
                 history, ticker, self.interval, wanted, now
             )
@@ -119,6 +131,13 @@ class YahooProvider:
             bars.append(window_bars)
             actions.append(window_actions)
             dropped.update(window_dropped)
+        if local_today is not None and windows[-1][1] < local_today:
+            later = (windows[-1][1] + timedelta(days=1), local_today)
+            if self.replay is None or self.replay.holds(symbol, EVENTS_INTERVAL, *later):
+                actions.append(self._later_actions(ticker, symbol, later, stats))
+            else:
+                # A replayed answer is taken as served on its last day: nothing later is recorded.
+                local_today = windows[-1][1]
         return FetchResult(
             bars=pd.concat(bars, ignore_index=True)
             if bars
@@ -130,7 +149,31 @@ class YahooProvider:
             throttled_seconds=stats.throttled_seconds,
             backoff_seconds=stats.backoff_seconds,
             exchange_name=min(exchange_names) if len(exchange_names) == 1 else None,
+            split_adjusted_as_of=local_today,
         )
+
+    def _later_actions(
+        self, ticker: str, symbol: str, days: tuple[date, date], stats: CallStats
+    ) -> pd.DataFrame:
+        """The splits and dividends of `days` (first, last): one request of daily bars, whose
+        events are all it is asked for."""
+        first, last = days
+        what = f"Yahoo {symbol} corporate actions {first}..{last}"
+        daily = dataclasses.replace(self, interval=EVENTS_INTERVAL)
+        request = functools.partial(daily._history, symbol, first, last, stats, what)
+        history, _ = self.resilience.call(what, request, stats)
+        index = pd.DatetimeIndex(history.index)
+        frame = pd.DataFrame(
+            {
+                "trade_date": index.tz_localize(None).normalize(),
+                "dividend": history["Dividends"].to_numpy(dtype="float64"),
+                "split_ratio": history["Stock Splits"].to_numpy(dtype="float64"),
+            }
+        )
+        asked = (frame["trade_date"] >= pd.Timestamp(first)) & (
+            frame["trade_date"] <= pd.Timestamp(last)
+        )
+        return _actions(frame[asked], ticker)
 
     def _history(
         self, symbol: str, first: date, last: date, stats: CallStats, what: str
@@ -187,6 +230,12 @@ class YahooProvider:
         return history, metadata.get("exchangeName")
 
 
+def _local_day(history: pd.DataFrame, now: datetime) -> date | None:
+    """The day of `now` in the time zone of the answer's exchange (None: no time zone)."""
+    zone = pd.DatetimeIndex(history.index).tz
+    return None if zone is None else pd.Timestamp(now).tz_convert(zone).date()
+
+
 def bars_from_history(
     history: pd.DataFrame,
     ticker: str,
@@ -196,7 +245,8 @@ def bars_from_history(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """yfinance's `history` frame as canonical bars (with `adj_close`) and corporate actions.
 
-    Returns the bars to store, the actions on the wanted days, and the rows not stored by reason.
+    Returns the bars to store, the actions from the first to the last wanted day, and the rows
+    not stored by reason.
     """
     index = pd.DatetimeIndex(history.index)
     if index.tz is None:
@@ -221,8 +271,13 @@ def bars_from_history(
     )
     kept, dropped = storable_rows(frame, wanted, today)
     bars = check_bars(frame[kept], f"Yahoo {ticker}", extra=(ADJ_CLOSE,))
-    on_asked_days = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
-    actions = _actions(frame[on_asked_days & (frame["trade_date"] < today)], ticker)
+    # Every action inside the asked span counts, asked day or not: a split between two asked
+    # days divides the first one's bar.
+    days = pd.to_datetime(list(wanted))
+    live = frame["trade_date"] >= today
+    asked = frame["trade_date"].isin(days)
+    spanned = frame["trade_date"].between(days.min(), days.max()) if len(days) else asked
+    actions = _actions(frame[spanned & ~live], ticker)
     return bars, actions, dropped
 
 

@@ -19,7 +19,11 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import raw_quotes, stamp_fetches
-from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
+from candle_pipeline.domain.corporate_actions import (
+    FETCHED_ACTION_COLUMNS,
+    empty_actions,
+    with_details,
+)
 from candle_pipeline.domain.routing import route, source_chain
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
@@ -76,6 +80,15 @@ class Fetched:
     fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
     cost: CallStats = dataclasses.field(default_factory=CallStats)
     requests_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def split_adjusted_as_of(self) -> dict[str, date]:
+        """The tickers whose bars the provider divided by later splits, and as of which day."""
+        return {
+            ticker: result.split_adjusted_as_of
+            for ticker, result in self.results.items()
+            if result.split_adjusted_as_of is not None
+        }
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -261,9 +274,13 @@ class MarketDataResource(dg.ConfigurableResource):
         stamps = [fetched_at[ticker] for ticker in served]
         names = [sources[ticker] for ticker in served]
         actions = (
-            stamp_fetches([results[ticker].actions for ticker in served], stamps, names)
+            stamp_fetches(
+                [with_details(results[ticker].actions) for ticker in served], stamps, names
+            )
+            .loc[:, list(FETCHED_ACTION_COLUMNS)]
+            .drop_duplicates(subset=["ticker", "ex_date"], keep="last")
             if served
-            else empty_actions(STORED_ACTION_COLUMNS)
+            else empty_actions(FETCHED_ACTION_COLUMNS)
         )
         return Fetched(
             results=results,

@@ -95,6 +95,39 @@ def load_days(
     return _load(conn, spec, _key_frame((spec.day_column,), [(day,) for day in days]))
 
 
+def load_range(
+    conn: psycopg.Connection,
+    spec: PartitionedTable,
+    tickers: Sequence[str],
+    *,
+    interval: str,
+    first: date,
+    last: date,
+) -> pd.DataFrame:
+    """The rows of `tickers` at `interval` whose day is from `first` to `last`, in primary-key
+    order (a table of bars: `ticker` and `interval` columns)."""
+    statement = sql.SQL(
+        "COPY (SELECT {columns} FROM {table} AS t WHERE t.ticker = ANY({tickers}) "
+        "AND t.interval = {interval} AND {day} BETWEEN {first} AND {last} "
+        "ORDER BY {order}) TO STDOUT (FORMAT csv)"
+    ).format(
+        columns=sql.SQL(", ").join(_export_expression(column) for column in spec.table.columns),
+        table=qualified(spec.table),
+        tickers=sql.Literal(list(tickers)),
+        interval=sql.Literal(interval),
+        day=sql.Identifier("t", spec.day_column),
+        first=sql.Literal(first),
+        last=sql.Literal(last),
+        order=sql.SQL(", ").join(sql.Identifier("t", name) for name in spec.order_by),
+    )
+    buffer = io.BytesIO()
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        for data in copy:
+            buffer.write(data)
+    buffer.seek(0)
+    return _parse_export(spec, buffer)
+
+
 def _load(conn: psycopg.Connection, spec: PartitionedTable, keys: pd.DataFrame) -> pd.DataFrame:
     with conn.transaction():
         _stage_keys(conn, spec, keys)

@@ -98,6 +98,29 @@ corporate_actions = sa.Table(
     sa.Column("split_ratio", sa.Float(precision=53)),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    # The dividend's currency (NULL: the quote currency, not reported by the provider).
+    sa.Column("currency", sa.Text),
+    # The raw close of the session before the ex-date, the reference of a dividend's return step.
+    sa.Column("reference_close", sa.Float(precision=53)),
+    # When the warehouse first stored the action: what `as_of` readers compare with.
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+# CRSP-style factors per ticker and ex-date, derived from `corporate_actions` by each run that
+# stores actions of the ticker (domain.adjustments): the step of the action and the cumulative
+# factors of the bars before it. Adjusted series are computed from them, never stored.
+adjustment_factors = sa.Table(
+    "adjustment_factors",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("ex_date", sa.Date, primary_key=True),
+    # The first day the action counts as of: the later of its ex-date and its first sighting.
+    sa.Column("known_on", sa.Date, nullable=False),
+    sa.Column("split_ratio", sa.Float(precision=53), nullable=False),
+    sa.Column("dividend_factor", sa.Float(precision=53), nullable=False),
+    sa.Column("price_factor", sa.Float(precision=53), nullable=False),
+    sa.Column("volume_factor", sa.Float(precision=53), nullable=False),
+    sa.Column("return_factor", sa.Float(precision=53), nullable=False),
 )
 
 # The token bucket of each market-data provider, shared by every process using this warehouse:
@@ -201,6 +224,8 @@ TABLES: Mapping[str, PartitionedTable] = {
     # Written next to the bars, for the same ticker-days (ex-date = the day).
     "corporate_actions": PartitionedTable(corporate_actions, ("ex_date", "ticker"), "ex_date"),
 }
+# Rewritten whole per ticker whenever its actions are stored.
+ADJUSTMENT_FACTORS = PartitionedTable(adjustment_factors, ("ticker",), "ex_date")
 
 
 # One row per ticker-day and run of `validated_quotes`: the score, its components and what the

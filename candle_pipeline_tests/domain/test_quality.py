@@ -1,13 +1,13 @@
 """Validation and scoring on real minute data: clean days, AAPL's split day, corrupted copies."""
 
 from datetime import date
-from pathlib import Path
 
 import exchange_calendars as xcals
 import pandas as pd
 import pandera.errors
 import pytest
 
+from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS, actions_from_factor_file
 from candle_pipeline.domain.bars import stamp_fetches
 from candle_pipeline.domain.quality import (
     FLAG_COLUMNS,
@@ -27,7 +27,7 @@ from candle_pipeline_tests.quality import corrupt
 XNYS = ExchangeDirectory(default="XNYS", by_ticker={})
 RULES = QualityRules()
 TIMINGS = market_timings(["XNYS"], date(2013, 10, 1), date(2015, 12, 31))
-FACTOR_FILES = Path(__file__).parents[1] / "fixtures" / "factor_files"
+FACTOR_FILES = SAMPLE_DATA_DIR / "lean-daily" / "factor_files"
 SPLIT_DAY = date(2014, 6, 9)
 
 
@@ -56,26 +56,11 @@ def quality_of(validation: Validation, ticker: str, *days: date) -> pd.Series | 
 
 
 def split_actions(ticker: str) -> pd.DataFrame:
-    """Splits from Lean's factor file: a row's factors hold up to its date, so a change in the
-    split factor between two rows is a split effective the next session after the first."""
-    factors = pd.read_csv(
-        FACTOR_FILES / f"{ticker}.csv",
-        names=["date", "price_factor", "split_factor", "reference_price"],
-        parse_dates=["date"],
-    )
-    ratio = factors["split_factor"].shift(-1) / factors["split_factor"]
-    # Lean stores the factors to 7 digits: 0.25 / 0.0357143 = 6.999997 is a 7:1 split.
-    splits = factors[(ratio - 1).abs() > 1e-9].assign(ratio=ratio.round(4))
-    calendar = xcals.get_calendar("XNYS", start=factors["date"].min())
-    day_after = splits["date"] + pd.Timedelta(days=1)
-    return pd.DataFrame(
-        {
-            "ticker": ticker,
-            "ex_date": [calendar.date_to_session(d, direction="next") for d in day_after],
-            "dividend": None,
-            "split_ratio": splits["ratio"].to_numpy(),
-        }
-    )
+    """The splits of Lean's factor file (its dividends left out)."""
+    factors = pd.read_csv(FACTOR_FILES / f"{ticker}.csv", names=list(FACTOR_FILE_COLUMNS))
+    calendar = xcals.get_calendar("XNYS", start=pd.Timestamp("1998-01-02"))
+    actions = actions_from_factor_file(factors, ticker, calendar.sessions)
+    return actions[actions["split_ratio"].notna()].assign(dividend=None)
 
 
 def previous_close(ticker: str, day: date) -> pd.DataFrame:

@@ -14,7 +14,7 @@ SPY_MINUTE = SAMPLE_DATA_DIR / "lean-minute" / "SPY" / "2013-10-07.csv"
 def test_minute_file_is_read_as_is() -> None:
     result = CsvProvider(SAMPLE_DATA_DIR).fetch_bars("SPY", [date(2013, 10, 7)])
     source = pd.read_csv(SPY_MINUTE)
-    assert result.requests == 1
+    assert result.requests == 2, "the minute file and SPY's factor file"
     assert len(result.bars) == len(source)
     assert (result.bars["interval"] == "1m").all()
     assert result.bars["ts"].iloc[0] == pd.Timestamp(source["ts"].iloc[0])
@@ -23,7 +23,7 @@ def test_minute_file_is_read_as_is() -> None:
 
 def test_days_without_minute_file_fall_back_to_the_daily_bar() -> None:
     result = CsvProvider(SAMPLE_DATA_DIR).fetch_bars("SPY", [date(2013, 9, 30), date(2013, 10, 1)])
-    assert result.requests == 1
+    assert result.requests == 2, "the daily file and SPY's factor file"
     assert list(result.bars["interval"]) == ["1d", "1d"]
     first = result.bars.iloc[0]
     assert first["ts"] == pd.Timestamp("2013-09-30 00:00", tz="America/New_York")
@@ -70,3 +70,23 @@ def test_bad_files_are_refused_naming_file_and_problem(
     with pytest.raises(BarsError, match=message) as error:
         provider.fetch_bars("SPY", [date(2013, 10, 7)])
     assert "2013-10-07.csv" in str(error.value)
+
+
+def test_the_factor_file_gives_the_tickers_splits_and_dividends() -> None:
+    result = CsvProvider(SAMPLE_DATA_DIR).fetch_bars("AAPL", [date(2014, 6, 9)])
+    assert result.requests == 2, "the minute file and the factor file"
+    actions = result.actions.set_index("ex_date")
+    split = actions.loc[pd.Timestamp("2014-06-09")]
+    assert split["split_ratio"] == 7.0
+    assert split["reference_close"] == 645.57
+    assert actions["split_ratio"].notna().sum() == 4
+    assert (actions["currency"] == "USD").all()
+    assert actions.loc[pd.Timestamp("2014-05-08"), "dividend"] == pytest.approx(3.29, abs=0.01)
+
+
+def test_an_unreadable_factor_file_is_one_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "lean-daily" / "factor_files"
+    folder.mkdir(parents=True)
+    (folder / "SPY.csv").write_text("not,a,factor,file\n")
+    with pytest.raises(BarsError, match=r"SPY\.csv: not a Lean factor file"):
+        CsvProvider(tmp_path).fetch_bars("SPY", [date(2013, 10, 7)])

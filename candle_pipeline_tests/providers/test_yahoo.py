@@ -27,6 +27,9 @@ MSFT = "historical-via-chart-MSFT-dividends-2021-02-01-to-2022-01-31.csv.json"
 TSLA = "historical-via-chart-dividends-TSLA-no-dividends.json"
 AAPL_SPLIT = "chart-AAPL-2020-08-31-to-2020-11-07.json"
 VALUES = ["open", "high", "low", "close", "volume", "adj_close"]
+# The NVDA recording was made on this day (its answer's Date header), after both splits below.
+RECORDED_ON = date(2025, 2, 22)
+NVDA_SPLITS = [("2021-07-20", 4.0), ("2024-06-10", 10.0)]
 
 
 def assert_bars_match_recording(bars: pd.DataFrame, name: str, zone: str) -> None:
@@ -48,7 +51,7 @@ def all_days(name: str) -> list[date]:
 
 
 def test_nvda_split_year_is_parsed_as_recorded() -> None:
-    result = replaying_provider().fetch_bars("NVDA", all_days(NVDA))
+    result = replaying_provider(clock=at(RECORDED_ON)).fetch_bars("NVDA", all_days(NVDA))
     assert len(result.bars) == 252
     assert_bars_match_recording(result.bars, NVDA, "America/New_York")
     assert set(result.bars["interval"]) == {"1d"}
@@ -59,11 +62,13 @@ def test_nvda_split_year_is_parsed_as_recorded() -> None:
     assert result.actions.to_dict("records") == [
         {
             "ticker": "NVDA",
-            "ex_date": pd.Timestamp("2021-07-20"),
+            "ex_date": pd.Timestamp(ex_date),
             "dividend": pytest.approx(np.nan, nan_ok=True),
-            "split_ratio": 4.0,
+            "split_ratio": ratio,
         }
+        for ex_date, ratio in NVDA_SPLITS
     ]
+    assert result.split_adjusted_as_of == RECORDED_ON
     assert result.dropped == {}
 
 
@@ -143,7 +148,12 @@ def test_only_the_requested_days_are_returned_and_the_rest_counted() -> None:
     result = replaying_provider().fetch_bars("NVDA", [date(2021, 7, 19), date(2021, 7, 21)])
     assert list(result.bars["trade_date"].dt.date) == [date(2021, 7, 19), date(2021, 7, 21)]
     assert result.dropped == {"outside_requested_days": 252 - 2 - 1}
-    assert result.actions.empty, "the split day was not asked for"
+    # The split day was not asked for, but it lies between asked days; the 10:1 split comes from
+    # the one request for the actions after the asked days, up to the day of the request.
+    splits = result.actions[["ex_date", "split_ratio"]].to_records(index=False).tolist()
+    assert [(pd.Timestamp(day).date(), ratio) for day, ratio in splits] == [
+        (date.fromisoformat(day), ratio) for day, ratio in NVDA_SPLITS
+    ]
 
 
 def test_empty_weekend_minute_answer_is_an_error_not_an_empty_success() -> None:
@@ -169,8 +179,8 @@ def test_a_symbol_without_recording_fails_naming_what_is_recorded() -> None:
 
 
 def test_days_outside_the_recording_fail_naming_the_recordings() -> None:
-    with pytest.raises(ReplayMissError, match=r"no recording of NVDA at 1d covers 2022-02-01"):
-        replaying_provider().fetch_bars("NVDA", [date(2022, 2, 1)])
+    with pytest.raises(ReplayMissError, match=r"no recording of NVDA at 1d covers 2020-06-01"):
+        replaying_provider().fetch_bars("NVDA", [date(2020, 6, 1)])
 
 
 def yfinance_frame(index: list[str], zone: str, closes: list[float]) -> pd.DataFrame:

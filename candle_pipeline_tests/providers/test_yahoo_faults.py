@@ -16,6 +16,9 @@ from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault
 from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY, YAHOO_FIXTURES, recorded
 
 SPLIT_DAY = [date(2021, 7, 20)]
+# The splits up to the request day: the split day's own and NVDA's 10:1 of 2024, from the one
+# request for the corporate actions after the asked days.
+SPLITS_SEEN = [4.0, 10.0]
 # Generous, so that a loaded test machine never turns a slow answer into a timeout; the timeout
 # test uses its own short one.
 CLIENT_TIMEOUT = 5.0
@@ -45,7 +48,7 @@ def provider_for(
 
 def assert_nvda_split_day(result) -> None:
     assert list(result.bars["trade_date"].dt.date) == SPLIT_DAY
-    assert result.actions["split_ratio"].tolist() == [4.0]
+    assert result.actions["split_ratio"].tolist() == SPLITS_SEEN
 
 
 def test_429_with_retry_after_waits_as_asked(yahoo: FakeYahoo) -> None:
@@ -54,7 +57,7 @@ def test_429_with_retry_after_waits_as_asked(yahoo: FakeYahoo) -> None:
     assert_nvda_split_day(result)
     assert result.retries == 1
     assert result.backoff_seconds >= 1.0
-    first, second = yahoo.chart_calls("NVDA")
+    first, second, _later_actions = yahoo.chart_calls("NVDA")
     assert second.arrived - first.finished >= 1.0, "the second try came before Retry-After"
 
 
@@ -63,7 +66,7 @@ def test_429_without_retry_after_backs_off_exponentially(yahoo: FakeYahoo) -> No
     result = provider_for(yahoo).fetch_bars("NVDA", SPLIT_DAY)
     assert_nvda_split_day(result)
     assert result.retries == 2
-    assert len(yahoo.chart_calls("NVDA")) == 3
+    assert len(yahoo.chart_calls("NVDA")) == 3 + 1, "three tries, then the later actions"
 
 
 def test_server_errors_are_retried(yahoo: FakeYahoo) -> None:

@@ -177,6 +177,9 @@ def test_a_unit_of_work_cut_by_a_restart_runs_again_whole_on_a_new_connection(
             "split_ratio": float("nan"),
             "source": "csv",
             "fetched_at": pd.Timestamp(datetime(2013, 10, 5, tzinfo=UTC)),
+            "currency": "USD",
+            "reference_close": 168.5,
+            "first_seen": pd.Timestamp(datetime(2013, 10, 5, tzinfo=UTC)),
         }
     )
     calls: list[tuple[str, psycopg.Connection]] = []

@@ -72,7 +72,8 @@ def run_four_at_once(pg_server: LocalPostgres, tmp_path: Path, pool_limit: int |
     assert sorted(states["ticker"]) == sorted(RUNS), "each run stored its ticker's day"
     assert set(states["status"]) == {"complete"}
     for ticker in RUNS:
-        assert len(yahoo.chart_calls(ticker)) == 1, f"{ticker} was asked for once"
+        calls = len(yahoo.chart_calls(ticker))
+        assert calls == 1 + 1, f"{ticker} was asked for its day once, then its later actions"
     return yahoo
 
 

@@ -123,8 +123,8 @@ def test_the_schema_name_comes_from_the_settings(
         "SELECT table_schema, count(*) FROM information_schema.tables "
         "WHERE table_schema IN ('market', 'prices') GROUP BY table_schema",
     )
-    # The tables, the view and the version table.
-    assert found == [("prices", len(metadata.tables) + 2)]
+    # The tables, the two views and the version table.
+    assert found == [("prices", len(metadata.tables) + 3)]
     assert rows(warehouse_url, "SELECT version_num FROM prices.alembic_version") == [HEAD]
 
 
@@ -141,6 +141,36 @@ def test_downgrading_to_the_first_release_and_back(warehouse_url: str) -> None:
     done = schema.upgrade(warehouse_url)
     assert done == schema.Upgrade(before=(schema.FIRST_RELEASE,), after=HEAD)
     assert schema_differences(warehouse_url) == []
+
+
+def test_yahoo_rows_stored_before_raw_prices_are_marked_for_refetch(warehouse_url: str) -> None:
+    schema.upgrade(warehouse_url)
+    with engine_for(warehouse_url).begin() as conn:
+        command.downgrade(schema.alembic_config(conn), "0002_day_partitions")
+        conn.exec_driver_sql(
+            "INSERT INTO market.ticker_days (ticker, trade_date, exchange, status, attempts, rows,"
+            " spike_rows, stale_rows, gaps, source, fetched_at, updated_at, run_id) VALUES"
+            " ('NVDA', '2021-07-19', 'XNAS', 'complete', 1, 1, 0, 0, 0, 'yahoo', now(), now(),"
+            " 'a'), ('SPY', '2013-10-07', 'XNYS', 'complete', 1, 3, 0, 0, 0, 'csv', now(), now(),"
+            " 'b')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO market.corporate_actions (ticker, ex_date, split_ratio, source,"
+            " fetched_at) VALUES ('NVDA', '2021-07-20', 4, 'yahoo', '2021-07-21T00:00Z')"
+        )
+    schema.upgrade(warehouse_url)
+    assert rows(warehouse_url, "SELECT ticker, status FROM market.ticker_days ORDER BY 1") == [
+        ("NVDA", "failed"),
+        ("SPY", "complete"),
+    ]
+    [(error,)] = rows(
+        warehouse_url, "SELECT last_error FROM market.ticker_days WHERE ticker = 'NVDA'"
+    )
+    assert "materialise the day again" in error
+    [(seen, fetched)] = rows(
+        warehouse_url, "SELECT first_seen, fetched_at FROM market.corporate_actions"
+    )
+    assert seen == fetched, "an action already stored was first seen when it was fetched"
 
 
 def test_a_previous_release_warehouse_is_upgraded_in_place(previous_release_url: str) -> None:

@@ -634,6 +634,7 @@ class QualitySettings:
     alert_webhook_configured: bool = False
     alert_min_severity: str = DEFAULT_ALERT_MIN_SEVERITY
     dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL
+    crosscheck_tolerance: float = DEFAULT_CROSSCHECK_TOLERANCE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> QualitySettings:

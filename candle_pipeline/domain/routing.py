@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from candle_pipeline.domain.symbols import is_crypto_pair
 
@@ -21,3 +21,19 @@ def route(
 def source_chain(primary: str, fallbacks: Sequence[str]) -> list[str]:
     """The sources a ticker is asked, in order: its own, then each fallback once."""
     return [primary, *(source for source in dict.fromkeys(fallbacks) if source != primary)]
+
+
+def reference_chain(
+    chain: Sequence[str], served_by: Collection[str], waited: Collection[str] = ()
+) -> list[str]:
+    """The sources a ticker's bars are cross-checked against, in the order of its `chain`:
+    every source but those that served the bars (`served_by`, by source name or by the name
+    its rows carry, `ccxt:binance` for `ccxt`) and those that asked to wait (asking again
+    would extend a ban, or meet an open breaker). A source that refused the ticker is asked
+    again: its own answer is the best reference when it has one."""
+    return [
+        source
+        for source in chain
+        if source not in waited
+        and not any(name == source or name.startswith(f"{source}:") for name in served_by)
+    ]

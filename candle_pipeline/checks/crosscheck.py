@@ -156,7 +156,7 @@ class CrosscheckConfig(dg.Config):
     )
 
 
-@dg.op(name=CROSSCHECK_OP, pool=MARKET_API_POOL)
+@dg.op(name=CROSSCHECK_OP, pool=MARKET_API_POOL, out={})
 def crosscheck(
     context: dg.OpExecutionContext,
     config: CrosscheckConfig,

@@ -118,7 +118,7 @@ def test_days_a_fallback_served_are_cross_checked_in_the_same_run(
     url = create_database(pg_server, "warehouse")
     watch(url, ["AAPL"], FIRST)
     # Yahoo has no recording of AAPL in 2005: it fails, the CSV folder serves, and the days are
-    # compared with Yahoo again (refusing again), then with Polygon.
+    # compared with the next source, Polygon (Yahoo, which just refused, is not asked again).
     defs = definitions(
         url,
         CLOSE_OFF,

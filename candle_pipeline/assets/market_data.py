@@ -311,7 +311,8 @@ def _cross_check_fallbacks(
     selected: set[dg.AssetCheckKey],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """The source_mismatch evaluations of the days with ticker-days a fallback served: their
-    bars as stored against the first other source of each ticker's chain that answers."""
+    bars as stored against the first source of each ticker's chain that neither served nor
+    failed on it in this run, and answers."""
     if SOURCE_MISMATCH_CHECK.key not in selected or fetched is None or not fetched.fallbacks:
         return iter(())
     served = raw[raw["ticker"].isin(list(fetched.fallbacks))]

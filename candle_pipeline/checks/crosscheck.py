@@ -3,8 +3,8 @@ cross-checked ticker-days agree with a second source within CANDLE_CROSSCHECK_TO
 
 Evaluated in two places, with the same comparison (`domain.crosscheck`):
 - in the `market_data` step, for the ticker-days a fallback source served, against the first
-  source of the ticker's chain that answers, the ticker's own source first (`Fetched.
-  crosscheck_chains`);
+  source of the ticker's chain that neither served nor failed on it in the run and answers
+  (`Fetched.crosscheck_chains`);
 - on demand by `crosscheck_job` (`candle-pipeline crosscheck`): the stored ticker-days of some
   tickers and days against a named source, or the first other source of each ticker's chain.
 

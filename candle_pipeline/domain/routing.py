@@ -23,17 +23,13 @@ def source_chain(primary: str, fallbacks: Sequence[str]) -> list[str]:
     return [primary, *(source for source in dict.fromkeys(fallbacks) if source != primary)]
 
 
-def reference_chain(
-    chain: Sequence[str], served_by: Collection[str], waited: Collection[str] = ()
-) -> list[str]:
+def reference_chain(chain: Sequence[str], excluded: Collection[str]) -> list[str]:
     """The sources a ticker's bars are cross-checked against, in the order of its `chain`:
-    every source but those that served the bars (`served_by`, by source name or by the name
-    its rows carry, `ccxt:binance` for `ccxt`) and those that asked to wait (asking again
-    would extend a ban, or meet an open breaker). A source that refused the ticker is asked
-    again: its own answer is the best reference when it has one."""
+    every source but the `excluded` ones (those that served the bars, or failed on the ticker
+    in the same run), named as CANDLE_SOURCE spells them or as their rows do (`ccxt:binance`
+    for `ccxt`)."""
     return [
         source
         for source in chain
-        if source not in waited
-        and not any(name == source or name.startswith(f"{source}:") for name in served_by)
+        if not any(name == source or name.startswith(f"{source}:") for name in excluded)
     ]

@@ -72,8 +72,8 @@ class Fetched:
     actions stamped as the tables store them (each row with the source that served it), why
     each ticker that delivered nothing failed, why its own source did not serve it for those a
     fallback served, and what the requests cost, in all and per source. `chains` are the sources
-    each ticker could be asked in order, `served_by` the one that served it and `waited` those
-    that asked to wait (all by source name, as CANDLE_SOURCE spells them)."""
+    each ticker could be asked in order, `served_by` the one that served it and `failed_on` those
+    that failed on it (all by source name, as CANDLE_SOURCE spells them)."""
 
     results: dict[str, FetchResult]
     bars: pd.DataFrame
@@ -84,13 +84,13 @@ class Fetched:
     requests_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
     chains: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     served_by: dict[str, str] = dataclasses.field(default_factory=dict)
-    waited: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    failed_on: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def crosscheck_chains(self) -> dict[str, list[str]]:
         """Per ticker a fallback served, the sources to cross-check it against, in order."""
         return {
             ticker: reference_chain(
-                self.chains[ticker], [self.served_by[ticker]], self.waited.get(ticker, ())
+                self.chains[ticker], [self.served_by[ticker], *self.failed_on.get(ticker, ())]
             )
             for ticker in self.fallbacks
         }
@@ -250,7 +250,7 @@ class MarketDataResource(dg.ConfigurableResource):
         results: dict[str, FetchResult] = {}
         sources: dict[str, str] = {}
         served_by: dict[str, str] = {}
-        waited: dict[str, list[str]] = {}
+        failed_on: dict[str, list[str]] = {}
         fetched_at: dict[str, datetime] = {}
         errors: dict[str, list[tuple[str, Exception]]] = {ticker: [] for ticker in open_days}
         cost = CallStats()
@@ -282,8 +282,7 @@ class MarketDataResource(dg.ConfigurableResource):
                     served_by[ticker] = source
                 for ticker, error in answer.errors.items():
                     errors[ticker].append((provider.name, error))
-                    if isinstance(error, RetryLaterError):
-                        waited.setdefault(ticker, []).append(source)
+                    failed_on.setdefault(ticker, []).append(source)
                     if attempt + 1 < len(chains[ticker]):
                         pending[ticker] = group[ticker]
             attempt += 1
@@ -319,7 +318,7 @@ class MarketDataResource(dg.ConfigurableResource):
             requests_by_source=requests_by_source,
             chains={ticker: list(chain) for ticker, chain in chains.items()},
             served_by=served_by,
-            waited=waited,
+            failed_on=failed_on,
         )
 
     def _failure(self, tried: Sequence[tuple[str, Exception]]) -> Failure:

@@ -117,9 +117,9 @@ def test_a_tolerance_of_zero_or_less_is_refused() -> None:
         compare_closes(empty, empty, 0.0)
 
 
-def test_the_reference_of_fallback_bars_is_the_primary_else_the_next_source() -> None:
+def test_the_reference_is_the_first_source_of_the_chain_neither_serving_nor_failing() -> None:
     chain = ["yahoo", "csv", "polygon"]
     assert reference_chain(chain, ["csv"]) == ["yahoo", "polygon"]
-    assert reference_chain(chain, ["csv"], waited=["yahoo"]) == ["polygon"]
+    assert reference_chain(chain, ["csv", "yahoo"]) == ["polygon"]
     assert reference_chain(["ccxt", "yahoo"], ["ccxt:binance"]) == ["yahoo"]
     assert reference_chain(["csv"], ["csv"]) == []

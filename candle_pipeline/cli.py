@@ -1,7 +1,7 @@
 """`candle-pipeline`: the command line of the project.
 
 candle-pipeline db up|down|url|upgrade
-candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
+candle-pipeline tickers add|remove TICKER... [--intraday] | tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
 candle-pipeline demo
@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         help="first day the ticker counts (its history to fetch), YYYY-MM-DD "
         "(default: CANDLE_BACKFILL_LOOKBACK_DAYS before today; an earlier one extends it)",
     )
+    tickers.add_argument(
+        "--intraday",
+        action="store_true",
+        help="refresh them every few minutes while their market is open (the intraday schedule)",
+    )
     tickers.set_defaults(handler=_tickers)
 
     run = commands.add_parser("materialize", help="complete the day partitions of a range of days")
@@ -187,7 +192,12 @@ def _tickers(args: argparse.Namespace) -> int:
         entries = watchlist.read_sp500(str(SP500_CONSTITUENTS), history_start)
     else:
         entries = [
-            watchlist.NewTicker(ticker, exchange=args.exchange, history_start=history_start)
+            watchlist.NewTicker(
+                ticker,
+                exchange=args.exchange,
+                history_start=history_start,
+                intraday=args.intraday,
+            )
             for ticker in args.tickers
         ]
         # Validate every spelling before touching the database.

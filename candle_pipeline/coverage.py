@@ -20,6 +20,7 @@ from candle_pipeline.domain.ticker_days import (
     BLOCKED,
     COMPLETE,
     FAILED,
+    IN_PROGRESS,
     NO_DATA,
     NOT_FETCHED,
     RETRY_LATER,
@@ -29,10 +30,11 @@ from candle_pipeline.partitions import days_between
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline.warehouse.tables import ticker_days
 
-COLUMNS = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
+COLUMNS = (COMPLETE, IN_PROGRESS, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 # One character per calendar day in a ticker's month line.
 MARKS = {
     COMPLETE: "#",
+    IN_PROGRESS: "~",
     BLOCKED: "B",
     NO_DATA: "n",
     FAILED: "F",
@@ -41,8 +43,8 @@ MARKS = {
 }
 NO_SESSION_MARK = "-"
 LEGEND = (
-    "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-    "- no session or not watched"
+    "# complete, ~ in progress (provisional), B blocked by quality, n no data, F failed, "
+    "R retry later, . not fetched, - no session or not watched"
 )
 
 

@@ -30,6 +30,7 @@ from candle_pipeline.checks.quality import (
     run_warnings,
 )
 from candle_pipeline.domain.bars import RAW_COLUMNS
+from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
@@ -78,6 +79,14 @@ class MarketDataConfig(dg.Config):
     refetch: bool = Field(
         default=False,
         description="Ask the provider again for complete ticker-days too, and replace them.",
+    )
+    as_of: str | None = Field(
+        default=None,
+        description=(
+            "The moment the run stands for (ISO 8601 with an offset; default: now). A session "
+            "not closed by then is stored provisional (`in_progress`): its bars and candle "
+            "buckets that ended by then only. The intraday schedule sets its tick time here."
+        ),
     )
 
 
@@ -137,7 +146,7 @@ def market_data(
     it, in one step and one transaction."""
     start = _first_selected(context.selected_asset_keys)
     days = days_of(context.partition_time_window)
-    now = datetime.now(UTC)
+    now = _as_of(config)
     entries = watchlist.entries()
     watched = watch_frame(entries)
     named = _named_tickers(config, [e.ticker for e in entries], days)
@@ -148,26 +157,28 @@ def market_data(
     plan = plan_work(expected, market_timings, states, now, refetch=refetch)
     exchanges = watchlist.exchanges()
     rules = quality.rules()
+    # A session still open is measured against its elapsed part only.
+    timings = elapsed_timings(market_timings, now)
     fetched = None
     failures: dict[str, Failure] = {}
     if start == CANDLES:
         validated = _stored(warehouse, "validated_quotes", plan)
         reference = pd.Series(float("nan"), index=validated.index)
         processed = rebuild(
-            Validation(validated, reference), market_timings, exchanges, rules, CANDLE_INTERVALS
+            Validation(validated, reference), timings, exchanges, rules, CANDLE_INTERVALS
         )
         raw = validated.iloc[0:0]
     else:
         if start == RAW_QUOTES:
-            fetched = market_data.fetch_all(plan.to_fetch())
-            raw, failures = fetched.bars, fetched.failures
+            fetched, raw = _fetch(market_data, warehouse, plan, now)
+            failures = fetched.failures
             actions = _actions(warehouse, fetched, days)
         else:
             raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
             actions = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
         processed = process(
             raw,
-            market_timings,
+            timings,
             exchanges,
             rules,
             CANDLE_INTERVALS,
@@ -193,7 +204,7 @@ def market_data(
     outputs = {
         RAW_QUOTES: raw,
         VALIDATED_QUOTES: processed.validation.quotes,
-        CANDLES: processed.candles,
+        CANDLES: closed_candles(processed.candles, plan.in_session(), now),
     }
     _add_day_metadata(context, days, final, outputs)
     _log_plan(context, plan, fetched)
@@ -236,6 +247,48 @@ def market_data(
         rules=rules,
         selected=selected,
     )
+
+
+def _as_of(config: MarketDataConfig) -> datetime:
+    """The run's moment: `as_of` of the run config, else now."""
+    if config.as_of is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(config.as_of)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise dg.Failure(
+            description=(
+                f"as_of={config.as_of!r} is not an ISO 8601 time with an offset "
+                "(e.g. 2025-02-03T11:00:00-05:00)"
+            )
+        )
+    return moment.astimezone(UTC)
+
+
+def _fetch(
+    market_data: MarketDataResource, warehouse: WarehouseResource, plan: WorkPlan, now: datetime
+) -> tuple[Fetched, pd.DataFrame]:
+    """What the provider returns for the plan's ticker-days as of `now`, and the raw bars to
+    process: the fetched ones and, for the provisional ticker-days a refresh resumed, the bars
+    stored before them (the day is processed and stored whole again)."""
+    resume_after = plan.resume_after()
+    fetched = market_data.fetch_all(plan.to_fetch(), as_of=now, resume_after=resume_after)
+    if not resume_after:
+        return fetched, fetched.bars
+    rows = plan.ticker_days
+    keys = list(
+        zip(
+            rows.loc[rows["resume"], "trade_date"].dt.date,
+            rows.loc[rows["resume"], "ticker"],
+            strict=True,
+        )
+    )
+    stored = warehouse.run(lambda conn: load_partitions(conn, TABLES["raw_quotes"], keys))
+    columns = list(fetched.bars.columns)
+    combined = pd.concat([stored.loc[:, columns], fetched.bars], ignore_index=True)
+    return fetched, combined.sort_values(["ticker", "ts"], ignore_index=True)
 
 
 def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:
@@ -324,7 +377,8 @@ def _add_day_metadata(
     outputs: dict[dg.AssetKey, pd.DataFrame],
 ) -> None:
     """Each day's materialisation: its ticker-days by status, its lowest and mean quality score
-    (numbers, so the asset's Plots tab draws them over time) and the rows written for it."""
+    (numbers, so the asset's Plots tab draws them over time), the rows written for it and, while
+    some of its ticker-days are provisional, the start of their latest stored bar."""
     summary = day_summary(final)
     by_day: dict[date, dict[str, object]] = {day: {"tickers_expected": 0} for day in days}
     for stamp, row in summary.to_dict("index").items():
@@ -332,6 +386,8 @@ def _add_day_metadata(
             "tickers_expected": int(row["expected"]),
             **{f"tickers_{status}": int(row[status]) for status in (*STATUSES, NOT_FETCHED)},
         }
+        if pd.notna(row["in_progress_last_bar"]):
+            entry["in_progress_last_bar"] = row["in_progress_last_bar"].isoformat()
         if pd.notna(row["quality_score_min"]):
             entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))
             entry["quality_score_mean"] = dg.MetadataValue.float(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 import pandas as pd
@@ -71,8 +71,20 @@ class MarketDataProvider(Protocol):
 
     A provider makes as few requests as its limits allow: one per request window covering as
     many of `days` as it may, never one per day when a range request would do.
+
+    An intraday refresh passes `after` (the start of the latest bar stored: a provider that can
+    asks only for what follows it) and `as_of` (the moment the refresh stands for: a bar that
+    has not ended by then is still forming and not returned; default: now). The client drops
+    what a provider returns at or before `after` and not ended by `as_of` in any case.
     """
 
     name: str
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult: ...
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult: ...

@@ -16,6 +16,7 @@ from pydantic import PrivateAttr
 
 from candle_pipeline.domain.bars import BarsError, raw_quotes, stamp_fetches
 from candle_pipeline.domain.corporate_actions import STORED_ACTION_COLUMNS, empty_actions
+from candle_pipeline.domain.intraday import new_bars
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
     FetchResult,
@@ -124,9 +125,18 @@ class MarketDataResource(dg.ConfigurableResource):
             timedelta(seconds=self.failed_retry_first_wait_seconds), self.failed_retry_attempts
         )
 
-    def fetch_all(self, open_days: Mapping[str, Sequence[date]]) -> Fetched:
+    def fetch_all(
+        self,
+        open_days: Mapping[str, Sequence[date]],
+        *,
+        as_of: datetime,
+        resume_after: Mapping[str, datetime] | None = None,
+    ) -> Fetched:
         """Raw bars and corporate actions of each ticker on its days, in as few requests as the
         provider allows, stamped with source and each ticker's fetch time.
+
+        Only bars that ended by `as_of` are kept, and of a ticker in `resume_after` only those
+        after its latest stored bar (a provider that cannot ask for less returns whole days).
 
         A ticker the provider fails on (after the retry policy) is recorded with the reason and
         the others go on: `retry_later` when the provider asked us to wait or its circuit
@@ -137,7 +147,9 @@ class MarketDataResource(dg.ConfigurableResource):
         failures: dict[str, Failure] = {}
         for ticker, days in open_days.items():
             try:
-                results[ticker] = self.provider.fetch_bars(ticker, days)
+                result = self.provider.fetch_bars(
+                    ticker, days, after=(resume_after or {}).get(ticker), as_of=as_of
+                )
             except RetryLaterError as error:
                 wait = timedelta(seconds=error.retry_after_seconds)
                 failures[ticker] = Failure(RETRY_LATER, str(error), datetime.now(UTC) + wait)
@@ -145,6 +157,9 @@ class MarketDataResource(dg.ConfigurableResource):
             except (ProviderError, BarsError) as error:
                 failures[ticker] = Failure(FAILED, str(error))
                 continue
+            results[ticker] = dataclasses.replace(
+                result, bars=new_bars(result.bars, resume_after or {}, as_of)
+            )
             fetched_at.append(datetime.now(UTC))
         source = self.provider.name
         fetched = list(results.values())

@@ -29,6 +29,8 @@ class WatchedTicker:
     removed_on: date | None
     name: str | None
     added_at: datetime
+    # Refreshed during its session by the intraday schedule.
+    intraday: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class NewTicker:
     # False: kept for its history only (the bundled sample), counted until `removed_on`.
     active: bool = True
     removed_on: date | None = None
+    intraday: bool = False
 
 
 def add(
@@ -71,6 +74,7 @@ def add(
             "removed_on": None if entry.active else entry.removed_on,
             "name": entry.name,
             "added_at": now,
+            "intraday": entry.intraday,
         }
     if not rows:
         return []
@@ -97,6 +101,8 @@ def add(
                 else_=sa.func.coalesce(statement.excluded.removed_on, watchlist.c.removed_on),
             ),
             "name": sa.func.coalesce(statement.excluded.name, watchlist.c.name),
+            # Marked for intraday by any add that asks for it (`tickers add --intraday`).
+            "intraday": sa.or_(watchlist.c.intraday, statement.excluded.intraday),
             # A re-activated ticker, or one whose history now starts earlier, counts as newly
             # added: new_tickers_sensor requests its history again (complete days cost no call).
             "added_at": sa.case(
@@ -220,9 +226,18 @@ def listing(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
                 "active": entry.active,
                 "history_start": entry.history_start or "",
                 "removed_on": entry.removed_on or "",
+                "intraday": entry.intraday,
                 "added_at": entry.added_at.strftime("%Y-%m-%d %H:%M"),
             }
             for entry in entries
         ],
-        columns=["ticker", "exchange", "active", "history_start", "removed_on", "added_at"],
+        columns=[
+            "ticker",
+            "exchange",
+            "active",
+            "history_start",
+            "removed_on",
+            "intraday",
+            "added_at",
+        ],
     )

@@ -10,7 +10,7 @@
 - Not stored, and counted: repeated timestamps, all-NaN rows, bars still forming (not ended by
   the fetch's moment: the live last bar of an open session, today's daily bar) and bars of days
   that were not asked for.
-- An intraday refresh asks from the latest stored bar on (`after`), not from midnight.
+- An intraday refresh asks from the bar after the latest stored one (`after`), not from midnight.
 - A window answered with no bar at all is an error (nothing is stored for it), except in a
   refresh, where nothing new is an answer.
 - Every HTTP request goes through `yahoo_http.YahooSession` (rate limit, replay, errors).
@@ -41,6 +41,7 @@ from yfinance.exceptions import YFException, YFPricesMissingError, YFTickerMissi
 from candle_pipeline.domain.bars import (
     ADJ_CLOSE,
     BAR_COLUMNS,
+    INTERVAL_SECONDS,
     PRICE_COLUMNS,
     check_bars,
     empty_bars,
@@ -116,7 +117,11 @@ class YahooProvider:
         exchange_names: set[str] = set()
         for first, last in windows:
             wanted = [day for day in days if first <= day <= last]
-            start = after if after is not None and first <= after.date() <= last else first
+            start = (
+                after + timedelta(seconds=INTERVAL_SECONDS[self.interval])
+                if after is not None and first <= after.date() <= last
+                else first
+            )
             what = f"Yahoo {symbol} {self.interval} {start}..{last}"
             request = functools.partial(self._history, symbol, start, last, stats, what)
             history, exchange_name = self.resilience.call(what, request, stats)

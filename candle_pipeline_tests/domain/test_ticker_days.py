@@ -36,6 +36,7 @@ def state(ticker: str, day: date, status: str, **values: object) -> dict[str, ob
         "gaps": 0,
         "source": "csv" if status == td.COMPLETE else None,
         "fetched_at": NOW - timedelta(days=1) if status == td.COMPLETE else None,
+        "last_bar_at": None,
         "updated_at": NOW - timedelta(days=1),
         "run_id": "run-0",
     }
@@ -56,6 +57,7 @@ def stored(*keys: tuple[date, str], passed: bool = True) -> pd.DataFrame:
             "rows": 390,
             "source": "csv",
             "fetched_at": pd.Timestamp(NOW),
+            "last_bar_at": pd.to_datetime([day for day, _ in keys]).tz_localize(UTC),
             "quality_score": 1.0 if passed else 0.5,
             "spike_rows": 0,
             "stale_rows": 2,

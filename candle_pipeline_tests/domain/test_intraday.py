@@ -91,5 +91,5 @@ def test_only_the_closed_buckets_of_an_unfinished_day_are_kept() -> None:
 def test_a_budget_that_cannot_fit_is_refused_naming_both_numbers() -> None:
     intraday.RequestBudget(tickers=500, every_minutes=15, requests_per_minute=60).check()
     budget = intraday.RequestBudget(tickers=2000, every_minutes=1, requests_per_minute=60)
-    with pytest.raises(intraday.BudgetError, match="2000 requests every 1 min.*allows 60"):
+    with pytest.raises(intraday.BudgetError, match=r"2000 requests every 1 min.*allows 60"):
         budget.check()

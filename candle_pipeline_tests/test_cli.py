@@ -147,6 +147,19 @@ def test_the_watch_list_commands(cli_env: str, capsys: pytest.CaptureFixture[str
     )
 
 
+def test_tickers_added_with_intraday_stay_marked(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickers", "add", "SPY", "--intraday"]) == 0
+    assert main(["tickers", "add", "IBM"]) == 0
+    assert main(["tickers", "add", "SPY"]) == 0, "a re-add without the flag keeps the mark"
+    listed = listing(capsys)
+    assert {ticker: row["intraday"] for ticker, row in listed.items()} == {
+        "SPY": "True",
+        "IBM": "False",
+    }
+
+
 def test_materialize_runs_the_days_with_the_tickers_and_assets_asked_for(
     cli_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

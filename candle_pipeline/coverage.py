@@ -89,6 +89,9 @@ def report(engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: d
         .unstack(fill_value=0)
         .reindex(columns=list(COLUMNS), fill_value=0)
     )
+    if not counts[IN_PROGRESS].any():
+        # Provisional only while a session is open: no column of zeros the rest of the time.
+        counts = counts.drop(columns=[IN_PROGRESS])
     counts.insert(0, "sessions", counts.sum(axis=1))
     title = f"open sessions of watched tickers, {start} .. {end}"
     return f"{title}\n" + tabulate(counts, headers="keys", tablefmt="github", intfmt=",")

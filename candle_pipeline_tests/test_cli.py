@@ -241,8 +241,8 @@ def test_coverage_of_one_ticker_is_a_line_per_month(
     )
     assert capsys.readouterr().out.splitlines() == [
         "SPY, 2013-09-30 .. 2013-11-03: 21 session(s): 2 complete, 1 blocked, 18 not_fetched",
-        "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-        "- no session or not watched",
+        "# complete, ~ in progress (provisional), B blocked by quality, n no data, F failed, "
+        "R retry later, . not fetched, - no session or not watched",
         "2013-09  -",
         "2013-10  ---#--#B...--.....--.....--....",
         "2013-11  .--",

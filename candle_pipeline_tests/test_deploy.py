@@ -178,6 +178,11 @@ def test_the_image_command_serves_the_code_location(code_server: int) -> None:
     assert isinstance(days, dg.TimeWindowPartitionsDefinition)
     assert (days.cron_schedule, days.fmt, days.end_offset) == ("0 0 * * *", "%Y-%m-%d", 1)
     assert days.get_first_partition_key() == "2000-01-01"
-    assert schedules == ["candles_freshness_schedule", "catchup_weekly", "xnys_after_close"]
+    assert schedules == [
+        "candles_freshness_schedule",
+        "catchup_weekly",
+        "intraday_refresh",
+        "xnys_after_close",
+    ]
     assert sensors == ["new_tickers_sensor", "quality_alerts_sensor", "retry_sensor"]
     assert "market_data_job" in jobs

@@ -129,19 +129,21 @@ class MarketDataResource(dg.ConfigurableResource):
         self,
         open_days: Mapping[str, Sequence[date]],
         *,
-        as_of: datetime,
+        as_of: datetime | None = None,
         resume_after: Mapping[str, datetime] | None = None,
     ) -> Fetched:
         """Raw bars and corporate actions of each ticker on its days, in as few requests as the
         provider allows, stamped with source and each ticker's fetch time.
 
-        Only bars that ended by `as_of` are kept, and of a ticker in `resume_after` only those
-        after its latest stored bar (a provider that cannot ask for less returns whole days).
+        Only bars that ended by `as_of` (default: now) are kept, and of a ticker in
+        `resume_after` only those after its latest stored bar (a provider that cannot ask for
+        less returns whole days).
 
         A ticker the provider fails on (after the retry policy) is recorded with the reason and
         the others go on: `retry_later` when the provider asked us to wait or its circuit
         breaker is open, `failed` for a refusal or an answer that cannot be stored.
         """
+        as_of = as_of or datetime.now(UTC)
         results: dict[str, FetchResult] = {}
         fetched_at: list[datetime] = []
         failures: dict[str, Failure] = {}

@@ -198,12 +198,12 @@ def intraday_schedule(
                 "or CANDLE_INTRADAY_ALL=true"
             )
             return
+        mics = sorted({mic for _, mic in tickers})
         try:
-            RequestBudget(len(tickers), every, requests_per_minute).check()
+            RequestBudget(len(tickers), len(mics), every, requests_per_minute).check()
         except BudgetError as error:
             yield dg.SkipReason(str(error))
             return
-        mics = sorted({mic for _, mic in tickers})
         day = moment.date()
         sessions = open_sessions(
             market_timings(mics, day - timedelta(days=1), day + timedelta(days=1)), moment

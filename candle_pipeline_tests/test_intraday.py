@@ -291,7 +291,7 @@ def test_a_budget_that_cannot_fit_is_refused_with_both_numbers(
     requests, why = tick(every_minute["intraday_refresh"], instance, new_york(MONDAY, 11, 0))
     assert requests == []
     assert why is not None
-    assert "2000 intraday ticker(s) need 2000 requests every 1 min" in why
+    assert "2000 intraday ticker(s) on 1 exchange(s) need 4002 requests every 1 min" in why
     assert "60 requests/min allows 60" in why
     with engine_for(url).connect() as connection:
         assert len(watchlist.entries(connection)) == 2000

@@ -18,8 +18,11 @@ import pandas as pd
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
 
 ONE_MINUTE = pd.Timedelta(minutes=1)
-# Chart requests one ticker's refresh costs: Yahoo answers one symbol per request.
-REQUESTS_PER_TICKER_REFRESH = 1
+# Provider requests of one refresh. Each run is a fresh process whose yfinance caches start empty:
+# a ticker costs its time-zone lookup and its chart request (one symbol per request), a run its
+# cookie and crumb (measured against the tests' fake Yahoo service, README "Intraday").
+REQUESTS_PER_TICKER_REFRESH = 2
+REQUESTS_PER_RUN = 2
 
 
 def _ends(frame: pd.DataFrame) -> pd.Series:
@@ -98,15 +101,17 @@ class BudgetError(ValueError):
 
 @dataclass(frozen=True)
 class RequestBudget:
-    """Provider requests one refresh needs and the rate limit allows between two refreshes."""
+    """Provider requests one refresh needs (one run per exchange, every exchange open at once)
+    and the rate limit allows between two refreshes."""
 
     tickers: int
+    exchanges: int
     every_minutes: int
     requests_per_minute: float
 
     @property
     def needed(self) -> int:
-        return self.tickers * REQUESTS_PER_TICKER_REFRESH
+        return self.tickers * REQUESTS_PER_TICKER_REFRESH + self.exchanges * REQUESTS_PER_RUN
 
     @property
     def allowed(self) -> int:
@@ -116,7 +121,8 @@ class RequestBudget:
         """Refuse a configuration that cannot fit, naming both numbers and the way out."""
         if self.needed > self.allowed:
             raise BudgetError(
-                f"{self.tickers} intraday ticker(s) need {self.needed} requests every "
+                f"{self.tickers} intraday ticker(s) on {self.exchanges} exchange(s) need "
+                f"{self.needed} requests every "
                 f"{self.every_minutes} min, but the rate limit of {self.requests_per_minute:g} "
                 f"requests/min allows {self.allowed}: refresh less often "
                 "(CANDLE_INTRADAY_MINUTES), mark fewer tickers for intraday or raise "

@@ -89,7 +89,20 @@ def test_only_the_closed_buckets_of_an_unfinished_day_are_kept() -> None:
 
 
 def test_a_budget_that_cannot_fit_is_refused_naming_both_numbers() -> None:
-    intraday.RequestBudget(tickers=500, every_minutes=15, requests_per_minute=60).check()
-    budget = intraday.RequestBudget(tickers=2000, every_minutes=1, requests_per_minute=60)
-    with pytest.raises(intraday.BudgetError, match=r"2000 requests every 1 min.*allows 60"):
-        budget.check()
+    """A ticker costs its time-zone lookup and its chart request, a run (one per exchange) its
+    cookie and crumb."""
+    fits = intraday.RequestBudget(
+        tickers=440, exchanges=2, every_minutes=15, requests_per_minute=60
+    )
+    assert (fits.needed, fits.allowed) == (884, 900)
+    fits.check()
+    too_many = intraday.RequestBudget(
+        tickers=500, exchanges=1, every_minutes=15, requests_per_minute=60
+    )
+    with pytest.raises(intraday.BudgetError, match=r"^500 intraday ticker\(s\) .* 1002 .* 900"):
+        too_many.check()
+    every_minute = intraday.RequestBudget(
+        tickers=2000, exchanges=1, every_minutes=1, requests_per_minute=60
+    )
+    with pytest.raises(intraday.BudgetError, match=r"4002 requests every 1 min.*allows 60:"):
+        every_minute.check()

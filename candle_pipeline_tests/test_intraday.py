@@ -295,3 +295,24 @@ def test_a_budget_that_cannot_fit_is_refused_with_both_numbers(
     assert "60 requests/min allows 60" in why
     with engine_for(url).connect() as connection:
         assert len(watchlist.entries(connection)) == 2000
+
+
+def test_a_moment_without_an_offset_is_refused_in_one_line(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    url = create_database(pg_server, "warehouse")
+    watch(url, ["AAPL"], MONDAY, exchange="XNAS", intraday=True)
+    with InSessionYahoo() as yahoo:
+        defs = yahoo_definitions(url, yahoo.base_url, yahoo_interval="1m")
+        result = defs.resolve_job_def("market_data_job").execute_in_process(
+            instance=instance,
+            run_config={"ops": {MARKET_DATA_OP: {"config": {"as_of": "2025-02-03 11:00"}}}},
+            partition_key=MONDAY.isoformat(),
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "as_of='2025-02-03 11:00' is not an ISO 8601 time with an offset" in message
+    assert yahoo.arrivals == [], "nothing was asked"
+    assert table(url, "ticker_days").empty

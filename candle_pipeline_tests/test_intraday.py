@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from candle_pipeline.domain.ticker_days import COMPLETE, IN_PROGRESS
 from candle_pipeline.local_postgres import LocalPostgres
@@ -205,6 +206,16 @@ def test_a_refresh_at_eleven_stores_the_closed_bars_and_the_next_one_only_what_i
     assert metadata["tickers_complete"] == 0
     assert metadata["in_progress_last_bar"] == "2025-02-03T15:59:00+00:00"
 
+    # As if the morning's answer had carried a dividend: the 11:00-11:15 window cannot show it.
+    with engine_for(url).begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO market.corporate_actions VALUES "
+                "('AAPL', :day, 0.25, NULL, 'yahoo', :at)"
+            ),
+            {"day": MONDAY, "at": eleven},
+        )
+
     quarter_past = new_york(MONDAY, 11, 15)
     requests, _ = tick(schedules_for()["intraday_refresh"], instance, quarter_past)
     yahoo.now = quarter_past
@@ -215,6 +226,10 @@ def test_a_refresh_at_eleven_stores_the_closed_bars_and_the_next_one_only_what_i
     assert after["ts"].max() == pd.Timestamp(new_york(MONDAY, 11, 14))
     assert candle_starts(url, "5m")[-1] == "11:10"
     assert state(url)["status"] == IN_PROGRESS
+    actions = table(url, "corporate_actions")
+    assert actions[["ticker", "dividend"]].to_dict("records") == [
+        {"ticker": "AAPL", "dividend": 0.25}
+    ], "the day's stored actions stay through a refresh"
 
     from candle_pipeline import coverage  # noqa: PLC0415 - the CLI's view, as the user sees it
 

@@ -13,11 +13,13 @@ The three assets can be selected on their own from the top of the chain down: al
 rules); `candles` alone rebuilds candles from the stored validated quotes.
 """
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+import psycopg
 from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
@@ -271,24 +273,25 @@ def _fetch(
     market_data: MarketDataResource, warehouse: WarehouseResource, plan: WorkPlan, now: datetime
 ) -> tuple[Fetched, pd.DataFrame]:
     """What the provider returns for the plan's ticker-days as of `now`, and the raw bars to
-    process: the fetched ones and, for the provisional ticker-days a refresh resumed, the bars
-    stored before them (the day is processed and stored whole again)."""
+    process. A provisional ticker-day a refresh resumed is processed and stored whole again:
+    its stored bars join the new ones, and its stored corporate actions stay with what was
+    fetched (the new window may not show an event of the morning)."""
     resume_after = plan.resume_after()
     fetched = market_data.fetch_all(plan.to_fetch(), as_of=now, resume_after=resume_after)
     if not resume_after:
         return fetched, fetched.bars
-    rows = plan.ticker_days
-    keys = list(
-        zip(
-            rows.loc[rows["resume"], "trade_date"].dt.date,
-            rows.loc[rows["resume"], "ticker"],
-            strict=True,
+    keys = plan.resumed()
+
+    def stored(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return (
+            load_partitions(conn, TABLES["raw_quotes"], keys),
+            load_partitions(conn, TABLES["corporate_actions"], keys),
         )
-    )
-    stored = warehouse.run(lambda conn: load_partitions(conn, TABLES["raw_quotes"], keys))
-    columns = list(fetched.bars.columns)
-    combined = pd.concat([stored.loc[:, columns], fetched.bars], ignore_index=True)
-    return fetched, combined.sort_values(["ticker", "ts"], ignore_index=True)
+
+    bars, actions = warehouse.run(stored)
+    combined = pd.concat([bars.loc[:, list(fetched.bars.columns)], fetched.bars], ignore_index=True)
+    kept = dataclasses.replace(fetched, actions=_merged_actions(actions, fetched.actions))
+    return kept, combined.sort_values(["ticker", "ts"], ignore_index=True)
 
 
 def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:
@@ -339,11 +342,15 @@ def _previous_closes(warehouse: WarehouseResource, raw: pd.DataFrame) -> pd.Data
 def _actions(warehouse: WarehouseResource, fetched: Fetched, days: Sequence[date]) -> pd.DataFrame:
     """The splits and dividends of the run's days: as just fetched, else as stored."""
     stored = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
-    fresh = fetched.actions
+    return _merged_actions(stored, fetched.actions)
+
+
+def _merged_actions(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The stored corporate actions that `fresh` does not replace, and `fresh`."""
     replaced = pd.MultiIndex.from_frame(stored[["ex_date", "ticker"]]).isin(
         pd.MultiIndex.from_frame(fresh[["ex_date", "ticker"]])
     )
-    return pd.concat([stored[~replaced], fresh], ignore_index=True)
+    return pd.concat([stored.loc[~replaced, list(fresh.columns)], fresh], ignore_index=True)
 
 
 def _write_side_tables(

@@ -165,6 +165,11 @@ class WorkPlan:
         """(trade_date, ticker) of the ticker-days whose session has not closed yet."""
         return self.ticker_days.loc[self.ticker_days["in_session"], KEY]
 
+    def resumed(self) -> list[tuple[date, str]]:
+        """(day, ticker) of the provisional ticker-days this run resumes."""
+        rows = self.ticker_days[self.ticker_days["resume"]]
+        return list(zip(rows["trade_date"].dt.date, rows["ticker"], strict=True))
+
     def resume_after(self) -> dict[str, datetime]:
         """Per ticker whose provisional day is still in session, the start of its last stored
         bar: a refresh asks only for what follows it (unless the run refetches)."""

@@ -1,12 +1,13 @@
 """`candle-pipeline`: the command line of the project.
 
 candle-pipeline db up|down|url|upgrade
-candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
+candle-pipeline tickers add|remove TICKER... [--provider P] [--intraday]
+candle-pipeline tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
 candle-pipeline calendar close|late-open|early-close|list|remove [MIC] [DATE] [--at HH:MM] ...
 candle-pipeline demo
-candle-pipeline ui [--port N]
+candle-pipeline ui [--host H] [--port N]
 candle-pipeline doctor [--expect-daemon]
 candle-pipeline pools apply
 
@@ -145,6 +146,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the market-data source to fetch them from (default: a crypto pair such as "
         "BTC/USDT from ccxt, anything else from CANDLE_SOURCE)",
     )
+    tickers.add_argument(
+        "--intraday",
+        action="store_true",
+        help="refresh them every few minutes while their market is open (the intraday schedule)",
+    )
     tickers.set_defaults(handler=_tickers)
 
     run = commands.add_parser("materialize", help="complete the day partitions of a range of days")
@@ -252,6 +258,7 @@ def _tickers(args: argparse.Namespace) -> int:
                 exchange=args.exchange,
                 history_start=history_start,
                 provider=args.provider,
+                intraday=args.intraday,
             )
             for ticker in args.tickers
         ]

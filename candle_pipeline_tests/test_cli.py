@@ -149,6 +149,19 @@ def test_the_watch_list_commands(cli_env: str, capsys: pytest.CaptureFixture[str
     )
 
 
+def test_tickers_added_with_intraday_stay_marked(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickers", "add", "SPY", "--intraday"]) == 0
+    assert main(["tickers", "add", "IBM"]) == 0
+    assert main(["tickers", "add", "SPY"]) == 0, "a re-add without the flag keeps the mark"
+    listed = listing(capsys)
+    assert {ticker: row["intraday"] for ticker, row in listed.items()} == {
+        "SPY": "True",
+        "IBM": "False",
+    }
+
+
 def test_materialize_runs_the_days_with_the_tickers_and_assets_asked_for(
     cli_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -230,8 +243,9 @@ def test_coverage_of_one_ticker_is_a_line_per_month(
     )
     assert capsys.readouterr().out.splitlines() == [
         "SPY, 2013-09-30 .. 2013-11-03: 21 session(s): 2 complete, 1 blocked, 18 not_fetched",
-        "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-        "C closed by a calendar correction, - no session or not watched",
+        "# complete, ~ in progress (provisional), B blocked by quality, n no data, F failed, "
+        "R retry later, . not fetched, C closed by a calendar correction, - no session or not "
+        "watched",
         "2013-09  -",
         "2013-10  ---#--#B...--.....--.....--....",
         "2013-11  .--",

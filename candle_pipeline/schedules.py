@@ -97,6 +97,7 @@ def build_schedules(
     exchanges: Collection[str],
     listings: ListingSource,
     operations: OperationsSettings,
+    *,
     overrides: OverrideSource = warehouse_overrides,
     requests_per_minute: float | None = None,
 ) -> list[dg.ScheduleDefinition]:

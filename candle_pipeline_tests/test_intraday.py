@@ -83,7 +83,7 @@ def schedules_for(
         ("XNAS", "XNYS"),
         watchlist_listings,
         dataclasses.replace(OPERATIONS, **operations),
-        requests_per_minute,
+        requests_per_minute=requests_per_minute,
     )
     return {schedule.name: schedule for schedule in built}
 
@@ -210,8 +210,9 @@ def test_a_refresh_at_eleven_stores_the_closed_bars_and_the_next_one_only_what_i
     with engine_for(url).begin() as connection:
         connection.execute(
             sa.text(
-                "INSERT INTO market.corporate_actions VALUES "
-                "('AAPL', :day, 0.25, NULL, 'yahoo', :at)"
+                "INSERT INTO market.corporate_actions "
+                "(ticker, ex_date, dividend, split_ratio, source, fetched_at, first_seen) "
+                "VALUES ('AAPL', :day, 0.25, NULL, 'yahoo', :at, :at)"
             ),
             {"day": MONDAY, "at": eleven},
         )

@@ -1,13 +1,14 @@
 """`candle-pipeline`: the command line of the project.
 
 candle-pipeline db up|down|url|upgrade
-candle-pipeline tickers add|remove TICKER... | tickers list | tickers import-sp500
+candle-pipeline tickers add|remove TICKER... [--provider P] [--intraday]
+candle-pipeline tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
 candle-pipeline crosscheck --tickers A,B --start YYYY-MM-DD --end YYYY-MM-DD [--against SOURCE]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
 candle-pipeline calendar close|late-open|early-close|list|remove [MIC] [DATE] [--at HH:MM] ...
 candle-pipeline demo
-candle-pipeline ui [--port N]
+candle-pipeline ui [--host H] [--port N]
 candle-pipeline doctor [--expect-daemon]
 candle-pipeline pools apply
 
@@ -58,6 +59,7 @@ from candle_pipeline.warehouse import schema
 
 if TYPE_CHECKING:
     from candle_pipeline.runs import RunOutcome
+    from candle_pipeline.warehouse.watchlist import NewTicker, WatchedTicker
 
 DEFAULT_UI_PORT = 3000
 DEFAULT_UI_HOST = "127.0.0.1"
@@ -145,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=KNOWN_SOURCES,
         help="the market-data source to fetch them from (default: a crypto pair such as "
         "BTC/USDT from ccxt, anything else from CANDLE_SOURCE)",
+    )
+    tickers.add_argument(
+        "--intraday",
+        action="store_true",
+        help="refresh them every few minutes while their market is open (the intraday schedule)",
     )
     tickers.set_defaults(handler=_tickers)
 
@@ -267,6 +274,7 @@ def _tickers(args: argparse.Namespace) -> int:
                 exchange=args.exchange,
                 history_start=history_start,
                 provider=args.provider,
+                intraday=args.intraday,
             )
             for ticker in args.tickers
         ]
@@ -277,27 +285,9 @@ def _tickers(args: argparse.Namespace) -> int:
     env = local_env.prepare(settings)
     engine = _warehouse_engine(env.warehouse_url)
     current_day = today()
+    lookback = timedelta(days=settings.backfill_lookback_days)
     if args.action in ("add", "import-sp500"):
-        started = time.monotonic()
-        default_start = current_day - timedelta(days=settings.backfill_lookback_days)
-        with engine.begin() as connection:
-            added = watchlist.add(connection, entries, settings.default_exchange, default_start)
-        print(
-            f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); while the "
-            "Dagster daemon runs (`make ui`), new_tickers_sensor fetches their history, from "
-            f"their history start ({history_start or default_start} unless given before) to "
-            "yesterday"
-        )
-        from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
-
-        with engine.connect() as connection:
-            exchanges = {e.exchange for e in watchlist.entries(connection) if e.ticker in added}
-        if unscheduled := ",".join(sorted(exchanges - scheduled_exchanges(settings))):
-            print(
-                f"note: {unscheduled} has no after-close schedule, so their new sessions are "
-                f"not fetched each day: set CANDLE_EXCHANGES={unscheduled} in .env and restart "
-                "the Dagster processes (`make ui`)"
-            )
+        _add_tickers(args, engine, entries, history_start or current_day - lookback)
     elif args.action == "remove":
         canonical = normalize_tickers(entry.ticker for entry in entries)
         with engine.begin() as connection:
@@ -324,6 +314,57 @@ def _tickers(args: argparse.Namespace) -> int:
         else:
             print(tabulate(table, headers="keys", tablefmt="github", showindex=False))
     return 0
+
+
+def _add_tickers(
+    args: argparse.Namespace,
+    engine: sa.Engine,
+    entries: Sequence[NewTicker],
+    default_start: date,
+) -> None:
+    """`tickers add` and `tickers import-sp500`: one transaction, then what happens next."""
+    from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+
+    settings = get_settings()
+    started = time.monotonic()
+    with engine.begin() as connection:
+        added = watchlist.add(connection, entries, settings.default_exchange, default_start)
+        if args.action == "add" and args.intraday:
+            # Refused, and nothing kept, when the intraday refreshes could not keep up.
+            _check_intraday_budget(watchlist.entries(connection, active_only=True))
+        exchanges = {e.exchange for e in watchlist.entries(connection) if e.ticker in added}
+    print(
+        f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); while the "
+        "Dagster daemon runs (`make ui`), new_tickers_sensor fetches their history, from "
+        f"their history start ({default_start} unless given before) to yesterday"
+    )
+    if unscheduled := ",".join(sorted(exchanges - scheduled_exchanges(settings))):
+        print(
+            f"note: {unscheduled} has no after-close schedule, so their new sessions are "
+            f"not fetched each day: set CANDLE_EXCHANGES={unscheduled} in .env and restart "
+            "the Dagster processes (`make ui`)"
+        )
+
+
+def _check_intraday_budget(entries: Sequence[WatchedTicker]) -> None:
+    """A CliError when the intraday tickers of `entries` need more requests per refresh than
+    the provider's rate limit allows between two refreshes."""
+    from candle_pipeline.domain.intraday import BudgetError, RequestBudget  # noqa: PLC0415
+    from candle_pipeline.settings import get_operations_settings  # noqa: PLC0415
+
+    operations = get_operations_settings()
+    refreshed = [entry for entry in entries if entry.intraday or operations.intraday_all]
+    budget = RequestBudget(
+        tickers=len(refreshed),
+        exchanges=len({entry.exchange for entry in refreshed}),
+        every_minutes=operations.intraday_minutes,
+        requests_per_minute=get_settings().requests_per_minute,
+    )
+    try:
+        budget.check()
+    except BudgetError as error:
+        raise CliError(f"not marked for intraday: {error}") from None
 
 
 def _warehouse_engine(url: str) -> sa.Engine:

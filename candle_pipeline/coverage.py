@@ -23,6 +23,7 @@ from candle_pipeline.domain.ticker_days import (
     BLOCKED,
     COMPLETE,
     FAILED,
+    IN_PROGRESS,
     NO_DATA,
     NOT_FETCHED,
     RETRY_LATER,
@@ -32,10 +33,11 @@ from candle_pipeline.partitions import days_between
 from candle_pipeline.warehouse import calendar_overrides, watchlist
 from candle_pipeline.warehouse.tables import ticker_days
 
-COLUMNS = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
+COLUMNS = (COMPLETE, IN_PROGRESS, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 # One character per calendar day in a ticker's month line.
 MARKS = {
     COMPLETE: "#",
+    IN_PROGRESS: "~",
     BLOCKED: "B",
     NO_DATA: "n",
     FAILED: "F",
@@ -45,8 +47,8 @@ MARKS = {
 NO_SESSION_MARK = "-"
 CORRECTED_CLOSED_MARK = "C"
 LEGEND = (
-    "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-    "C closed by a calendar correction, - no session or not watched"
+    "# complete, ~ in progress (provisional), B blocked by quality, n no data, F failed, "
+    "R retry later, . not fetched, C closed by a calendar correction, - no session or not watched"
 )
 
 
@@ -107,6 +109,9 @@ def report(engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: d
         .unstack(fill_value=0)
         .reindex(columns=list(COLUMNS), fill_value=0)
     )
+    if not counts[IN_PROGRESS].any():
+        # Provisional only while a session is open: no column of zeros the rest of the time.
+        counts = counts.drop(columns=[IN_PROGRESS])
     counts.insert(0, "sessions", counts.sum(axis=1))
     title = f"open sessions of watched tickers, {start} .. {end}"
     table = tabulate(counts, headers="keys", tablefmt="github", intfmt=",")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 
@@ -98,13 +98,16 @@ def day_ranges(days: Iterable[date], per_run: int | None = None) -> list[DayRang
     return ranges
 
 
-def run_config(tickers: Sequence[str] = (), refetch: bool = False) -> dict[str, object]:
-    """The run config of `market_data` (every counted ticker unless `tickers` names some) and
+def run_config(
+    tickers: Sequence[str] = (), refetch: bool = False, as_of: datetime | None = None
+) -> dict[str, object]:
+    """The run config of `market_data` (every counted ticker unless `tickers` names some; the
+    run stands for `as_of`, an intraday refresh's tick, when given, else for when it runs) and
     of the runs' one-line console."""
-    return {
-        **LOGGERS_RUN_CONFIG,
-        "ops": {MARKET_DATA_OP: {"config": {"tickers": list(tickers), "refetch": refetch}}},
-    }
+    config: dict[str, object] = {"tickers": list(tickers), "refetch": refetch}
+    if as_of is not None:
+        config["as_of"] = as_of.isoformat()
+    return {**LOGGERS_RUN_CONFIG, "ops": {MARKET_DATA_OP: {"config": config}}}
 
 
 def run_requests(
@@ -114,13 +117,14 @@ def run_requests(
     tickers: Sequence[str] = (),
     refetch: bool = False,
     tags: dict[str, str] | None = None,
+    as_of: datetime | None = None,
 ) -> list[dg.RunRequest]:
     """Run requests of `jobs.market_data_job` covering `days`; `key` makes their run keys
     unique."""
     return [
         dg.RunRequest(
             run_key=f"{key}:{day_key(span.first)}:{day_key(span.last)}",
-            run_config=run_config(tickers, refetch),
+            run_config=run_config(tickers, refetch, as_of),
             tags={**(tags or {}), **span.tags},
         )
         for span in day_ranges(days)
@@ -137,14 +141,16 @@ def materialize(
     tickers: Sequence[str] = (),
     refetch: bool = False,
     on_run_end: Callable[[RunOutcome], None] | None = None,
+    as_of: datetime | None = None,
 ) -> list[RunOutcome]:
-    """Materialise `select` for the days `start`..`end` in this process, handing each run's
-    outcome to `on_run_end` as it ends; stops at the first failed run."""
+    """Materialise `select` for the days `start`..`end` in this process, as of `as_of` (default:
+    when it runs), handing each run's outcome to `on_run_end` as it ends; stops at the first
+    failed run."""
     assets = validate_selection(select)
     validate_dates(start, end)
     job = defs.resolve_implicit_global_asset_job_def()
     market_data = bool(set(assets) & set(MARKET_DATA_ASSETS))
-    config = run_config(tickers, refetch) if market_data else LOGGERS_RUN_CONFIG
+    config = run_config(tickers, refetch, as_of) if market_data else LOGGERS_RUN_CONFIG
     # Market timings alone are a few rows a day: a run may cover a year of them.
     per_run = None if market_data else DAILY_BARS_DAYS_PER_RUN
     outcomes: list[RunOutcome] = []

@@ -1,10 +1,16 @@
-"""Schedules: each exchange's session after its close, and a weekly catch-up.
+"""Schedules: each exchange's session after its close, a weekly catch-up and the intraday
+refresh of the sessions that are open.
 
 - `<mic>_after_close`: on every session of the exchange, `delay` minutes after its regular close,
   the day partitions from the day after the previous session to the session (a weekend or a
   holiday in between: recorded closed, no provider call) for the active tickers on that exchange.
 - `catchup_weekly`: the day partitions of the last N days for every ticker. Materialising a day
   completes it, so this costs provider calls only for ticker-days still missing or failed.
+- `intraday_refresh`: every CANDLE_INTRADAY_MINUTES, for each exchange whose regular session is
+  open at the tick (a 24/7 market always is), today's day partition for its tickers marked for
+  intraday (all active ones with CANDLE_INTRADAY_ALL), as of the tick: the bars so far are
+  stored provisional (`in_progress`). A watch list whose refreshes need more requests than the
+  rate limit allows between two ticks is refused with both numbers.
 
 Which tickers trade where comes from a `ListingSource` evaluated at each tick: the active watch
 list, each ticker on its watch-list exchange; whether a tick's day is a session, from the
@@ -17,17 +23,20 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
+from candle_pipeline.domain.intraday import BudgetError, RequestBudget, open_sessions
 from candle_pipeline.domain.session_closes import (
     MAX_CLOSURE_DAYS,
     close_schedule,
     closed_session,
 )
+from candle_pipeline.domain.sessions import market_timings
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.runs import run_requests
 from candle_pipeline.settings import (
     ENV_DATABASE_URL,
+    MINUTES_PER_HOUR,
     OperationsSettings,
     Settings,
     get_settings,
@@ -44,6 +53,7 @@ Tick = dg.RunRequest | dg.SkipReason
 EXCHANGE_TAG = "candle/exchange"
 SESSION_TAG = "candle/session"
 CATCHUP_TAG = "candle/catchup"
+INTRADAY_TAG = "candle/intraday"
 UTC = "UTC"
 
 
@@ -62,6 +72,18 @@ def warehouse_overrides(mic: str, first: date, last: date) -> pd.DataFrame:
         return calendar_overrides.in_force_frame(connection, [mic], first, last)
 
 
+def intraday_listings(include_all: bool) -> ListingSource:
+    """The active watched tickers marked for intraday (every active one with `include_all`),
+    read at each tick like `watchlist_listings`."""
+
+    def listings() -> list[Listing]:
+        with engine_for(dg.EnvVar(ENV_DATABASE_URL).get_value()).connect() as connection:
+            entries = watchlist.entries(connection, active_only=True)
+        return [(e.ticker, e.exchange) for e in entries if include_all or e.intraday]
+
+    return listings
+
+
 def scheduled_exchanges(settings: Settings) -> set[str]:
     """Exchanges with an after-close schedule: the default and CANDLE_EXCHANGES.
 
@@ -75,9 +97,12 @@ def build_schedules(
     exchanges: Collection[str],
     listings: ListingSource,
     operations: OperationsSettings,
+    *,
     overrides: OverrideSource = warehouse_overrides,
+    requests_per_minute: float | None = None,
 ) -> list[dg.ScheduleDefinition]:
-    """One after-close schedule per exchange and the weekly catch-up."""
+    """One after-close schedule per exchange, the weekly catch-up and the intraday refresh
+    (its budget from `requests_per_minute`, default the provider's setting)."""
     status = (
         dg.DefaultScheduleStatus.RUNNING
         if operations.schedules_running
@@ -89,6 +114,13 @@ def build_schedules(
             for mic in sorted(exchanges)
         ),
         catchup_schedule(operations, status),
+        intraday_schedule(
+            intraday_listings(operations.intraday_all),
+            operations,
+            status,
+            requests_per_minute or get_settings().requests_per_minute,
+            overrides,
+        ),
     ]
 
 
@@ -163,6 +195,61 @@ def catchup_schedule(
         )
 
     return catchup_weekly
+
+
+def intraday_schedule(
+    listings: ListingSource,
+    operations: OperationsSettings,
+    status: dg.DefaultScheduleStatus,
+    requests_per_minute: float,
+    overrides: OverrideSource = warehouse_overrides,
+) -> dg.ScheduleDefinition:
+    every = operations.intraday_minutes
+
+    @dg.schedule(
+        name="intraday_refresh",
+        cron_schedule=f"*/{every} * * * *" if every < MINUTES_PER_HOUR else "0 * * * *",
+        execution_timezone=UTC,
+        job=market_data_job,
+        default_status=status,
+        description=(
+            f"Every {every} min: today's bars so far (provisional) of the intraday tickers of "
+            "each exchange whose session is open."
+        ),
+    )
+    def intraday_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[Tick]:
+        moment = pd.Timestamp(context.scheduled_execution_time).tz_convert(UTC).to_pydatetime()
+        tickers = sorted(set(listings()))
+        if not tickers:
+            yield dg.SkipReason(
+                "no ticker is marked for intraday: `candle-pipeline tickers add --intraday`, "
+                "or CANDLE_INTRADAY_ALL=true"
+            )
+            return
+        mics = sorted({mic for _, mic in tickers})
+        try:
+            RequestBudget(len(tickers), len(mics), every, requests_per_minute).check()
+        except BudgetError as error:
+            yield dg.SkipReason(str(error))
+            return
+        first, last = moment.date() - timedelta(days=1), moment.date() + timedelta(days=1)
+        corrections = pd.concat([overrides(mic, first, last) for mic in mics], ignore_index=True)
+        sessions = open_sessions(market_timings(mics, first, last, corrections), moment)
+        if not sessions:
+            yield dg.SkipReason(
+                f"no session is open at {moment:%Y-%m-%d %H:%M} UTC on {', '.join(mics)}"
+            )
+            return
+        for mic, session in sorted(sessions.items()):
+            yield from run_requests(
+                [session],
+                key=f"intraday:{mic}:{moment.isoformat()}",
+                tickers=[ticker for ticker, exchange in tickers if exchange == mic],
+                as_of=moment,
+                tags={EXCHANGE_TAG: mic, INTRADAY_TAG: moment.isoformat()},
+            )
+
+    return intraday_refresh
 
 
 def catchup_days(tick_day: date, lookback_days: int) -> list[date]:

@@ -454,6 +454,8 @@ ENV_SCHEDULE_DELAY_MINUTES = "CANDLE_SCHEDULE_DELAY_MINUTES"
 ENV_CATCHUP_DAYS = "CANDLE_CATCHUP_DAYS"
 ENV_CATCHUP_CRON = "CANDLE_CATCHUP_CRON"
 ENV_SCHEDULES_RUNNING = "CANDLE_SCHEDULES_RUNNING"
+ENV_INTRADAY_MINUTES = "CANDLE_INTRADAY_MINUTES"
+ENV_INTRADAY_ALL = "CANDLE_INTRADAY_ALL"
 
 # Runs in progress at once across the deployment (the QueuedRunCoordinator's limit).
 DEFAULT_MAX_CONCURRENT_RUNS = 4
@@ -471,6 +473,10 @@ DEFAULT_CATCHUP_CRON = "0 6 * * 6"
 # The daily market_timings schedule (UTC) and how far ahead of today it materialises.
 TIMINGS_SCHEDULE_CRON = "15 0 * * *"
 TIMINGS_SCHEDULE_DAYS_AHEAD = 7
+# The intraday schedule refreshes the open sessions this often; the minutes divide an hour, so
+# the ticks fall at the same minutes of every hour.
+DEFAULT_INTRADAY_MINUTES = 15
+MINUTES_PER_HOUR = 60
 COMPUTE_LOG_DIRNAME = "compute_logs"
 # `doctor`: how long a database may take to answer.
 DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
@@ -494,6 +500,9 @@ class OperationsSettings:
     catchup_days: int
     catchup_cron: str
     schedules_running: bool
+    intraday_minutes: int = DEFAULT_INTRADAY_MINUTES
+    # Every active ticker is refreshed intraday, not only those marked `--intraday`.
+    intraday_all: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperationsSettings:
@@ -526,7 +535,19 @@ class OperationsSettings:
             ),
             catchup_cron=catchup_cron,
             schedules_running=_boolean(env, ENV_SCHEDULES_RUNNING, default=False),
+            intraday_minutes=_intraday_minutes(env),
+            intraday_all=_boolean(env, ENV_INTRADAY_ALL, default=False),
         )
+
+
+def _intraday_minutes(env: Mapping[str, str]) -> int:
+    minutes = _positive_int(env, ENV_INTRADAY_MINUTES, DEFAULT_INTRADAY_MINUTES, MINUTES_PER_HOUR)
+    if MINUTES_PER_HOUR % minutes:
+        raise SettingsError(
+            f"{ENV_INTRADAY_MINUTES}={minutes} must divide an hour (1, 2, 3, 4, 5, 6, 10, 12, "
+            "15, 20, 30 or 60)"
+        )
+    return minutes
 
 
 def _non_negative_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:

@@ -93,8 +93,10 @@ def watch(
     *,
     exchange: str | None = None,
     removed_on: date | None = None,
+    intraday: bool = False,
 ) -> list[str]:
-    """Put `tickers` on the watch list from `history_start` (until `removed_on`, if given)."""
+    """Put `tickers` on the watch list from `history_start` (until `removed_on`, if given;
+    marked for the intraday refresh with `intraday`)."""
     ensure_tables(warehouse_url)
     entries = [
         watchlist.NewTicker(
@@ -103,6 +105,7 @@ def watch(
             history_start=history_start,
             active=removed_on is None,
             removed_on=removed_on,
+            intraday=intraday,
         )
         for ticker in tickers
     ]

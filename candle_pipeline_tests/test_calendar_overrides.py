@@ -143,7 +143,8 @@ def test_a_closure_makes_a_day_closed_not_failed_and_removing_it_fetches_the_day
 
     [outcome] = runs.materialize(defs, instance, MONDAY, WEDNESDAY)
     assert outcome.success, outcome.error
-    assert provider_requests(instance, outcome.run_id) == 4, "two tickers, two open days"
+    # The csv source reads a file per ticker and day, and each ticker's factor file.
+    assert provider_requests(instance, outcome.run_id) == 6, "two tickers, two open days"
     assert statuses(url, TUESDAY) == {"IBM": CLOSED, "SPY": CLOSED}
     assert statuses(url, MONDAY) == statuses(url, WEDNESDAY) == {"IBM": COMPLETE, "SPY": COMPLETE}
     assert raw_rows(url, TUESDAY) == 0
@@ -159,7 +160,7 @@ def test_a_closure_makes_a_day_closed_not_failed_and_removing_it_fetches_the_day
     [request] = reopened.run_requests
     assert request.asset_selection == [dg.AssetKey(name) for name in WHOLE_CHAIN]
     run_id = launch(defs, instance, request)
-    assert provider_requests(instance, run_id) == 2, "only the reopened day, nothing complete"
+    assert provider_requests(instance, run_id) == 4, "only the reopened day, nothing complete"
     assert statuses(url, TUESDAY) == {"IBM": COMPLETE, "SPY": COMPLETE}
     assert raw_rows(url, TUESDAY) > 0
     assert tick(instance, url, reopened.cursor).run_requests == [], "asked once"

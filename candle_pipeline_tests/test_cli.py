@@ -21,7 +21,13 @@ from candle_pipeline.definitions import defs
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import today
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline_tests.conftest import create_database, definitions_for, table, watch
+from candle_pipeline_tests.conftest import (
+    clear_settings,
+    create_database,
+    definitions_for,
+    table,
+    watch,
+)
 from candle_pipeline_tests.quality.corrupt import copy_ticker, high_low_swapped, read_day, write_day
 
 MATERIALIZE = ["materialize", "--start", "2013-10-04", "--end", "2013-10-04"]
@@ -149,6 +155,39 @@ def test_the_watch_list_commands(cli_env: str, capsys: pytest.CaptureFixture[str
     )
 
 
+def test_tickers_added_with_intraday_stay_marked(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickers", "add", "SPY", "--intraday"]) == 0
+    assert main(["tickers", "add", "IBM"]) == 0
+    assert main(["tickers", "add", "SPY"]) == 0, "a re-add without the flag keeps the mark"
+    listed = listing(capsys)
+    assert {ticker: row["intraday"] for ticker, row in listed.items()} == {
+        "SPY": "True",
+        "IBM": "False",
+    }
+
+
+def test_intraday_tickers_the_rate_limit_cannot_refresh_are_refused(
+    cli_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 8 requests a minute and a refresh every 5 minutes (40 requests), 18 tickers on one
+    exchange fit (2 each and 2 for the run: 38) and a 20th does not (42)."""
+    monkeypatch.setenv("CANDLE_PROVIDER_REQUESTS_PER_MINUTE", "8")
+    monkeypatch.setenv("CANDLE_INTRADAY_MINUTES", "5")
+    clear_settings()
+    fitting = [f"T{n:02d}" for n in range(18)]
+    assert main(["tickers", "add", *fitting, "--intraday"]) == 0
+    capsys.readouterr()
+    assert main(["tickers", "add", "SPY", "IBM", "--intraday"]) == EXIT_USAGE
+    one_error_line(
+        capsys,
+        "not marked for intraday: 20 intraday ticker(s) on 1 exchange(s) need 42 requests "
+        "every 5 min, but the rate limit of 8 requests/min allows 40",
+    )
+    assert sorted(listing(capsys)) == fitting, "nothing of the refused add is kept"
+
+
 def test_materialize_runs_the_days_with_the_tickers_and_assets_asked_for(
     cli_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -230,8 +269,9 @@ def test_coverage_of_one_ticker_is_a_line_per_month(
     )
     assert capsys.readouterr().out.splitlines() == [
         "SPY, 2013-09-30 .. 2013-11-03: 21 session(s): 2 complete, 1 blocked, 18 not_fetched",
-        "# complete, B blocked by quality, n no data, F failed, R retry later, . not fetched, "
-        "C closed by a calendar correction, - no session or not watched",
+        "# complete, ~ in progress (provisional), B blocked by quality, n no data, F failed, "
+        "R retry later, . not fetched, C closed by a calendar correction, - no session or not "
+        "watched",
         "2013-09  -",
         "2013-10  ---#--#B...--.....--.....--....",
         "2013-11  .--",

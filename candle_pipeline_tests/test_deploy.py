@@ -168,7 +168,12 @@ def test_the_image_command_serves_the_code_location(code_server: int) -> None:
     assert isinstance(days, dg.TimeWindowPartitionsDefinition)
     assert (days.cron_schedule, days.fmt, days.end_offset) == ("0 0 * * *", "%Y-%m-%d", 1)
     assert days.get_first_partition_key() == "2000-01-01"
-    assert schedules == ["candles_freshness_schedule", "catchup_weekly", "xnys_after_close"]
+    assert schedules == [
+        "candles_freshness_schedule",
+        "catchup_weekly",
+        "intraday_refresh",
+        "xnys_after_close",
+    ]
     assert sensors == [
         "calendar_overrides_sensor",
         "new_tickers_sensor",

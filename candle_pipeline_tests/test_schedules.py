@@ -98,6 +98,7 @@ def listed(pg_server: LocalPostgres) -> Iterator[str]:
 def test_one_schedule_per_exchange_at_the_close_plus_delay() -> None:
     assert sorted(SCHEDULES) == [
         "catchup_weekly",
+        "intraday_refresh",
         "xlon_after_close",
         "xnas_after_close",
         "xnys_after_close",
@@ -108,6 +109,7 @@ def test_one_schedule_per_exchange_at_the_close_plus_delay() -> None:
         "xtks_after_close": ("0 16 * * 1,2,3,4,5", "Asia/Tokyo"),
         "xlon_after_close": ("0 17 * * 1,2,3,4,5", "Europe/London"),
         "catchup_weekly": ("0 6 * * 6", "UTC"),
+        "intraday_refresh": ("*/15 * * * *", "UTC"),
     }
     for name, (cron, zone) in expected.items():
         assert (SCHEDULES[name].cron_schedule, SCHEDULES[name].execution_timezone) == (cron, zone)

@@ -92,12 +92,24 @@ def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message
         ({"CANDLE_SCHEDULE_DELAY_MINUTES": "100000"}, "is absurd"),
         ({"CANDLE_CATCHUP_CRON": "every day"}, "not a cron expression"),
         ({"CANDLE_SCHEDULES_RUNNING": "maybe"}, "use one of"),
+        ({"CANDLE_INTRADAY_MINUTES": "7"}, "must divide an hour"),
+        ({"CANDLE_INTRADAY_MINUTES": "0"}, "must be at least 1"),
+        ({"CANDLE_INTRADAY_ALL": "all"}, "use one of"),
     ],
 )
 def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message) as error:
         OperationsSettings.from_env(env)
     assert next(iter(env)) in str(error.value)
+
+
+def test_the_intraday_refresh_is_every_15_minutes_for_marked_tickers_unless_set() -> None:
+    default = OperationsSettings.from_env({})
+    assert (default.intraday_minutes, default.intraday_all) == (15, False)
+    chosen = OperationsSettings.from_env(
+        {"CANDLE_INTRADAY_MINUTES": "5", "CANDLE_INTRADAY_ALL": "true"}
+    )
+    assert (chosen.intraday_minutes, chosen.intraday_all) == (5, True)
 
 
 def test_quality_defaults_and_the_webhook_url_is_not_kept() -> None:

@@ -13,12 +13,14 @@ The three assets can be selected on their own from the top of the chain down: al
 rules); `candles` alone rebuilds candles from the stored validated quotes.
 """
 
+import dataclasses
 import itertools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+import psycopg
 from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
@@ -38,6 +40,7 @@ from candle_pipeline.checks.quality import (
 )
 from candle_pipeline.domain.adjustments import last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
+from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
@@ -87,6 +90,14 @@ class MarketDataConfig(dg.Config):
     refetch: bool = Field(
         default=False,
         description="Ask the provider again for complete ticker-days too, and replace them.",
+    )
+    as_of: str | None = Field(
+        default=None,
+        description=(
+            "The moment the run stands for (ISO 8601 with an offset; default: now). A session "
+            "not closed by then is stored provisional (`in_progress`): its bars and candle "
+            "buckets that ended by then only. The intraday schedule sets its tick time here."
+        ),
     )
 
 
@@ -146,7 +157,7 @@ def market_data(
     it, in one step and one transaction."""
     start = _first_selected(context.selected_asset_keys)
     days = days_of(context.partition_time_window)
-    now = datetime.now(UTC)
+    now = _as_of(config)
     entries = watchlist.entries()
     watched = watch_frame(entries)
     named = _named_tickers(config, [e.ticker for e in entries], days)
@@ -157,19 +168,20 @@ def market_data(
     plan = plan_work(expected, market_timings, states, now, refetch=refetch)
     exchanges = watchlist.exchanges()
     rules = quality.rules()
+    # A session still open is measured against its elapsed part only.
+    timings = elapsed_timings(market_timings, now)
     fetched = None
     failures: dict[str, Failure] = {}
     if start == CANDLES:
         validated = _stored(warehouse, "validated_quotes", plan)
         reference = pd.Series(float("nan"), index=validated.index)
         processed = rebuild(
-            Validation(validated, reference), market_timings, exchanges, rules, CANDLE_INTERVALS
+            Validation(validated, reference), timings, exchanges, rules, CANDLE_INTERVALS
         )
         raw = validated.iloc[0:0]
     else:
         if start == RAW_QUOTES:
-            fetched = _fetch(market_data, plan, entries)
-            raw = unadjust_splits(fetched.bars, fetched.actions, fetched.split_adjusted_as_of)
+            fetched, raw = _fetch(market_data, warehouse, plan, entries, now)
             failures = fetched.failures
             actions = _actions(warehouse, fetched, days)
         else:
@@ -177,7 +189,7 @@ def market_data(
             actions = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
         processed = process(
             raw,
-            market_timings,
+            timings,
             exchanges,
             rules,
             CANDLE_INTERVALS,
@@ -204,7 +216,7 @@ def market_data(
     outputs = {
         RAW_QUOTES: raw,
         VALIDATED_QUOTES: processed.validation.quotes,
-        CANDLES: processed.candles,
+        CANDLES: closed_candles(processed.candles, plan.in_session(), now),
     }
     _add_day_metadata(context, days, final, outputs)
     _log_plan(context, plan, fetched)
@@ -254,6 +266,64 @@ def market_data(
     )
 
 
+def _as_of(config: MarketDataConfig) -> datetime:
+    """The run's moment: `as_of` of the run config, else now."""
+    if config.as_of is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(config.as_of)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise dg.Failure(
+            description=(
+                f"as_of={config.as_of!r} is not an ISO 8601 time with an offset "
+                "(e.g. 2025-02-03T11:00:00-05:00)"
+            )
+        )
+    return moment.astimezone(UTC)
+
+
+def _fetch(
+    market_data: MarketDataResource,
+    warehouse: WarehouseResource,
+    plan: WorkPlan,
+    entries: Sequence[WatchedTicker],
+    now: datetime,
+) -> tuple[Fetched, pd.DataFrame]:
+    """What each ticker's provider returns for the plan's ticker-days as of `now`, and the raw
+    bars to process: the prices that traded (a provider's bars divided by later splits are
+    multiplied back once, here). A provisional ticker-day a refresh resumed is processed and
+    stored whole again: its stored bars join the new ones, and its stored corporate actions stay
+    with what was fetched (the new window may not show an event of the morning). A provider
+    that cannot be used as configured fails the run with its one line (its secrets masked)."""
+    resume_after = plan.resume_after()
+    try:
+        fetched = market_data.fetch_all(
+            plan.to_fetch(),
+            {entry.ticker: entry.provider for entry in entries},
+            as_of=now,
+            resume_after=resume_after,
+        )
+    except ProviderSetupError as error:
+        raise dg.Failure(description=str(error)) from None
+    new = unadjust_splits(fetched.bars, fetched.actions, fetched.split_adjusted_as_of)
+    if not resume_after:
+        return fetched, new
+    keys = plan.resumed()
+
+    def stored(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return (
+            load_partitions(conn, TABLES["raw_quotes"], keys),
+            load_partitions(conn, TABLES["corporate_actions"], keys),
+        )
+
+    bars, actions = warehouse.run(stored)
+    combined = pd.concat([bars.loc[:, list(new.columns)], new], ignore_index=True)
+    kept = dataclasses.replace(fetched, actions=_merged_actions(actions, fetched.actions))
+    return kept, combined.sort_values(["ticker", "ts"], ignore_index=True)
+
+
 def _first_selected(selected: Sequence[dg.AssetKey] | set[dg.AssetKey]) -> dg.AssetKey:
     """Where the chain starts: the selection must hold everything below its first asset, since
     a ticker-day's tables are written together."""
@@ -285,19 +355,6 @@ def _named_tickers(
             )
         )
     return list(config.tickers)
-
-
-def _fetch(
-    market_data: MarketDataResource, plan: WorkPlan, entries: Sequence[WatchedTicker]
-) -> Fetched:
-    """The plan's ticker-days from each ticker's provider; a provider that cannot be used as
-    configured fails the run with its one line (its secrets masked)."""
-    try:
-        return market_data.fetch_all(
-            plan.to_fetch(), {entry.ticker: entry.provider for entry in entries}
-        )
-    except ProviderSetupError as error:
-        raise dg.Failure(description=str(error)) from None
 
 
 def _cross_check_fallbacks(
@@ -337,11 +394,15 @@ def _previous_closes(warehouse: WarehouseResource, raw: pd.DataFrame) -> pd.Data
 def _actions(warehouse: WarehouseResource, fetched: Fetched, days: Sequence[date]) -> pd.DataFrame:
     """The splits and dividends of the run's days: as just fetched, else as stored."""
     stored = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
-    fresh = fetched.actions
+    return _merged_actions(stored, fetched.actions)
+
+
+def _merged_actions(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The stored corporate actions that `fresh` does not replace, and `fresh`."""
     replaced = pd.MultiIndex.from_frame(stored[["ex_date", "ticker"]]).isin(
         pd.MultiIndex.from_frame(fresh[["ex_date", "ticker"]])
     )
-    return pd.concat([stored[~replaced], fresh], ignore_index=True)
+    return pd.concat([stored.loc[~replaced, list(fresh.columns)], fresh], ignore_index=True)
 
 
 def _write_side_tables(
@@ -375,7 +436,8 @@ def _add_day_metadata(
     outputs: dict[dg.AssetKey, pd.DataFrame],
 ) -> None:
     """Each day's materialisation: its ticker-days by status, its lowest and mean quality score
-    (numbers, so the asset's Plots tab draws them over time) and the rows written for it."""
+    (numbers, so the asset's Plots tab draws them over time), the rows written for it and, while
+    some of its ticker-days are provisional, the start of their latest stored bar."""
     summary = day_summary(final)
     by_day: dict[date, dict[str, object]] = {day: {"tickers_expected": 0} for day in days}
     for stamp, row in summary.to_dict("index").items():
@@ -384,6 +446,8 @@ def _add_day_metadata(
             **{f"tickers_{status}": int(row[status]) for status in (*STATUSES, NOT_FETCHED)},
             "tickers_fallback": int(row["fallback"]),
         }
+        if pd.notna(row["in_progress_last_bar"]):
+            entry["in_progress_last_bar"] = row["in_progress_last_bar"].isoformat()
         if pd.notna(row["quality_score_min"]):
             entry[SCORE_KEY] = dg.MetadataValue.float(round(row["quality_score_min"], 4))
             entry["quality_score_mean"] = dg.MetadataValue.float(

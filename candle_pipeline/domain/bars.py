@@ -110,20 +110,20 @@ def check_bars(frame: pd.DataFrame, origin: str, extra: Sequence[str] = ()) -> p
 
 
 def storable_rows(
-    frame: pd.DataFrame, wanted: Collection[date], today: pd.Timestamp
+    frame: pd.DataFrame, wanted: Collection[date], live: pd.Series
 ) -> tuple[pd.Series, dict[str, int]]:
     """Which rows of a provider's answer may be stored, and the others counted by reason.
 
-    `frame` has `trade_date` (naive, the session date), `ts` and the price columns; `today` is
-    the provider's current day in the same calendar. Rows of days not asked for, of a session
-    still in progress (today or later), repeating an earlier timestamp, or without any price
-    are not stored.
+    `frame` has `trade_date` (naive, the session date), `ts` and the price columns; `live` marks
+    the rows still forming (a session in progress, a bar not ended yet), as the provider judges
+    them. Rows of days not asked for, still forming, repeating an earlier timestamp, or without
+    any price are not stored.
     """
     asked = frame["trade_date"].isin(pd.to_datetime(list(wanted)))
     reasons = np.select(
         [
             ~asked,
-            frame["trade_date"] >= today,
+            live,
             frame.duplicated(subset=["ts"], keep="first"),
             frame[list(PRICE_COLUMNS)].isna().all(axis=1),
         ],

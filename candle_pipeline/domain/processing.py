@@ -32,8 +32,8 @@ class Processed:
     `validation`: every bar flagged (and the close each spike move was measured from);
     `assessment`: the quality of each ticker-day that has bars; `candles`: those of the
     ticker-days that passed the gate; `stored`: per ticker-day with bars what
-    `ticker_days.Outcome.stored` holds (rows, source, fetch time, score and warning counts, the
-    gate's decision).
+    `ticker_days.Outcome.stored` holds (rows, source, fetch time, latest bar, score and warning
+    counts, the gate's decision).
     """
 
     validation: Validation
@@ -85,7 +85,12 @@ def rebuild(
     )
     stored = (
         quotes.groupby(KEY, sort=False)
-        .agg(rows=("ts", "size"), source=("source", "first"), fetched_at=("fetched_at", "first"))
+        .agg(
+            rows=("ts", "size"),
+            source=("source", "first"),
+            fetched_at=("fetched_at", "max"),
+            last_bar_at=("ts", "max"),
+        )
         .reset_index()
         .merge(verdicts, on=KEY, how="left")
     )

@@ -14,6 +14,9 @@ it was removed. A ticker-day's status is the outcome of its latest attempt:
 - `retry_later`: the provider asked us to wait (HTTP 429 with Retry-After, its circuit breaker
   open): not asked again before `retry_after`, then the retry sensor asks.
 - `closed`: its exchange had no session that day: nothing is expected, no provider call.
+- `in_progress`: provisional: the bars of a session still open, stored up to `last_bar_at` by an
+  intraday refresh and scored against the part of the session that has elapsed. The next refresh
+  asks only for the bars after it; the first run after the close replaces it with the final day.
 
 A complete or closed ticker-day is settled: a run asks no provider for it again unless told to
 (`refetch`), or unless it was judged on another exchange's calendar than the ticker's current one.
@@ -38,7 +41,8 @@ NO_DATA = "no_data"
 FAILED = "failed"
 RETRY_LATER = "retry_later"
 CLOSED = "closed"
-STATUSES = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, CLOSED)
+IN_PROGRESS = "in_progress"
+STATUSES = (COMPLETE, BLOCKED, NO_DATA, FAILED, RETRY_LATER, CLOSED, IN_PROGRESS)
 # Not a stored status: an open session of a watched ticker no run has looked at yet.
 NOT_FETCHED = "not_fetched"
 # Open ticker-days whose data is missing: what the coverage check names.
@@ -67,6 +71,7 @@ STATE_COLUMNS = (
     "gaps",
     "source",
     "fetched_at",
+    "last_bar_at",
     "updated_at",
     "run_id",
     "fallback_reason",
@@ -86,6 +91,7 @@ STATE_DTYPES = {
     "gaps": "int64",
     "source": object,
     "fetched_at": "datetime64[ns, UTC]",
+    "last_bar_at": "datetime64[ns, UTC]",
     "updated_at": "datetime64[ns, UTC]",
     "run_id": object,
     "fallback_reason": object,
@@ -100,6 +106,7 @@ DATA_COLUMNS = (
     "source",
     "fetched_at",
     "fallback_reason",
+    "last_bar_at",
 )
 # Counts of the stored data: zero where nothing is stored.
 COUNT_COLUMNS = ("rows", "spike_rows", "stale_rows", "gaps")
@@ -136,8 +143,9 @@ def expected_ticker_days(
 
 @dataclass(frozen=True)
 class WorkPlan:
-    """Every expected ticker-day with its exchange's session (`is_open`), its previous state
-    (`previous_*` columns, NaN when it has none) and what this run does with it (`action`)."""
+    """Every expected ticker-day with its exchange's session (`is_open`, and `in_session` while
+    that session has not closed yet), its previous state (`previous_*` columns, NaN when it has
+    none) and what this run does with it (`action`)."""
 
     ticker_days: pd.DataFrame
 
@@ -156,6 +164,21 @@ class WorkPlan:
     def count(self, action: str) -> int:
         return int((self.ticker_days["action"] == action).sum())
 
+    def in_session(self) -> pd.DataFrame:
+        """(trade_date, ticker) of the ticker-days whose session has not closed yet."""
+        return self.ticker_days.loc[self.ticker_days["in_session"], KEY]
+
+    def resumed(self) -> list[tuple[date, str]]:
+        """(day, ticker) of the provisional ticker-days this run resumes."""
+        rows = self.ticker_days[self.ticker_days["resume"]]
+        return list(zip(rows["trade_date"].dt.date, rows["ticker"], strict=True))
+
+    def resume_after(self) -> dict[str, datetime]:
+        """Per ticker whose provisional day is still in session, the start of its last stored
+        bar: a refresh asks only for what follows it (unless the run refetches)."""
+        rows = self.ticker_days[self.ticker_days["resume"]]
+        return dict(zip(rows["ticker"], rows["previous_last_bar_at"], strict=True))
+
 
 def plan_work(
     expected: pd.DataFrame,
@@ -168,11 +191,12 @@ def plan_work(
     """What to do with each expected ticker-day (`expected_ticker_days`).
 
     `sessions` has (mic, session_date, is_open) for every exchange and day concerned (the market
-    timings); `states` the stored rows of these ticker-days (STATE_COLUMNS). Closed days cost no
-    call; complete ones none either, unless `refetch`; a retry_later one waits for its
-    `retry_after` unless `refetch`.
+    timings, with `close_utc`); `states` the stored rows of these ticker-days (STATE_COLUMNS).
+    Closed days cost no call; complete ones none either, unless `refetch`; a retry_later one
+    waits for its `retry_after` unless `refetch`. A provisional ticker-day whose session is still
+    open resumes after its last stored bar.
     """
-    opens = sessions.loc[:, ["mic", "session_date", "is_open"]].rename(
+    opens = sessions.loc[:, ["mic", "session_date", "is_open", "close_utc"]].rename(
         columns={"mic": "exchange", "session_date": "trade_date"}
     )
     work = expected.merge(
@@ -200,10 +224,19 @@ def plan_work(
         settled = settled & ~is_open
         waiting = waiting & False
     work["is_open"] = is_open
+    work["in_session"] = is_open & (work["close_utc"] > pd.Timestamp(now))
     work["action"] = np.select(
         [settled, ~is_open, waiting], [SETTLED, MARK_CLOSED, WAITING], default=FETCH
     )
-    return WorkPlan(work)
+    work["resume"] = (
+        ~pd.Series(refetch, index=work.index)
+        & same_exchange
+        & work["in_session"]
+        & (status == IN_PROGRESS)
+        & work["previous_last_bar_at"].notna()
+        & (work["action"] == FETCH)
+    )
+    return WorkPlan(work.drop(columns=["close_utc"]))
 
 
 @dataclass(frozen=True)
@@ -235,7 +268,8 @@ class Outcome:
     """What a run found for the ticker-days it processed, and when a failed one is asked again.
 
     `stored`: one row per ticker-day (trade_date, ticker) whose rows were stored, with `rows`,
-    `source`, `fetched_at`, its `quality_score` (NaN without one), the rows flagged as spikes
+    `source`, `fetched_at`, the start of its latest bar (`last_bar_at`), its `quality_score`
+    (NaN without one), the rows flagged as spikes
     and stale and the gaps found (`spike_rows`, `stale_rows`, `gaps`), whether it `passed` the
     gate and the gate's `verdict`; `failures` by ticker; `attempted`: True when the provider
     was asked (attempts count up), False when stored rows were processed again; `fallbacks`:
@@ -278,7 +312,9 @@ def settle(plan: WorkPlan, outcome: Outcome, run_id: str, now: datetime) -> pd.D
 
     status = pd.Series(NO_DATA, index=work.index, dtype=object)
     status[closed] = CLOSED
-    status[stored & passed] = COMPLETE
+    status[stored & passed] = np.where(
+        work.loc[stored & passed, "in_session"], IN_PROGRESS, COMPLETE
+    )
     status[stored & ~passed] = BLOCKED
     status[failed] = work.loc[failed, "failure_status"]
     last_error = pd.Series(None, index=work.index, dtype=object)
@@ -328,7 +364,7 @@ def _failure_frame(failures: Mapping[str, Failure]) -> pd.DataFrame:
 def conform_states(states: pd.DataFrame) -> pd.DataFrame:
     """STATE_COLUMNS in order, with the table's types."""
     frame = states.loc[:, list(STATE_COLUMNS)].copy()
-    for column in ("retry_after", "fetched_at", "updated_at"):
+    for column in ("retry_after", "fetched_at", "last_bar_at", "updated_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.astype(STATE_DTYPES).reset_index(drop=True)
 
@@ -351,19 +387,23 @@ def final_states(plan: WorkPlan, new_states: pd.DataFrame) -> pd.DataFrame:
 
 def day_summary(final: pd.DataFrame) -> pd.DataFrame:
     """Per day (index `trade_date`): ticker-days expected, how many are in each status, how many
-    hold data a fallback source served, and the lowest and mean quality score of the scored ones
-    (NaN when none is scored)."""
+    hold data a fallback source served, the lowest and mean quality score of the scored ones
+    (NaN when none is scored) and the latest bar stored of its provisional ones
+    (`in_progress_last_bar`, NaT when none is)."""
     counts = (
         final.groupby(["trade_date", "status"])
         .size()
         .unstack(fill_value=0)
         .reindex(columns=[*STATUSES, NOT_FETCHED], fill_value=0)
     )
-    scored = final[final["status"].isin([COMPLETE, BLOCKED])]
+    scored = final[final["status"].isin([COMPLETE, BLOCKED, IN_PROGRESS])]
     scores = scored.groupby("trade_date")["quality_score"].agg(["min", "mean"])
     fallback = final["fallback_reason"].notna().groupby(final["trade_date"]).sum()
-    summary = counts.assign(expected=counts.sum(axis=1), fallback=fallback).join(
-        scores.rename(columns={"min": "quality_score_min", "mean": "quality_score_mean"})
+    provisional = final[final["status"] == IN_PROGRESS].groupby("trade_date")["last_bar_at"].max()
+    summary = (
+        counts.assign(expected=counts.sum(axis=1), fallback=fallback)
+        .join(scores.rename(columns={"min": "quality_score_min", "mean": "quality_score_mean"}))
+        .join(provisional.rename("in_progress_last_bar"))
     )
     return summary.astype(
         {status: "int64" for status in (*STATUSES, NOT_FETCHED, "expected", "fallback")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
@@ -101,11 +101,23 @@ class MarketDataProvider(Protocol):
 
     A provider makes as few requests as its limits allow: one per request window covering as
     many of `days` as it may, never one per day when a range request would do.
+
+    An intraday refresh passes `after` (the start of the latest bar stored: a provider that can
+    asks only for what follows it) and `as_of` (the moment the refresh stands for: a bar that
+    has not ended by then is still forming and not returned; default: now). The client drops
+    what a provider returns at or before `after` and not ended by `as_of` in any case.
     """
 
     name: str
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult: ...
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult: ...
 
 
 @dataclass(frozen=True)
@@ -128,23 +140,36 @@ class GroupProvider(Protocol):
 
 
 def fetch_group(
-    provider: MarketDataProvider, open_days: Mapping[str, Sequence[date]]
+    provider: MarketDataProvider,
+    open_days: Mapping[str, Sequence[date]],
+    *,
+    resume_after: Mapping[str, datetime] | None = None,
+    as_of: datetime | None = None,
 ) -> GroupFetch:
-    """Each ticker's bars on its days, in one group fetch where the provider has one, else one
-    fetch per ticker. A `ProviderSetupError` stops the whole group."""
+    """Each ticker's bars on its days, in one group fetch where the provider has one (whole
+    days), else one fetch per ticker (from after `resume_after`'s bar where the provider can ask
+    for less). A `ProviderSetupError` stops the whole group."""
     if isinstance(provider, GroupProvider):
         return provider.fetch_group(open_days)
-    return fetch_each(provider, open_days)
+    return fetch_each(provider, open_days, resume_after=resume_after, as_of=as_of)
 
 
-def fetch_each(provider: MarketDataProvider, open_days: Mapping[str, Sequence[date]]) -> GroupFetch:
+def fetch_each(
+    provider: MarketDataProvider,
+    open_days: Mapping[str, Sequence[date]],
+    *,
+    resume_after: Mapping[str, datetime] | None = None,
+    as_of: datetime | None = None,
+) -> GroupFetch:
     """One fetch per ticker; a ticker's failure is recorded, a `ProviderSetupError` raised."""
     results: dict[str, FetchResult] = {}
     errors: dict[str, Exception] = {}
     cost = CallStats()
     for ticker, days in open_days.items():
         try:
-            result = provider.fetch_bars(ticker, days)
+            result = provider.fetch_bars(
+                ticker, days, after=(resume_after or {}).get(ticker), as_of=as_of
+            )
         except ProviderSetupError:
             raise
         except (ProviderError, BarsError) as error:

@@ -85,7 +85,15 @@ class CcxtProvider:
     def name(self) -> str:
         return f"ccxt:{self.client.id}"
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult:
+        """Whole days (`after` and `as_of` are the client's to apply)."""
         stats = CallStats()
         step = INTERVAL_SECONDS[self.interval] * MILLISECONDS
         since = _milliseconds(min(days))
@@ -151,7 +159,7 @@ class CcxtProvider:
             }
         )
         today = pd.Timestamp(self.clock()).tz_convert(TIMEZONE).tz_localize(None).normalize()
-        kept, dropped = storable_rows(shaped, days, today)
+        kept, dropped = storable_rows(shaped, days, shaped["trade_date"] >= today)
         bars = check_bars(shaped[kept], f"{self.name} {ticker}")
         return (bars if not bars.empty else empty_bars()), dropped
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -43,7 +43,15 @@ class CsvProvider:
     root: Path
     name: str = "csv"
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult:
+        """Whole days from the files (`after` and `as_of` are the client's to apply)."""
         frames: list[pd.DataFrame] = []
         requests = 0
         daily: pd.DataFrame | None = None

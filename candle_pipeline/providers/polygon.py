@@ -89,7 +89,15 @@ class PolygonProvider:
     clock: Callable[[], datetime] = field(default=_utc_now)
     name: str = "polygon"
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult:
+        """Whole days (`after` and `as_of` are the client's to apply)."""
         stats = CallStats()
         with counting(stats):
             bars, dropped = self._range_bars(ticker, days, stats)
@@ -189,7 +197,7 @@ class PolygonProvider:
             index=frame.index,
         )
         today = pd.Timestamp(self.clock()).tz_convert(TIMEZONE).tz_localize(None).normalize()
-        kept, dropped = storable_rows(shaped, days, today)
+        kept, dropped = storable_rows(shaped, days, shaped["trade_date"] >= today)
         return check_bars(shaped[kept], f"Polygon {ticker}"), dropped
 
     def _actions(

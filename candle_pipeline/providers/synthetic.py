@@ -37,7 +37,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 from statistics import NormalDist
 
 import exchange_calendars as xcals
@@ -355,11 +355,19 @@ class SyntheticProvider:
                 f"synthetic bars come at {' or '.join(INTERVALS)}, not {self.interval!r}"
             )
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult:
         """Bars of `ticker` on the open days among `days`, in the canonical bar columns.
 
         The frame is built in canonical form (the test suite holds it to `check_bars`), so
-        generating thousands of ticker-days costs no validation pass.
+        generating thousands of ticker-days costs no validation pass. Days are made whole:
+        `after` and `as_of` are the client's to apply.
         """
         if len(days) == 0:
             return FetchResult(bars=empty_bars(), requests=0)

@@ -7,9 +7,12 @@
   splits, NaN rows kept so that we drop and count them ourselves; with its exception hiding off,
   every failure raises instead of becoming an empty or NaN frame.
 - Bars carry their start in UTC and the exchange-local session date as `trade_date`.
-- Not stored, and counted: repeated timestamps, all-NaN rows, bars of a session still in progress
-  (today or later in the exchange's time zone) and bars of days that were not asked for.
-- A window answered with no bar at all is an error: nothing is stored for it.
+- Not stored, and counted: repeated timestamps, all-NaN rows, bars still forming (not ended by
+  the fetch's moment: the live last bar of an open session, today's daily bar) and bars of days
+  that were not asked for.
+- An intraday refresh asks from the bar after the latest stored one (`after`), not from midnight.
+- A window answered with no bar at all is an error (nothing is stored for it), except in a
+  refresh, where nothing new is an answer.
 - Every HTTP request goes through `yahoo_http.YahooSession` (rate limit, replay, errors).
 - Yahoo divides every bar by the splits after it, as of the day of the request: the result says
   so (`split_adjusted_as_of`) and carries the splits up to that day, asking for the events after
@@ -43,11 +46,13 @@ from yfinance.exceptions import YFException, YFPricesMissingError, YFTickerMissi
 from candle_pipeline.domain.bars import (
     ADJ_CLOSE,
     BAR_COLUMNS,
+    INTERVAL_SECONDS,
     check_bars,
     empty_bars,
     storable_rows,
 )
 from candle_pipeline.domain.corporate_actions import ACTION_COLUMNS, empty_actions
+from candle_pipeline.domain.intraday import ended_by
 from candle_pipeline.domain.request_windows import request_windows
 from candle_pipeline.domain.symbols import normalize_ticker
 from candle_pipeline.providers.base import (
@@ -101,9 +106,16 @@ class YahooProvider:
     clock: Callable[[], datetime] = field(default=_utc_now)
     name: str = "yahoo"
 
-    def fetch_bars(self, ticker: str, days: Sequence[date]) -> FetchResult:
+    def fetch_bars(
+        self,
+        ticker: str,
+        days: Sequence[date],
+        *,
+        after: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> FetchResult:
         symbol = normalize_ticker(ticker)
-        now = self.clock()
+        now = as_of or self.clock()
         windows = request_windows(
             days, self.interval, now.astimezone(UTC).date(), YAHOO_WINDOW_LIMITS, "Yahoo"
         )
@@ -113,8 +125,13 @@ class YahooProvider:
         local_today: date | None = None
         for first, last in windows:
             wanted = [day for day in days if first <= day <= last]
-            what = f"Yahoo {symbol} {self.interval} {first}..{last}"
-            request = functools.partial(self._history, symbol, first, last, stats, what)
+            start = (
+                after + timedelta(seconds=INTERVAL_SECONDS[self.interval])
+                if after is not None and first <= after.date() <= last
+                else first
+            )
+            what = f"Yahoo {symbol} {self.interval} {start}..{last}"
+            request = functools.partial(self._history, symbol, start, last, stats, what)
             history, exchange_name = self.resilience.call(what, request, stats)
             if exchange_name:
                 exchange_names.add(exchange_name)
@@ -122,7 +139,7 @@ class YahooProvider:
             window_bars, window_actions, window_dropped = bars_from_history(
                 history, ticker, self.interval, wanted, now
             )
-            if window_bars.empty:
+            if window_bars.empty and after is None:
                 counts = ", ".join(f"{n} {reason}" for reason, n in window_dropped.items())
                 raise ProviderError(
                     f"{what}: Yahoo returned no storable bar for the {len(wanted)} requested "
@@ -176,9 +193,10 @@ class YahooProvider:
         return _actions(frame[asked], ticker)
 
     def _history(
-        self, symbol: str, first: date, last: date, stats: CallStats, what: str
+        self, symbol: str, first: date | datetime, last: date, stats: CallStats, what: str
     ) -> tuple[pd.DataFrame, str | None]:
-        """One yfinance `history` call (a tz lookup the first time, then the chart request).
+        """One yfinance `history` call (a tz lookup the first time, then the chart request),
+        from the start of day `first` or from the moment `first`.
 
         Returns the bars and Yahoo's `exchangeName` from the same answer's metadata.
         """
@@ -196,7 +214,7 @@ class YahooProvider:
             ticker = yf.Ticker(symbol, session=session)
             try:
                 history = ticker.history(
-                    start=first.isoformat(),
+                    start=first if isinstance(first, datetime) else first.isoformat(),
                     end=(last + timedelta(days=1)).isoformat(),
                     interval=self.interval,
                     prepost=self.interval != "1d",
@@ -252,7 +270,6 @@ def bars_from_history(
     if index.tz is None:
         raise ProviderError(f"yfinance returned {ticker} bars without a time zone")
     local_day = index.tz_localize(None).normalize()
-    today = pd.Timestamp(now).tz_convert(index.tz).tz_localize(None).normalize()
     frame = pd.DataFrame(
         {
             "ticker": ticker,
@@ -269,12 +286,12 @@ def bars_from_history(
             "split_ratio": history["Stock Splits"].to_numpy(dtype="float64"),
         }
     )
-    kept, dropped = storable_rows(frame, wanted, today)
+    live = ~ended_by(frame, now)
+    kept, dropped = storable_rows(frame, wanted, live)
     bars = check_bars(frame[kept], f"Yahoo {ticker}", extra=(ADJ_CLOSE,))
     # Every action inside the asked span counts, asked day or not: a split between two asked
     # days divides the first one's bar.
     days = pd.to_datetime(list(wanted))
-    live = frame["trade_date"] >= today
     asked = frame["trade_date"].isin(days)
     spanned = frame["trade_date"].between(days.min(), days.max()) if len(days) else asked
     actions = _actions(frame[spanned & ~live], ticker)

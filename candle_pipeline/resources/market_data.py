@@ -24,6 +24,7 @@ from candle_pipeline.domain.corporate_actions import (
     empty_actions,
     with_details,
 )
+from candle_pipeline.domain.intraday import new_bars
 from candle_pipeline.domain.routing import reference_chain, route, source_chain
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
@@ -226,6 +227,9 @@ class MarketDataResource(dg.ConfigurableResource):
         self,
         open_days: Mapping[str, Sequence[date]],
         providers: Mapping[str, str | None] | None = None,
+        *,
+        as_of: datetime | None = None,
+        resume_after: Mapping[str, datetime] | None = None,
     ) -> Fetched:
         """Raw bars and corporate actions of each ticker on its days, each provider's tickers in
         one group fetch, stamped with the serving source and each fetch's time.
@@ -234,18 +238,30 @@ class MarketDataResource(dg.ConfigurableResource):
         asked from the next of `fallback_sources`, for all its days, so a ticker-day never mixes
         two sources. A ticker failing everywhere is recorded with every source's reason:
         `retry_later` when one of them asked us to wait, else `failed`.
+
+        Only bars that ended by `as_of` (default: now) are kept, and of a ticker in
+        `resume_after` only those after its latest stored bar (a provider that cannot ask for
+        less returns whole days).
         """
         routes = self.routes(providers or dict.fromkeys(open_days))
         return self.fetch_from(
             open_days,
             {ticker: source_chain(routes[ticker], self.fallback_sources) for ticker in open_days},
+            as_of=as_of,
+            resume_after=resume_after,
         )
 
     def fetch_from(
-        self, open_days: Mapping[str, Sequence[date]], chains: Mapping[str, Sequence[str]]
+        self,
+        open_days: Mapping[str, Sequence[date]],
+        chains: Mapping[str, Sequence[str]],
+        *,
+        as_of: datetime | None = None,
+        resume_after: Mapping[str, datetime] | None = None,
     ) -> Fetched:
         """As `fetch_all`, each ticker asked the sources of its chain in order (a ticker with an
         empty chain is not asked)."""
+        as_of = as_of or datetime.now(UTC)
         open_days = {ticker: days for ticker, days in open_days.items() if chains[ticker]}
         results: dict[str, FetchResult] = {}
         sources: dict[str, str] = {}
@@ -265,7 +281,7 @@ class MarketDataResource(dg.ConfigurableResource):
             for source, group in groups.items():
                 provider = self.provider_for(source)
                 try:
-                    answer = fetch_group(provider, group)
+                    answer = fetch_group(provider, group, resume_after=resume_after, as_of=as_of)
                 except ProviderSetupError as error:
                     raise ProviderSetupError(self.masked(str(error))) from None
                 done = datetime.now(UTC)
@@ -275,7 +291,9 @@ class MarketDataResource(dg.ConfigurableResource):
                 )
                 for ticker, result in answer.results.items():
                     results[ticker], sources[ticker], fetched_at[ticker] = (
-                        result,
+                        dataclasses.replace(
+                            result, bars=new_bars(result.bars, resume_after or {}, as_of)
+                        ),
                         provider.name,
                         done,
                     )

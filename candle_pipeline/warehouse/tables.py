@@ -149,6 +149,8 @@ watchlist = sa.Table(
     sa.Column("history_start", sa.Date),
     # ... until the day before it was removed from the watch list (NULL: still watched).
     sa.Column("removed_on", sa.Date),
+    # Refreshed during its session by the intraday schedule.
+    sa.Column("intraday", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("name", sa.Text),
     sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
     # The market-data source that fetches the ticker (`tickers add --provider`); NULL: the rule
@@ -280,6 +282,8 @@ ticker_days = sa.Table(
     sa.Column("gaps", sa.Integer, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("fetched_at", sa.DateTime(timezone=True)),
+    # The start of the latest bar stored: where an intraday refresh of the day resumes.
+    sa.Column("last_bar_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
     # Why the ticker's provider did not serve the stored data when a fallback source (`source`)

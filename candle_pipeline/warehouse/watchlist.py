@@ -30,6 +30,8 @@ class WatchedTicker:
     name: str | None
     added_at: datetime
     provider: str | None = None
+    # Refreshed during its session by the intraday schedule.
+    intraday: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class NewTicker:
     removed_on: date | None = None
     # The market-data source to fetch it from (None: the routing rule).
     provider: str | None = None
+    intraday: bool = False
 
 
 def add(
@@ -75,6 +78,7 @@ def add(
             "name": entry.name,
             "added_at": now,
             "provider": entry.provider,
+            "intraday": entry.intraday,
         }
     if not rows:
         return []
@@ -103,6 +107,8 @@ def add(
             "name": sa.func.coalesce(statement.excluded.name, watchlist.c.name),
             # A re-add naming a provider moves the ticker to it; one naming none keeps it.
             "provider": sa.func.coalesce(statement.excluded.provider, watchlist.c.provider),
+            # Marked for intraday by any add that asks for it (`tickers add --intraday`).
+            "intraday": sa.or_(watchlist.c.intraday, statement.excluded.intraday),
             # A re-activated ticker, or one whose history now starts earlier, counts as newly
             # added: new_tickers_sensor requests its history again (complete days cost no call).
             "added_at": sa.case(
@@ -227,6 +233,7 @@ def listing(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
                 "history_start": entry.history_start or "",
                 "removed_on": entry.removed_on or "",
                 "provider": entry.provider or "",
+                "intraday": entry.intraday,
                 "added_at": entry.added_at.strftime("%Y-%m-%d %H:%M"),
             }
             for entry in entries
@@ -238,6 +245,7 @@ def listing(entries: Sequence[WatchedTicker]) -> pd.DataFrame:
             "history_start",
             "removed_on",
             "provider",
+            "intraday",
             "added_at",
         ],
     )

@@ -36,6 +36,7 @@ def state(ticker: str, day: date, status: str, **values: object) -> dict[str, ob
         "gaps": 0,
         "source": "csv" if status == td.COMPLETE else None,
         "fetched_at": NOW - timedelta(days=1) if status == td.COMPLETE else None,
+        "last_bar_at": None,
         "updated_at": NOW - timedelta(days=1),
         "run_id": "run-0",
         "fallback_reason": None,
@@ -57,6 +58,7 @@ def stored(*keys: tuple[date, str], passed: bool = True) -> pd.DataFrame:
             "rows": 390,
             "source": "csv",
             "fetched_at": pd.Timestamp(NOW),
+            "last_bar_at": pd.to_datetime([day for day, _ in keys]).tz_localize(UTC),
             "quality_score": 1.0 if passed else 0.5,
             "spike_rows": 0,
             "stale_rows": 2,
@@ -267,3 +269,30 @@ def test_a_day_summary_counts_statuses_and_scores() -> None:
     )
     assert (friday["quality_score_min"], friday["quality_score_mean"]) == (0.5, 0.7)
     assert pd.isna(summary.loc[pd.Timestamp(SATURDAY), "quality_score_min"])
+
+
+def test_a_day_whose_session_is_open_is_provisional_and_resumes_after_its_last_bar() -> None:
+    """SPY on Monday 2013-10-07 (XNYS, 13:30-20:00 UTC), refreshed at 12:00 New York."""
+    noon = datetime(2013, 10, 7, 16, 0, tzinfo=UTC)
+    after_close = datetime(2013, 10, 7, 20, 30, tzinfo=UTC)
+    last_bar = pd.Timestamp("2013-10-07 15:59", tz="UTC")
+    expected = td.expected_ticker_days(watch(("SPY", "XNYS", MONDAY, None)), [MONDAY])
+
+    first = td.plan_work(expected, TIMINGS, states(), noon)
+    assert first.resume_after() == {}, "nothing stored yet: the whole day so far"
+    outcome = td.Outcome(stored((MONDAY, "SPY")), {}, True, "yahoo", RETRIES)
+    [row] = td.settle(first, outcome, RUN, noon).to_dict("records")
+    assert row["status"] == td.IN_PROGRESS
+    assert row["last_bar_at"] == pd.Timestamp(MONDAY, tz="UTC")
+
+    provisional = states(state("SPY", MONDAY, td.IN_PROGRESS, last_bar_at=last_bar, rows=150))
+    again = td.plan_work(expected, TIMINGS, provisional, noon)
+    assert actions_of(again) == {(MONDAY, "SPY"): td.FETCH}
+    assert again.resume_after() == {"SPY": last_bar}
+    refetched = td.plan_work(expected, TIMINGS, provisional, noon, refetch=True)
+    assert refetched.resume_after() == {}, "refetch asks for the whole day"
+
+    closed = td.plan_work(expected, TIMINGS, provisional, after_close)
+    assert closed.resume_after() == {}, "after the close the whole day is asked again"
+    [final] = td.settle(closed, outcome, RUN, after_close).to_dict("records")
+    assert final["status"] == td.COMPLETE

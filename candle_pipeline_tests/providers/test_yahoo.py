@@ -214,7 +214,8 @@ def test_nan_duplicate_live_and_unasked_rows_are_dropped_and_counted() -> None:
         "America/New_York",
         [1.0, 2.0, 3.0, 3.5, np.nan, 4.0],
     )
-    now = datetime(2021, 7, 20, 14, 0, tzinfo=UTC)
+    # 09:30:30 in New York: the 09:30 bar of 2021-07-20 is still forming.
+    now = datetime(2021, 7, 20, 13, 30, 30, tzinfo=UTC)
     bars, actions, dropped = bars_from_history(
         history, "NVDA", "1m", [date(2021, 7, 19), date(2021, 7, 20)], now
     )

@@ -63,6 +63,7 @@ def state(
         "gaps": 0,
         "source": "csv" if complete else None,
         "fetched_at": updated_at if complete else None,
+        "last_bar_at": None,
         "updated_at": updated_at,
         "run_id": "an-earlier-run",
         "fallback_reason": None,

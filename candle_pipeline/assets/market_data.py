@@ -254,7 +254,7 @@ def market_data(
     yield from itertools.chain(
         day_evaluations(final, days, rules.threshold, selected, targets),
         _cross_check_fallbacks(
-            market_data, quality, fetched, raw, days=days, targets=targets, selected=selected
+            market_data, quality, fetched, raw, now, days=days, targets=targets, selected=selected
         ),
     )
     yield from run_warnings(
@@ -362,6 +362,7 @@ def _cross_check_fallbacks(
     quality: QualityResource,
     fetched: Fetched | None,
     raw: pd.DataFrame,
+    now: datetime,
     *,
     days: Sequence[date],
     targets: Targets,
@@ -374,7 +375,7 @@ def _cross_check_fallbacks(
         return iter(())
     served = raw[raw["ticker"].isin(list(fetched.fallbacks))]
     check = cross_check(
-        market_data, served, fetched.crosscheck_chains(), quality.crosscheck_tolerance
+        market_data, served, fetched.crosscheck_chains(), quality.crosscheck_tolerance, now
     )
     return source_mismatch_evaluations(check, days, targets)
 

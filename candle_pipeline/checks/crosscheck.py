@@ -13,7 +13,7 @@ A day whose ticker-days were not cross-checked gets no evaluation.
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -71,15 +71,17 @@ def cross_check(
     bars: pd.DataFrame,
     chains: Mapping[str, Sequence[str]],
     tolerance: float,
+    as_of: datetime | None = None,
 ) -> CrossCheck:
     """`bars` (raw, as traded) compared with the bars of the same ticker-days from the first
-    source of each ticker's chain that answers (asked without retries beyond its policy)."""
+    source of each ticker's chain that answers, those that ended by `as_of` (default: now), so
+    a session still in progress is compared over the same part on both sides."""
     days = bars.assign(day=pd.to_datetime(bars["trade_date"]).dt.date).groupby("ticker")["day"]
     open_days = {ticker: sorted(set(group)) for ticker, group in days}
     unanswered = {ticker: NO_OTHER_SOURCE for ticker in open_days if not chains.get(ticker)}
     try:
         fetched = market_data.fetch_from(
-            open_days, {ticker: chains.get(ticker, []) for ticker in open_days}
+            open_days, {ticker: chains.get(ticker, []) for ticker in open_days}, as_of=as_of
         )
     except ProviderSetupError as error:
         reference = daily_ohlcv(bars.iloc[0:0])

@@ -64,17 +64,22 @@ class Coverage:
 def expected_sessions(
     engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: date
 ) -> Coverage:
-    """(trade_date, ticker, exchange, status) of every open session a watched ticker counts on
-    between `start` and `end`; `not_fetched` where no state is stored."""
+    """(trade_date, ticker, exchange, status, last_error) of every open session a watched ticker
+    counts on between `start` and `end`; `not_fetched` where no state is stored."""
     with engine.connect() as connection:
         watch = watchlist.watch_frame(watchlist.entries(connection))
         states = pd.DataFrame(
             connection.execute(
-                sa.select(ticker_days.c.trade_date, ticker_days.c.ticker, ticker_days.c.status)
+                sa.select(
+                    ticker_days.c.trade_date,
+                    ticker_days.c.ticker,
+                    ticker_days.c.status,
+                    ticker_days.c.last_error,
+                )
                 .where(ticker_days.c.trade_date.between(start, end))
                 .where(ticker_days.c.ticker.in_(tickers) if tickers else sa.true())
             ).all(),
-            columns=["trade_date", "ticker", "status"],
+            columns=["trade_date", "ticker", "status", "last_error"],
         ).astype({"trade_date": "datetime64[ns]"})
     unknown = sorted(set(tickers or ()) - set(watch["ticker"]))
     if unknown:
@@ -144,6 +149,8 @@ def _calendar(coverage: Coverage, ticker: str, start: date, end: date) -> str:
     summary = ", ".join(f"{counts[status]} {status}" for status in COLUMNS if status in counts)
     lines = [f"{ticker}, {start} .. {end}: {len(frame)} session(s): {summary or 'none'}", LEGEND]
     lines.extend(f"{month}  {''.join(days)}" for month, days in months.items())
+    causes = frame.loc[frame["status"] != COMPLETE, "last_error"].dropna().value_counts()
+    lines.extend(f"{count} x {cause}" for cause, count in causes.items())
     return "\n".join(lines)
 
 

@@ -275,11 +275,14 @@ def test_coverage_of_one_ticker_is_a_line_per_month(
         "2013-09  -",
         "2013-10  ---#--#B...--.....--.....--....",
         "2013-11  .--",
+        "1 x quality score 0.0000 < threshold 0.8",
     ]
     assert (
         main(["coverage", "--ticker", "AIG", "--start", "2013-10-04", "--end", "2013-10-08"]) == 0
     )
-    assert capsys.readouterr().out.splitlines()[2] == "2013-10  F--FF"
+    aig = capsys.readouterr().out.splitlines()
+    assert aig[2] == "2013-10  F--FF"
+    assert len(aig) == 4 and aig[3].startswith("3 x "), "the cause of the failed days"
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

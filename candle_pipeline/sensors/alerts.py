@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.base import EventLogStorage
 
 from candle_pipeline.checks.quality import OFFENDING_COUNT_KEY, OFFENDING_KEY, SCORE_KEY
 from candle_pipeline.domain.alerts import Alert, FailedEvaluation, check_digest, run_alert
@@ -54,9 +55,7 @@ def quality_alerts_sensor(
             skip_reason=f"watching failures from event {start} on", cursor=str(start)
         )
     cursor = int(context.cursor)
-    entries = storage.get_logs_for_all_runs_by_log_id(
-        after_cursor=cursor, dagster_event_type=WATCHED_EVENTS, limit=ALERT_EVENTS_PER_TICK
-    )
+    entries = watched_events(storage, cursor)
     sent = 0
     for alert, first_id in digests(context, alert_webhook, entries):
         if alert is None:
@@ -76,6 +75,19 @@ def quality_alerts_sensor(
         skip_reason=f"{sent} alert(s) to {where}; {len(entries)} event(s) read",
         cursor=str(max(entries, default=cursor)),
     )
+
+
+def watched_events(storage: EventLogStorage, cursor: int) -> dict[int, dg.EventLogEntry]:
+    """The first ALERT_EVENTS_PER_TICK watched events after `cursor` (one query per event type,
+    as Dagster asks), by storage id."""
+    found: dict[int, dg.EventLogEntry] = {}
+    for event_type in WATCHED_EVENTS:
+        found.update(
+            storage.get_logs_for_all_runs_by_log_id(
+                after_cursor=cursor, dagster_event_type=event_type, limit=ALERT_EVENTS_PER_TICK
+            )
+        )
+    return {storage_id: found[storage_id] for storage_id in sorted(found)[:ALERT_EVENTS_PER_TICK]}
 
 
 def digests(

@@ -163,8 +163,32 @@ def test_without_another_source_the_days_are_reported_not_compared(
     evaluations = recorded(instance, outcome.run_id)
     assert all(e.passed for e in evaluations.values())
     assert text(evaluations["2005-04-01"], NOT_COMPARED_KEY) == (
-        "AAPL (no other source configured (name one with --against))"
+        "AAPL (no other source to compare with (name one: crosscheck --against SOURCE))"
     )
+
+
+def test_a_fallback_with_no_source_left_to_compare_with_is_reported_not_compared(
+    pg_server: LocalPostgres, instance: dg.DagsterInstance
+) -> None:
+    url = create_database(pg_server, "warehouse")
+    watch(url, ["AAPL"], FIRST)
+    defs = definitions(
+        url,
+        CLOSE_OFF,
+        CANDLE_SOURCE="yahoo",
+        CANDLE_YAHOO_REPLAY_DIR=str(YAHOO_REPLAY),
+        CANDLE_FALLBACK_SOURCES="csv",
+    )
+    [outcome] = runs.materialize(defs, instance, FIRST, LAST)
+    assert outcome.success, outcome.error
+    evaluations = recorded(instance, outcome.run_id)
+    assert sorted(evaluations) == SESSIONS
+    for day, evaluation in evaluations.items():
+        assert evaluation.passed, "nothing compared, nothing mismatched"
+        assert evaluation.metadata["compared_ticker_days"].value == 0
+        assert text(evaluation, NOT_COMPARED_KEY) == (
+            "AAPL (no other source to compare with (name one: crosscheck --against SOURCE))"
+        ), day
 
 
 @pytest.fixture

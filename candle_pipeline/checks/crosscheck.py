@@ -40,7 +40,7 @@ CROSSCHECK_JOB = "crosscheck_job"
 # Metadata keys of an evaluation: every mismatch in words, and why ticker-days were not compared.
 MISMATCHES_KEY = "mismatches"
 NOT_COMPARED_KEY = "not_compared"
-NO_OTHER_SOURCE = "no other source configured (name one with --against)"
+NO_OTHER_SOURCE = "no other source to compare with (name one: crosscheck --against SOURCE)"
 NO_REFERENCE_BAR = "no bar from the other source that day"
 
 SOURCE_MISMATCH_CHECK = dg.AssetCheckSpec(

@@ -4,6 +4,7 @@ candle-pipeline db up|down|url|upgrade
 candle-pipeline tickers add|remove TICKER... [--provider P] [--intraday]
 candle-pipeline tickers list | tickers import-sp500
 candle-pipeline materialize --start YYYY-MM-DD --end YYYY-MM-DD [--tickers A,B] [--refetch]
+candle-pipeline crosscheck --tickers A,B --start YYYY-MM-DD --end YYYY-MM-DD [--against SOURCE]
 candle-pipeline coverage [--ticker T] [--start YYYY-MM-DD] [--end YYYY-MM-DD]
 candle-pipeline calendar close|late-open|early-close|list|remove [MIC] [DATE] [--at HH:MM] ...
 candle-pipeline demo
@@ -171,6 +172,20 @@ def _parser() -> argparse.ArgumentParser:
         "validated_quotes, candles)",
     )
     run.set_defaults(handler=_materialize)
+
+    cross = commands.add_parser(
+        "crosscheck", help="compare the stored daily closes of tickers with a second source"
+    )
+    cross.add_argument("--tickers", required=True, help="watched tickers, comma-separated")
+    cross.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    cross.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    cross.add_argument(
+        "--against",
+        choices=KNOWN_SOURCES,
+        help="the source to compare with (default: per ticker, the first source of its chain "
+        "other than the one that served the stored days)",
+    )
+    cross.set_defaults(handler=_crosscheck)
 
     coverage = commands.add_parser(
         "coverage", help="which ticker-days are complete, missing, failed or blocked"
@@ -463,6 +478,63 @@ def _print_outcomes(outcomes: Sequence[RunOutcome]) -> None:
             print(f"  {outcome.error}")
             ui = get_quality_settings().dagster_ui_url
             print(f"  its events and logs: {ui}/runs/{outcome.run_id} (`candle-pipeline ui`)")
+
+
+def _crosscheck(args: argparse.Namespace) -> int:
+    from candle_pipeline import runs  # noqa: PLC0415 - loads the partitions
+    from candle_pipeline.checks.crosscheck import (  # noqa: PLC0415 - loads Dagster
+        MISMATCHES_KEY,
+        NOT_COMPARED_KEY,
+    )
+
+    tickers = normalize_tickers(t for t in args.tickers.split(",") if t.strip())
+    start = parse_date(args.start, "--start")
+    end = parse_date(args.end, "--end")
+    runs.validate_dates(start, end)
+    if not tickers:
+        raise CliError("name the tickers to cross-check: --tickers A,B")
+    env = local_env.prepare(get_settings())
+    engine = _warehouse_engine(env.warehouse_url)
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
+
+    with engine.connect() as connection:
+        watched = {entry.ticker for entry in watchlist.entries(connection)}
+    if unknown := sorted(set(tickers) - watched):
+        raise CliError(
+            f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
+            "`candle-pipeline tickers add`"
+        )
+    from candle_pipeline.definitions import defs  # noqa: PLC0415
+
+    with _instance() as instance:
+        outcome = runs.crosscheck(defs, instance, tickers, start, end, against=args.against)
+    if not outcome.success:
+        print(f"run {outcome.run_id[:8]} FAILED: crosscheck [{start} .. {end}]")
+        print(f"  {outcome.error}")
+        return EXIT_FAILED
+    compared = mismatched = 0
+    not_compared: list[str] = []
+    for evaluation in outcome.evaluations:
+        metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        compared += int(metadata["compared_ticker_days"])
+        mismatched += int(metadata["mismatched_ticker_days"])
+        if MISMATCHES_KEY in metadata:
+            for line in str(metadata[MISMATCHES_KEY]).splitlines():
+                print(f"mismatch: {line}")
+        if NOT_COMPARED_KEY in metadata:
+            not_compared += [
+                f"{evaluation.partition} {line}"
+                for line in str(metadata[NOT_COMPARED_KEY]).splitlines()
+            ]
+    for line in not_compared:
+        print(f"not compared: {line}")
+    tolerance = get_quality_settings().crosscheck_tolerance
+    print(
+        f"run {outcome.run_id[:8]} ok: {compared} ticker-day(s) compared, {mismatched} more than "
+        f"{tolerance:.2%} apart (source_mismatch), {len(not_compared)} not compared "
+        f"[{start} .. {end}]"
+    )
+    return 0
 
 
 def _coverage(args: argparse.Namespace) -> int:

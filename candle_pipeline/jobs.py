@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from candle_pipeline.checks.crosscheck import crosscheck_job
 from candle_pipeline.runs import ALL_ASSETS, MARKET_DATA_JOB
 
 market_data_job = dg.define_asset_job(
@@ -11,4 +12,4 @@ market_data_job = dg.define_asset_job(
     "days (run config of market_data: tickers, refetch).",
 )
 
-JOBS = [market_data_job]
+JOBS = [market_data_job, crosscheck_job]

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+from candle_pipeline.checks.crosscheck import CROSSCHECK_JOB, CROSSCHECK_OP
 from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
 from candle_pipeline.run_logs import LOGGERS_RUN_CONFIG
 from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN, get_settings
@@ -175,6 +176,49 @@ def materialize(
         if not result.success:
             break
     return outcomes
+
+
+@dataclass(frozen=True)
+class CrossCheckOutcome:
+    """A cross-check run: its id, whether it ended well and the day evaluations it recorded."""
+
+    run_id: str
+    success: bool
+    error: str | None
+    evaluations: list[dg.AssetCheckEvaluation]
+
+
+def crosscheck(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tickers: Sequence[str],
+    start: date,
+    end: date,
+    *,
+    against: str | None = None,
+) -> CrossCheckOutcome:
+    """Cross-check the stored days `start`..`end` of `tickers` in one run of `crosscheck_job`,
+    in this process, recorded in the instance."""
+    validate_dates(start, end)
+    if not tickers:
+        raise RunRequestError("name the tickers to cross-check (--tickers A,B)")
+    config = {
+        "tickers": list(tickers),
+        "start": day_key(start),
+        "end": day_key(end),
+        "against": against,
+    }
+    result = defs.get_job_def(CROSSCHECK_JOB).execute_in_process(
+        instance=instance,
+        run_config={**LOGGERS_RUN_CONFIG, "ops": {CROSSCHECK_OP: {"config": config}}},
+        raise_on_error=False,
+    )
+    return CrossCheckOutcome(
+        run_id=result.run_id,
+        success=result.success,
+        error=None if result.success else failure_message(result.all_events),
+        evaluations=list(result.get_asset_check_evaluations()),
+    )
 
 
 def cancel_waiting_runs(instance: dg.DagsterInstance, tickers: Sequence[str]) -> list[str]:

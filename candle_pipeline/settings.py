@@ -603,6 +603,7 @@ ENV_FRESHNESS_DELAY_MINUTES = "CANDLE_FRESHNESS_DELAY_MINUTES"
 ENV_ALERT_WEBHOOK_URL = "CANDLE_ALERT_WEBHOOK_URL"
 ENV_ALERT_MIN_SEVERITY = "CANDLE_ALERT_MIN_SEVERITY"
 ENV_DAGSTER_UI_URL = "CANDLE_DAGSTER_UI_URL"
+ENV_CROSSCHECK_TOLERANCE = "CANDLE_CROSSCHECK_TOLERANCE"
 
 # A ticker-day whose quality score is below this never reaches `candles`.
 DEFAULT_QUALITY_THRESHOLD = 0.8
@@ -623,6 +624,10 @@ OFFENDING_ROWS_SHOWN = 5
 DEFAULT_FRESHNESS_DELAY_MINUTES = 120
 # Beyond a day, the next session closes before the last one is due.
 MAX_FRESHNESS_DELAY_MINUTES = 24 * 60
+# Two sources' closes of a ticker-day differing by more than this fraction are a mismatch.
+DEFAULT_CROSSCHECK_TOLERANCE = 0.005
+# Sources a tenth apart serve different prices, whatever the tolerance says.
+MAX_CROSSCHECK_TOLERANCE = 0.1
 # A move of more than 10x is no threshold: every split would pass unexplained.
 MAX_SPIKE_THRESHOLD = 10.0
 # How often the freshness check runs when its schedule is on (UTC cron).
@@ -655,6 +660,7 @@ class QualitySettings:
     alert_webhook_configured: bool = False
     alert_min_severity: str = DEFAULT_ALERT_MIN_SEVERITY
     dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL
+    crosscheck_tolerance: float = DEFAULT_CROSSCHECK_TOLERANCE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> QualitySettings:
@@ -682,6 +688,12 @@ class QualitySettings:
             alert_webhook_configured=_optional(env, ENV_ALERT_WEBHOOK_URL) is not None,
             alert_min_severity=severity,
             dagster_ui_url=ui_url,
+            crosscheck_tolerance=_fraction(
+                env,
+                ENV_CROSSCHECK_TOLERANCE,
+                DEFAULT_CROSSCHECK_TOLERANCE,
+                upper=MAX_CROSSCHECK_TOLERANCE,
+            ),
         )
 
 
@@ -730,6 +742,7 @@ def settings_in_use() -> dict[str, str]:
         ENV_SCHEDULES_RUNNING: str(operations.schedules_running).lower(),
         ENV_QUALITY_THRESHOLD: str(quality.quality_threshold),
         ENV_SPIKE_THRESHOLD: str(quality.spike_threshold),
+        ENV_CROSSCHECK_TOLERANCE: str(quality.crosscheck_tolerance),
         ENV_ALERT_WEBHOOK_URL: "set" if quality.alert_webhook_configured else "unset",
         ENV_ALERT_MIN_SEVERITY: quality.alert_min_severity,
     }

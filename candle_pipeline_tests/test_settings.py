@@ -114,6 +114,11 @@ def test_the_intraday_refresh_is_every_15_minutes_for_marked_tickers_unless_set(
 
 def test_quality_defaults_and_the_webhook_url_is_not_kept() -> None:
     assert QualitySettings.from_env({}) == QualitySettings()
+    assert QualitySettings().crosscheck_tolerance == 0.005
+    assert (
+        QualitySettings.from_env({"CANDLE_CROSSCHECK_TOLERANCE": "0.01"}).crosscheck_tolerance
+        == 0.01
+    )
     configured = QualitySettings.from_env(
         {"CANDLE_ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/secret"}
     )
@@ -131,6 +136,9 @@ def test_quality_defaults_and_the_webhook_url_is_not_kept() -> None:
         ({"CANDLE_FRESHNESS_DELAY_MINUTES": "99999"}, "is absurd"),
         ({"CANDLE_ALERT_MIN_SEVERITY": "info"}, "choose one of WARN, ERROR"),
         ({"CANDLE_DAGSTER_UI_URL": "localhost:3000"}, "must be an http"),
+        ({"CANDLE_CROSSCHECK_TOLERANCE": "0.5%"}, "is not a number"),
+        ({"CANDLE_CROSSCHECK_TOLERANCE": "-0.01"}, "must be greater than 0"),
+        ({"CANDLE_CROSSCHECK_TOLERANCE": "5"}, "is absurd: at most 0.1"),
     ],
 )
 def test_bad_quality_values_are_refused(env: dict[str, str], message: str) -> None:

@@ -14,6 +14,7 @@ rules); `candles` alone rebuilds candles from the stored validated quotes.
 """
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
@@ -24,9 +25,15 @@ from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
 from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
+from candle_pipeline.checks.crosscheck import (
+    SOURCE_MISMATCH_CHECK,
+    cross_check,
+    source_mismatch_evaluations,
+)
 from candle_pipeline.checks.quality import (
     CHECK_SPECS,
     SCORE_KEY,
+    Targets,
     checked_materializations,
     day_evaluations,
     run_warnings,
@@ -130,7 +137,7 @@ def _out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
         "validated_quotes": {RAW_QUOTES, MARKET_TIMINGS},
         "candles": {VALIDATED_QUOTES, MARKET_TIMINGS},
     },
-    check_specs=CHECK_SPECS,
+    check_specs=[*CHECK_SPECS, SOURCE_MISMATCH_CHECK],
     partitions_def=day_partitions,
     backfill_policy=backfill_policy(),
     can_subset=True,
@@ -244,7 +251,12 @@ def market_data(
         )
     selected = set(context.selected_asset_check_keys)
     targets = checked_materializations(context.instance, context.run.run_id, days, selected)
-    yield from day_evaluations(final, days, rules.threshold, selected, targets)
+    yield from itertools.chain(
+        day_evaluations(final, days, rules.threshold, selected, targets),
+        _cross_check_fallbacks(
+            market_data, quality, fetched, raw, now, days=days, targets=targets, selected=selected
+        ),
+    )
     yield from run_warnings(
         final,
         validation=processed.validation,
@@ -343,6 +355,29 @@ def _named_tickers(
             )
         )
     return list(config.tickers)
+
+
+def _cross_check_fallbacks(
+    market_data: MarketDataResource,
+    quality: QualityResource,
+    fetched: Fetched | None,
+    raw: pd.DataFrame,
+    now: datetime,
+    *,
+    days: Sequence[date],
+    targets: Targets,
+    selected: set[dg.AssetCheckKey],
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The source_mismatch evaluations of the days with ticker-days a fallback served: their
+    bars as stored against the first source of each ticker's chain that neither served nor
+    failed on it in this run, and answers."""
+    if SOURCE_MISMATCH_CHECK.key not in selected or fetched is None or not fetched.fallbacks:
+        return iter(())
+    served = raw[raw["ticker"].isin(list(fetched.fallbacks))]
+    check = cross_check(
+        market_data, served, fetched.crosscheck_chains(), quality.crosscheck_tolerance, now
+    )
+    return source_mismatch_evaluations(check, days, targets)
 
 
 def _stored(warehouse: WarehouseResource, table: str, plan: WorkPlan) -> pd.DataFrame:

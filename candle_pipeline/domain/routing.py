@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from candle_pipeline.domain.symbols import is_crypto_pair
 
@@ -21,3 +21,15 @@ def route(
 def source_chain(primary: str, fallbacks: Sequence[str]) -> list[str]:
     """The sources a ticker is asked, in order: its own, then each fallback once."""
     return [primary, *(source for source in dict.fromkeys(fallbacks) if source != primary)]
+
+
+def reference_chain(chain: Sequence[str], excluded: Collection[str]) -> list[str]:
+    """The sources a ticker's bars are cross-checked against, in the order of its `chain`:
+    every source but the `excluded` ones (those that served the bars, or failed on the ticker
+    in the same run), named as CANDLE_SOURCE spells them or as their rows do (`ccxt:binance`
+    for `ccxt`)."""
+    return [
+        source
+        for source in chain
+        if not any(name == source or name.startswith(f"{source}:") for name in excluded)
+    ]

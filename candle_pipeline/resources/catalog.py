@@ -58,6 +58,7 @@ def build_resources(
             quality_threshold=quality.quality_threshold,
             spike_threshold=quality.spike_threshold,
             freshness_delay_minutes=quality.freshness_delay_minutes,
+            crosscheck_tolerance=quality.crosscheck_tolerance,
         ),
         "alert_webhook": AlertWebhookResource(
             url=dg.EnvVar(ENV_ALERT_WEBHOOK_URL) if quality.alert_webhook_configured else None,

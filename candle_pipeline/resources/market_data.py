@@ -25,7 +25,7 @@ from candle_pipeline.domain.corporate_actions import (
     with_details,
 )
 from candle_pipeline.domain.intraday import new_bars
-from candle_pipeline.domain.routing import route, source_chain
+from candle_pipeline.domain.routing import reference_chain, route, source_chain
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
     CallStats,
@@ -72,7 +72,9 @@ class Fetched:
     """What one run fetched: each ticker's result (bars unstamped), all bars and corporate
     actions stamped as the tables store them (each row with the source that served it), why
     each ticker that delivered nothing failed, why its own source did not serve it for those a
-    fallback served, and what the requests cost, in all and per source."""
+    fallback served, and what the requests cost, in all and per source. `chains` are the sources
+    each ticker could be asked in order, `served_by` the one that served it and `failed_on` those
+    that failed on it (all by source name, as CANDLE_SOURCE spells them)."""
 
     results: dict[str, FetchResult]
     bars: pd.DataFrame
@@ -81,6 +83,18 @@ class Fetched:
     fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
     cost: CallStats = dataclasses.field(default_factory=CallStats)
     requests_by_source: dict[str, int] = dataclasses.field(default_factory=dict)
+    chains: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    served_by: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed_on: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def crosscheck_chains(self) -> dict[str, list[str]]:
+        """Per ticker a fallback served, the sources to cross-check it against, in order."""
+        return {
+            ticker: reference_chain(
+                self.chains[ticker], [self.served_by[ticker], *self.failed_on.get(ticker, ())]
+            )
+            for ticker in self.fallbacks
+        }
 
     @property
     def split_adjusted_as_of(self) -> dict[str, date]:
@@ -229,13 +243,30 @@ class MarketDataResource(dg.ConfigurableResource):
         `resume_after` only those after its latest stored bar (a provider that cannot ask for
         less returns whole days).
         """
-        as_of = as_of or datetime.now(UTC)
         routes = self.routes(providers or dict.fromkeys(open_days))
-        chains = {
-            ticker: source_chain(routes[ticker], self.fallback_sources) for ticker in open_days
-        }
+        return self.fetch_from(
+            open_days,
+            {ticker: source_chain(routes[ticker], self.fallback_sources) for ticker in open_days},
+            as_of=as_of,
+            resume_after=resume_after,
+        )
+
+    def fetch_from(
+        self,
+        open_days: Mapping[str, Sequence[date]],
+        chains: Mapping[str, Sequence[str]],
+        *,
+        as_of: datetime | None = None,
+        resume_after: Mapping[str, datetime] | None = None,
+    ) -> Fetched:
+        """As `fetch_all`, each ticker asked the sources of its chain in order (a ticker with an
+        empty chain is not asked)."""
+        as_of = as_of or datetime.now(UTC)
+        open_days = {ticker: days for ticker, days in open_days.items() if chains[ticker]}
         results: dict[str, FetchResult] = {}
         sources: dict[str, str] = {}
+        served_by: dict[str, str] = {}
+        failed_on: dict[str, list[str]] = {}
         fetched_at: dict[str, datetime] = {}
         errors: dict[str, list[tuple[str, Exception]]] = {ticker: [] for ticker in open_days}
         cost = CallStats()
@@ -266,8 +297,10 @@ class MarketDataResource(dg.ConfigurableResource):
                         provider.name,
                         done,
                     )
+                    served_by[ticker] = source
                 for ticker, error in answer.errors.items():
                     errors[ticker].append((provider.name, error))
+                    failed_on.setdefault(ticker, []).append(source)
                     if attempt + 1 < len(chains[ticker]):
                         pending[ticker] = group[ticker]
             attempt += 1
@@ -301,6 +334,9 @@ class MarketDataResource(dg.ConfigurableResource):
             fallbacks=fallbacks,
             cost=cost,
             requests_by_source=requests_by_source,
+            chains={ticker: list(chain) for ticker, chain in chains.items()},
+            served_by=served_by,
+            failed_on=failed_on,
         )
 
     def _failure(self, tried: Sequence[tuple[str, Exception]]) -> Failure:

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from candle_pipeline.domain.quality import QualityRules
+from candle_pipeline.settings import DEFAULT_CROSSCHECK_TOLERANCE
 
 
 class QualityResource(dg.ConfigurableResource):
@@ -11,6 +12,7 @@ class QualityResource(dg.ConfigurableResource):
     quality_threshold: float
     spike_threshold: float
     freshness_delay_minutes: int
+    crosscheck_tolerance: float = DEFAULT_CROSSCHECK_TOLERANCE
 
     def rules(self) -> QualityRules:
         return QualityRules(threshold=self.quality_threshold, spike_threshold=self.spike_threshold)

@@ -161,7 +161,7 @@ def test_goog_early_close_ends_at_13_new_york(sample: Warehouse) -> None:
     candles = sample.table("candles")
     goog = candles[(candles["ticker"] == "GOOG") & (candles["trade_date"] == date(2015, 12, 24))]
     close = pd.Timestamp("2015-12-24 18:00", tz="UTC")
-    widths = {"5m": 5, "15m": 15, "30m": 30, "1h": 60}
+    widths = {"5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240}
     for interval, minutes in widths.items():
         last = goog[goog["interval"] == interval]["ts"].max()
         assert last < close <= last + pd.Timedelta(minutes=minutes), interval

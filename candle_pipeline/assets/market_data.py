@@ -120,7 +120,7 @@ def _out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
         ),
         "candles": _out(
             CANDLES_TYPE,
-            "5m, 15m, 30m, 1h and 1d OHLCV of the valid regular-session bars of ticker-days "
+            "5m, 15m, 30m, 1h, 4h and 1d OHLCV of the valid regular-session bars of ticker-days "
             "that passed the quality gate.",
         ),
     },

@@ -32,7 +32,7 @@ from candle_pipeline.checks.quality import (
     run_warnings,
 )
 from candle_pipeline.domain import sessions
-from candle_pipeline.domain.adjustments import last_closes, unadjust_splits
+from candle_pipeline.domain.adjustments import known_factors, last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
 from candle_pipeline.domain.candles import DAILY as DAILY_INTERVAL
 from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
@@ -70,8 +70,8 @@ from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
 from candle_pipeline.warehouse import calendar_overrides, quality_reports
-from candle_pipeline.warehouse.corporate_actions import store_actions
-from candle_pipeline.warehouse.partition_store import load_days, load_partitions
+from candle_pipeline.warehouse.corporate_actions import load_actions, load_factors, store_actions
+from candle_pipeline.warehouse.partition_store import load_partitions
 from candle_pipeline.warehouse.period_candles import daily_candles, write_periods
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
@@ -190,17 +190,15 @@ def market_data(
         if start == RAW_QUOTES:
             fetched, raw = _fetch(market_data, warehouse, plan, entries, now)
             failures = fetched.failures
-            actions = _actions(warehouse, fetched, days)
         else:
             raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
-            actions = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
         processed = process(
             raw,
             timings,
             exchanges,
             rules,
             CANDLE_INTERVALS,
-            actions=actions,
+            factors=_factors(warehouse, raw, fetched),
             previous_closes=_previous_closes(warehouse, raw),
         )
     new_states = settle(
@@ -383,10 +381,19 @@ def _previous_closes(warehouse: WarehouseResource, raw: pd.DataFrame) -> pd.Data
     return warehouse.run(lambda conn: quality_reports.previous_closes(conn, firsts))
 
 
-def _actions(warehouse: WarehouseResource, fetched: Fetched, days: Sequence[date]) -> pd.DataFrame:
-    """The splits and dividends of the run's days: as just fetched, else as stored."""
-    stored = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
-    return _merged_actions(stored, fetched.actions)
+def _factors(
+    warehouse: WarehouseResource, raw: pd.DataFrame, fetched: Fetched | None
+) -> pd.DataFrame:
+    """The adjustment factors the spike rule measures moves across splits and dividends with:
+    the stored factor table of the run's tickers, renewed by the actions just fetched."""
+    tickers = sorted(set(raw["ticker"]))
+
+    def stored(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_factors(conn, tickers), load_actions(conn, tickers)
+
+    factors, actions = warehouse.run(stored)
+    fresh = fetched.actions if fetched is not None else actions.iloc[0:0]
+    return known_factors(factors, actions, fresh)
 
 
 def _merged_actions(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:

@@ -133,3 +133,11 @@ def test_repairing_the_blocked_day_builds_its_week_from_the_stored_days(
     assert week["volume"] == bars["volume"].sum()
     untouched = warehouse.periods().loc[("1w", HOLIDAY_WEEK)]
     assert untouched["status"] == "complete", "a run judges only the periods of its days"
+
+
+def test_refetching_complete_days_rebuilds_the_same_period_candles(warehouse: Warehouse) -> None:
+    before = warehouse.periods().drop(columns=["built_at", "run_id"])
+    warehouse.materialize(warehouse.good, FIRST_DAY, LAST_DAY, refetch=True)
+    after = warehouse.periods().drop(columns=["built_at", "run_id"])
+    pd.testing.assert_frame_equal(after.loc[before.index], before)
+    assert after.loc[("1w", HOLIDAY_WEEK), "sessions"] == 4

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import pytest
+from psycopg import sql
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.warehouse.partition_store import qualified
+from candle_pipeline.warehouse.tables import period_candles
 from candle_pipeline_tests.conftest import (
     create_database,
     definitions_for,
@@ -141,3 +145,15 @@ def test_refetching_complete_days_rebuilds_the_same_period_candles(warehouse: Wa
     after = warehouse.periods().drop(columns=["built_at", "run_id"])
     pd.testing.assert_frame_equal(after.loc[before.index], before)
     assert after.loc[("1w", HOLIDAY_WEEK), "sessions"] == 4
+
+
+def test_materialising_stored_days_again_judges_their_periods(warehouse: Warehouse) -> None:
+    """What an upgraded warehouse does to fill the new table: no provider call, every period."""
+    before = warehouse.periods().drop(columns=["built_at", "run_id"])
+    with psycopg.connect(warehouse.url) as conn:
+        conn.execute(sql.SQL("DELETE FROM {}").format(qualified(period_candles)))
+    warehouse.materialize(warehouse.good, FIRST_DAY, LAST_DAY)
+    after = warehouse.periods().drop(columns=["built_at", "run_id"])
+    pd.testing.assert_frame_equal(after.loc[before.index], before)
+    raw = partition_metadata(warehouse.instance, dg.AssetKey("raw_quotes"), "2014-07-07")
+    assert raw["run_provider_requests"].value == 0

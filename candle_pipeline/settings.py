@@ -55,7 +55,7 @@ WAREHOUSE_DATABASE = "candle"
 DAGSTER_DATABASE = "dagster"
 
 # Candle intervals, finest first; each is aggregated only from raw bars that are finer.
-CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "1d")
+CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "4h", "1d")
 
 # History a newly watched ticker gets backfilled, unless it names its own history start.
 DEFAULT_BACKFILL_LOOKBACK_DAYS = 365

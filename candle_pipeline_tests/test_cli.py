@@ -331,7 +331,7 @@ def test_demo_fills_the_configured_database(pg_server: LocalPostgres, tmp_path: 
         "market_timings": 19,
         "raw_quotes": 16_865,
         "validated_quotes": 16_865,
-        "candles": 3_735,
+        "candles": 3_794,
     }
     # The sample's tickers are kept for its days only: counted until the day after it.
     watched = table(url, "watchlist")

@@ -38,7 +38,7 @@ from candle_pipeline_tests.quality.records import (
 )
 
 MINUTE_DIR = SAMPLE_DATA_DIR / "lean-minute"
-CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 1
+CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 2 + 1
 SAMPLE_TICKERS = sorted({ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers})
 FIRST_DAY = min(start for _, start, _ in SAMPLE_SESSIONS)
 LAST_DAY = max(end for _, _, end in SAMPLE_SESSIONS)
@@ -112,7 +112,7 @@ def test_every_sample_ticker_is_stored_on_every_open_sample_day(sample: Warehous
         if fixture_rows(*key) == 0:
             assert count == 1, f"{key}: a daily bar gives the 1d candle only"
         elif key == early_close:
-            assert count == 42 + 14 + 7 + 4 + 1
+            assert count == 42 + 14 + 7 + 4 + 1 + 1
         else:
             assert count == CANDLES_PER_FULL_DAY, key
 
@@ -161,7 +161,7 @@ def test_goog_early_close_ends_at_13_new_york(sample: Warehouse) -> None:
     candles = sample.table("candles")
     goog = candles[(candles["ticker"] == "GOOG") & (candles["trade_date"] == date(2015, 12, 24))]
     close = pd.Timestamp("2015-12-24 18:00", tz="UTC")
-    widths = {"5m": 5, "15m": 15, "30m": 30, "1h": 60}
+    widths = {"5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240}
     for interval, minutes in widths.items():
         last = goog[goog["interval"] == interval]["ts"].max()
         assert last < close <= last + pd.Timedelta(minutes=minutes), interval

@@ -4,6 +4,7 @@ raw, split-adjusted and total-return, as of days before and after it, from Pytho
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from candle_pipeline import read, runs
 from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.partitions import day_partitions
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline_tests.conftest import (
@@ -36,6 +38,7 @@ BEFORE_SPLIT = date(2014, 6, 6)
 # AAPL's splits after the bars: 7:1 (2014) and 4:1 (2020).
 LATER_SPLITS = 28.0
 CENT = 0.01
+CANDLES = dg.AssetKey("candles")
 
 
 @dataclass
@@ -206,3 +209,57 @@ def test_bad_arguments_are_refused_in_one_line(
     with pytest.raises(read.ReadError, match=message) as refused:
         read.candles(**arguments, database_url=aapl.url)
     assert "\n" not in str(refused.value)
+
+
+def shaped_input_asset(metadata: dict[str, object]) -> dg.AssetsDefinition:
+    """A user's own downstream asset reading `candles` through an `AssetIn` in `read`'s shapes;
+    it reports what it received as its materialisation's metadata."""
+
+    @dg.asset(
+        partitions_def=day_partitions,
+        ins={"candles": dg.AssetIn(key=CANDLES, metadata=metadata)},
+    )
+    def aapl_study(candles: pd.DataFrame) -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            metadata={
+                "columns": list(candles.columns),
+                "rows": candles.to_json(orient="records", date_format="iso"),
+            }
+        )
+
+    return aapl_study
+
+
+def run_study(aapl: Sample, metadata: dict[str, object]) -> dg.ExecuteInProcessResult:
+    study = shaped_input_asset(metadata)
+    defs = dg.Definitions.merge(aapl.defs, dg.Definitions(assets=[study]))
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=aapl.instance,
+        partition_key=SPLIT_DAY.isoformat(),
+        asset_selection=[study.key],
+        raise_on_error=False,
+    )
+
+
+def test_a_users_asset_reads_candles_in_the_readers_shapes(aapl: Sample) -> None:
+    result = run_study(aapl, {"interval": "1d", "adjust": "splits", "tickers": ["AAPL"]})
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("aapl_study")
+    received = pd.read_json(io.StringIO(materialization.metadata["rows"].value), orient="records")
+    expected = read.candles(
+        "AAPL", "1d", SPLIT_DAY, SPLIT_DAY, adjust="splits", database_url=aapl.url
+    )
+    assert materialization.metadata["columns"].value == list(expected.columns)
+    assert len(received) == 1
+    assert received["close"].iloc[0] == pytest.approx(expected["close"].iloc[0])
+    assert received["close"].iloc[0] == pytest.approx(93.70 / 4, abs=CENT)
+
+
+def test_a_users_asset_with_a_bad_input_fails_in_one_line(aapl: Sample) -> None:
+    result = run_study(aapl, {"interval": "2h"})
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("input candles: unknown candle interval '2h'")
+    assert "\n" not in message

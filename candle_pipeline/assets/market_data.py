@@ -38,9 +38,19 @@ from candle_pipeline.checks.quality import (
     day_evaluations,
     run_warnings,
 )
-from candle_pipeline.domain.adjustments import last_closes, unadjust_splits
+from candle_pipeline.domain import sessions
+from candle_pipeline.domain.adjustments import known_factors, last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
+from candle_pipeline.domain.candles import DAILY as DAILY_INTERVAL
 from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
+from candle_pipeline.domain.periods import (
+    PERIOD_COMPLETE,
+    PERIOD_INCOMPLETE,
+    empty_period_candles,
+    period_candles,
+    period_days,
+    periods_touching,
+)
 from candle_pipeline.domain.processing import Processed, process, rebuild
 from candle_pipeline.domain.quality import Validation
 from candle_pipeline.domain.ticker_days import (
@@ -66,9 +76,10 @@ from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
-from candle_pipeline.warehouse import quality_reports
-from candle_pipeline.warehouse.corporate_actions import store_actions
-from candle_pipeline.warehouse.partition_store import load_days, load_partitions
+from candle_pipeline.warehouse import calendar_overrides, quality_reports
+from candle_pipeline.warehouse.corporate_actions import load_actions, load_factors, store_actions
+from candle_pipeline.warehouse.partition_store import load_partitions
+from candle_pipeline.warehouse.period_candles import daily_candles, write_periods
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
 from candle_pipeline.warehouse.watchlist import WatchedTicker, watch_frame
@@ -78,6 +89,9 @@ VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
 CANDLES = dg.AssetKey("candles")
 CHAIN = (RAW_QUOTES, VALIDATED_QUOTES, CANDLES)
 KINDS = {"pandas", "postgres"}
+# Periods without a candle named in a run's log line and metadata (the table holds them all).
+PERIODS_SHOWN = 10
+STATE_KEY_STATUS = ("ticker", "trade_date", "status")
 
 
 class MarketDataConfig(dg.Config):
@@ -127,7 +141,7 @@ def _out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
         ),
         "candles": _out(
             CANDLES_TYPE,
-            "5m, 15m, 30m, 1h and 1d OHLCV of the valid regular-session bars of ticker-days "
+            "5m, 15m, 30m, 1h, 4h and 1d OHLCV of the valid regular-session bars of ticker-days "
             "that passed the quality gate.",
         ),
     },
@@ -183,29 +197,30 @@ def market_data(
         if start == RAW_QUOTES:
             fetched, raw = _fetch(market_data, warehouse, plan, entries, now)
             failures = fetched.failures
-            actions = _actions(warehouse, fetched, days)
         else:
             raw = _stored(warehouse, "raw_quotes", plan).loc[:, list(RAW_COLUMNS)]
-            actions = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
         processed = process(
             raw,
             timings,
             exchanges,
             rules,
             CANDLE_INTERVALS,
-            actions=actions,
+            factors=_factors(warehouse, raw, fetched),
             previous_closes=_previous_closes(warehouse, raw),
         )
-    outcome = Outcome(
-        processed.stored,
-        failures,
-        attempted=fetched is not None,
-        source=market_data.source,
-        failed_retries=market_data.failed_retries(),
-        fallbacks=fetched.fallbacks if fetched is not None else {},
+    new_states = settle(
+        plan,
+        Outcome(
+            processed.stored,
+            failures,
+            attempted=fetched is not None,
+            source=market_data.source,
+            failed_retries=market_data.failed_retries(),
+            fallbacks=fetched.fallbacks if fetched is not None else {},
+        ),
+        context.run.run_id,
+        now,
     )
-
-    new_states = settle(plan, outcome, context.run.run_id, now)
     # A day's metadata and checks are about all its ticker-days, named in the run config or not.
     whole_days = (
         plan
@@ -218,8 +233,16 @@ def market_data(
         VALIDATED_QUOTES: processed.validation.quotes,
         CANDLES: closed_candles(processed.candles, plan.in_session(), now),
     }
+    periods = _judge_periods(
+        warehouse,
+        expected=expected,
+        days=days,
+        new_states=new_states,
+        candles=outputs[CANDLES],
+        now=now,
+    )
     _add_day_metadata(context, days, final, outputs)
-    _log_plan(context, plan, fetched)
+    _log_plan(context, plan, fetched, periods)
 
     with warehouse.unit_of_work():
         if start != RAW_QUOTES:
@@ -230,7 +253,7 @@ def market_data(
             yield dg.Output(
                 outputs[key],
                 output_name=key.path[-1],
-                metadata=_run_metadata(market_data, fetched) if key == RAW_QUOTES else {},
+                metadata=_output_metadata(key, market_data, fetched, periods),
             )
         _write_side_tables(
             warehouse,
@@ -239,6 +262,7 @@ def market_data(
             quality=quality,
             processed=processed,
             fetched=fetched,
+            periods=periods,
         )
         warehouse.write(lambda conn: write_states(conn, new_states))
     if fetched is not None:
@@ -392,10 +416,19 @@ def _previous_closes(warehouse: WarehouseResource, raw: pd.DataFrame) -> pd.Data
     return warehouse.run(lambda conn: quality_reports.previous_closes(conn, firsts))
 
 
-def _actions(warehouse: WarehouseResource, fetched: Fetched, days: Sequence[date]) -> pd.DataFrame:
-    """The splits and dividends of the run's days: as just fetched, else as stored."""
-    stored = warehouse.run(lambda conn: load_days(conn, TABLES["corporate_actions"], days))
-    return _merged_actions(stored, fetched.actions)
+def _factors(
+    warehouse: WarehouseResource, raw: pd.DataFrame, fetched: Fetched | None
+) -> pd.DataFrame:
+    """The adjustment factors the spike rule measures moves across splits and dividends with:
+    the stored factor table of the run's tickers, renewed by the actions just fetched."""
+    tickers = sorted(set(raw["ticker"]))
+
+    def stored(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_factors(conn, tickers), load_actions(conn, tickers)
+
+    factors, actions = warehouse.run(stored)
+    fresh = fetched.actions if fetched is not None else actions.iloc[0:0]
+    return known_factors(factors, actions, fresh)
 
 
 def _merged_actions(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
@@ -414,9 +447,10 @@ def _write_side_tables(
     quality: QualityResource,
     processed: Processed,
     fetched: Fetched | None,
+    periods: pd.DataFrame,
 ) -> None:
-    """Corporate actions of the fetched tickers (and their adjustment factors) and the run's
-    quality reports, in the step's unit of work."""
+    """Corporate actions of the fetched tickers (and their adjustment factors), the run's
+    quality reports and the periods it judged, in the step's unit of work."""
     if fetched is not None and not processed.stored.empty:
         fetched_days = processed.stored.loc[:, ["trade_date", "ticker"]]
         closes = last_closes(processed.validation.quotes)
@@ -428,6 +462,8 @@ def _write_side_tables(
         warehouse.write(
             lambda conn: quality_reports.write_reports(conn, assessment, run_id, now, threshold)
         )
+    if not periods.empty:
+        warehouse.write(lambda conn: write_periods(conn, periods, now, run_id))
 
 
 def _add_day_metadata(
@@ -466,6 +502,80 @@ def _add_day_metadata(
             )
 
 
+def _judge_periods(
+    warehouse: WarehouseResource,
+    *,
+    expected: pd.DataFrame,
+    days: Sequence[date],
+    new_states: pd.DataFrame,
+    candles: pd.DataFrame,
+    now: datetime,
+) -> pd.DataFrame:
+    """The weekly and monthly candles (or why none) of the run's tickers in every period that
+    holds one of the run's days: the periods' other days come from the warehouse (their stored
+    ticker-day states and daily candles), the run's own from what it just built."""
+    if expected.empty:
+        return empty_period_candles()
+    periods = periods_touching(days)
+    all_days = period_days(periods)
+    tickers = expected.loc[:, ["ticker", "exchange"]].drop_duplicates("ticker", keep="last")
+    mics = sorted(set(tickers["exchange"]))
+    with warehouse.engine.connect() as connection:
+        overrides = calendar_overrides.in_force_frame(connection, mics, all_days[0], all_days[-1])
+    timings = sessions.market_timings(mics, all_days[0], all_days[-1], overrides)
+    open_days = timings.loc[timings["is_open"], ["mic", "session_date", "close_utc"]]
+    ticker_sessions = tickers.merge(open_days, left_on="exchange", right_on="mic").rename(
+        columns={"session_date": "trade_date"}
+    )
+
+    def stored(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_states(conn, all_days), daily_candles(conn, all_days)
+
+    stored_states, stored_daily = warehouse.run(stored)
+    states = pd.concat(
+        [stored_states.loc[:, list(STATE_KEY_STATUS)], new_states.loc[:, list(STATE_KEY_STATUS)]],
+        ignore_index=True,
+    ).drop_duplicates(["ticker", "trade_date"], keep="last")
+    built = candles[candles["interval"] == DAILY_INTERVAL]
+    rebuilt = pd.MultiIndex.from_frame(stored_daily[["ticker", "trade_date"]]).isin(
+        pd.MultiIndex.from_frame(built[["ticker", "trade_date"]])
+    )
+    daily = pd.concat(
+        [stored_daily[~rebuilt], built.loc[:, list(stored_daily.columns)]], ignore_index=True
+    )
+    return period_candles(periods, ticker_sessions, states, daily, now)
+
+
+def _period_lines(periods: pd.DataFrame) -> list[str]:
+    return [
+        f"{row.ticker} {row.interval} {row.period_start:%Y-%m-%d}: {row.reason}"
+        for row in periods.itertuples()
+    ]
+
+
+def _output_metadata(
+    key: dg.AssetKey,
+    market_data: MarketDataResource,
+    fetched: Fetched | None,
+    periods: pd.DataFrame,
+) -> dict[str, object]:
+    """The run's provider cost on `raw_quotes`; the periods it judged on `candles`."""
+    if key == RAW_QUOTES:
+        return _run_metadata(market_data, fetched)
+    if key != CANDLES:
+        return {}
+    incomplete = periods[periods["status"] == PERIOD_INCOMPLETE]
+    metadata: dict[str, object] = {
+        "run_period_candles": int((periods["status"] == PERIOD_COMPLETE).sum()),
+        "run_periods_without_candle": len(incomplete),
+    }
+    if not incomplete.empty:
+        metadata["periods_without_candle"] = dg.MetadataValue.md(
+            "\n".join(f"- {line}" for line in _period_lines(incomplete.head(PERIODS_SHOWN)))
+        )
+    return metadata
+
+
 def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> dict[str, object]:
     """What the run's provider requests cost (the same on each day of the run)."""
     if fetched is None:
@@ -490,7 +600,13 @@ def _run_metadata(market_data: MarketDataResource, fetched: Fetched | None) -> d
     }
 
 
-def _log_plan(context: dg.AssetExecutionContext, plan: WorkPlan, fetched: Fetched | None) -> None:
+def _log_plan(
+    context: dg.AssetExecutionContext,
+    plan: WorkPlan,
+    fetched: Fetched | None,
+    periods: pd.DataFrame,
+) -> None:
+    """What the run works on, the tickers that failed and the periods left without a candle."""
     fetching = plan.count(FETCH)
     context.log.info(
         f"{len(plan.ticker_days)} ticker-day(s): {fetching} to process, "
@@ -503,3 +619,7 @@ def _log_plan(context: dg.AssetExecutionContext, plan: WorkPlan, fetched: Fetche
             for ticker, failure in list(fetched.failures.items())[:5]
         )
         context.log.warning(f"{len(fetched.failures)} ticker(s) failed: {shown}")
+    incomplete = periods[periods["status"] == PERIOD_INCOMPLETE]
+    if not incomplete.empty:
+        shown = "; ".join(_period_lines(incomplete.head(PERIODS_SHOWN)))
+        context.log.warning(f"{len(incomplete)} period(s) without a candle: {shown}")

@@ -210,6 +210,38 @@ def adjustment_factors(actions: pd.DataFrame) -> pd.DataFrame:
     return _cumulate(steps)[list(FACTOR_COLUMNS)]
 
 
+def known_factors(
+    stored_factors: pd.DataFrame, stored_actions: pd.DataFrame, fresh_actions: pd.DataFrame
+) -> pd.DataFrame:
+    """The factor table a run measures moves with: the stored one (`FACTOR_COLUMNS`), and for
+    each ticker with freshly fetched actions the factors of its stored actions with the fresh
+    ones laid over them (what the run is about to store; the first sighting does not matter to a
+    rule that uses every known action, so a new action counts from its ex-date)."""
+    if fresh_actions.empty:
+        return stored_factors
+    key = ["ticker", "ex_date"]
+    fresh = fresh_actions.assign(ex_date=pd.to_datetime(fresh_actions["ex_date"]))
+    stored = stored_actions.assign(ex_date=pd.to_datetime(stored_actions["ex_date"]))
+    renewed = set(fresh["ticker"])
+    earlier = stored[stored["ticker"].isin(renewed)].set_index(key)
+    fresh = fresh.join(earlier[["first_seen", "reference_close"]], on=key, rsuffix="_stored")
+    fresh = fresh.assign(
+        first_seen=fresh["first_seen"].fillna(
+            pd.to_datetime(fresh["ex_date"]).dt.tz_localize("UTC")
+        ),
+        reference_close=fresh["reference_close"].fillna(fresh["reference_close_stored"]),
+    )
+    replaced = pd.MultiIndex.from_frame(earlier.reset_index()[key]).isin(
+        pd.MultiIndex.from_frame(fresh[key])
+    )
+    columns = ["ticker", "ex_date", "dividend", "split_ratio", "reference_close", "first_seen"]
+    history = pd.concat(
+        [earlier.reset_index().loc[~replaced, columns], fresh.loc[:, columns]], ignore_index=True
+    )
+    kept = stored_factors[~stored_factors["ticker"].isin(renewed)]
+    return pd.concat([kept, adjustment_factors(history)], ignore_index=True)
+
+
 def as_of(factors: pd.DataFrame, day: date | None) -> pd.DataFrame:
     """The factor table as a reader saw it on `day`: the actions known by then, cumulated again
     (None: every known action)."""

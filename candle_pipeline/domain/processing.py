@@ -49,13 +49,13 @@ def process(
     rules: QualityRules,
     intervals: Sequence[str],
     *,
-    actions: pd.DataFrame | None = None,
+    factors: pd.DataFrame | None = None,
     previous_closes: pd.DataFrame | None = None,
 ) -> Processed:
-    """Validate raw bars (spikes measured across `actions` and from `previous_closes`), then
-    score, gate and aggregate them (`rebuild`)."""
+    """Validate raw bars (spikes measured across the actions of the adjustment `factors` and from
+    `previous_closes`), then score, gate and aggregate them (`rebuild`)."""
     validation = validate_quotes(
-        raw, timings, exchanges, rules, actions=actions, previous_closes=previous_closes
+        raw, timings, exchanges, rules, factors=factors, previous_closes=previous_closes
     )
     return rebuild(validation, timings, exchanges, rules, intervals)
 

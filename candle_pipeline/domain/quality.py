@@ -8,8 +8,10 @@ Row rules (integrity): a value is missing (NaN), OHLC is inconsistent (`low <= o
 and `low <= high` broken), a price is not positive, the volume is negative, or the timestamp falls
 outside the bar's trade date in the exchange's time zone. Sequence rules: a *spike* moves more than
 `spike_threshold` from the previous valid close, both as traded and adjusted for a split or
-dividend in between (a known action explains the move only if the data was not adjusted already),
-and a *stale run* repeats the same close with zero volume for `stale_run_bars` bars or more.
+dividend in between with the stored adjustment factors (the close times the ratio of the two
+days' cumulative return factors), so a real split day is never a spike and an unexplained jump
+still is (a known action explains the move only if the data was not adjusted already), and a
+*stale run* repeats the same close with zero volume for `stale_run_bars` bars or more.
 
 The score of a ticker-day is `completeness x validity x consistency`, each in [0, 1]:
 - completeness: usable regular-session bars / bars expected from `market_timings` (390 on a normal
@@ -29,6 +31,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from candle_pipeline.domain.adjustments import factors_for_bars
 from candle_pipeline.domain.bars import INTERVAL_SECONDS, PRICE_COLUMNS, RAW_COLUMNS
 from candle_pipeline.domain.sessions import (
     SESSION_OUTSIDE,
@@ -53,9 +56,6 @@ SECONDS_PER_MINUTE = 60
 STATUS_SCORED = "scored"
 STATUS_CLOSED = "market closed"
 
-# Known dividends and splits: `split_ratio` new shares per old share (7.0 for 7:1), `dividend` the
-# cash per share, both on the ex-date (the first day the price reflects them); NULL when absent.
-ACTION_COLUMNS = ("ticker", "ex_date", "dividend", "split_ratio")
 # The last valid close of each ticker before the days being validated.
 PREVIOUS_CLOSE_COLUMNS = ("ticker", "trade_date", "close")
 
@@ -162,12 +162,13 @@ def validate_quotes(
     exchanges: ExchangeDirectory,
     rules: QualityRules | None = None,
     *,
-    actions: pd.DataFrame | None = None,
+    factors: pd.DataFrame | None = None,
     previous_closes: pd.DataFrame | None = None,
 ) -> Validation:
     """Every raw bar with its session tag, one flag per rule and `is_valid`.
 
-    `actions` (ACTION_COLUMNS) explain moves across ex-dates; `previous_closes`
+    `factors` (the adjustment factor table, `adjustments.FACTOR_COLUMNS`) explain moves across
+    ex-dates; `previous_closes`
     (PREVIOUS_CLOSE_COLUMNS) give the reference of each ticker's first bar. Without a reference a
     bar's prices are measured against its own close, which still catches a wild print inside it.
     """
@@ -177,7 +178,7 @@ def validate_quotes(
     flags = {name: rule(bars).to_numpy(dtype=bool) for name, rule in ROW_RULES.items()}
     flags["outside_day"] = _outside_day(bars, exchanges).to_numpy()
     sound = ~np.logical_or.reduce(list(flags.values()))
-    as_traded, adjusted = _reference_closes(bars, sound, actions, previous_closes)
+    as_traded, adjusted = _reference_closes(bars, sound, factors, previous_closes)
     # A known split or dividend may explain a move (unadjusted feeds) but is not required to
     # (feeds that already adjust history, like Yahoo's): the closer reference counts.
     closer = _largest_moves(bars, adjusted) < _largest_moves(bars, as_traded)
@@ -206,11 +207,11 @@ def _outside_day(bars: pd.DataFrame, exchanges: ExchangeDirectory) -> pd.Series:
 def _reference_closes(
     bars: pd.DataFrame,
     sound: np.ndarray,
-    actions: pd.DataFrame | None,
+    factors: pd.DataFrame | None,
     previous_closes: pd.DataFrame | None,
 ) -> tuple[pd.Series, pd.Series]:
-    """For each bar, the last sound close before it, as traded and adjusted for the actions in
-    between (the bar's own close when there is none before it)."""
+    """For each bar, the last sound close before it, as traded and adjusted by the factors of the
+    actions in between (the bar's own close when there is none before it)."""
     ordered = bars.assign(sound=sound).sort_values(["ticker", "ts"], kind="stable")
     by_ticker = ordered["ticker"]
     last_close = (
@@ -224,8 +225,8 @@ def _reference_closes(
         last_close = last_close.fillna(by_ticker.map(before["close"]))
         last_day = last_day.fillna(by_ticker.map(pd.to_datetime(before["trade_date"])))
     adjusted = last_close
-    if actions is not None and not actions.empty:
-        adjusted = _adjust_for_actions(ordered, last_close, last_day, actions)
+    if factors is not None and not factors.empty:
+        adjusted = _adjust_with_factors(ordered, last_close, last_day, factors)
     own_close = ordered["close"].where(ordered["close"] > 0)
     return (
         last_close.fillna(own_close).reindex(bars.index),
@@ -233,31 +234,23 @@ def _reference_closes(
     )
 
 
-def _adjust_for_actions(
-    ordered: pd.DataFrame, last_close: pd.Series, last_day: pd.Series, actions: pd.DataFrame
+def _adjust_with_factors(
+    ordered: pd.DataFrame, last_close: pd.Series, last_day: pd.Series, factors: pd.DataFrame
 ) -> pd.Series:
-    """Closes from an earlier day, as they would trade after the actions since that day."""
+    """Closes from an earlier day on the scale of the bar's day: times the ratio of the two days'
+    cumulative return factors (`adjustments.factors_for_bars`), which is 1 unless a split or a
+    dividend lies between them."""
     crossing = last_day.notna() & (last_day < ordered["trade_date"])
-    spans = pd.DataFrame(
-        {
-            "row": ordered.index[crossing],
-            "ticker": ordered.loc[crossing, "ticker"].to_numpy(),
-            "after": last_day[crossing].to_numpy(),
-            "until": ordered.loc[crossing, "trade_date"].to_numpy(),
-        }
-    )
-    known = actions.loc[:, list(ACTION_COLUMNS)].assign(
-        ex_date=lambda frame: pd.to_datetime(frame["ex_date"]),
-        dividend=lambda frame: frame["dividend"].astype("float64").fillna(0.0),
-        split_ratio=lambda frame: frame["split_ratio"].astype("float64").fillna(1.0),
-    )
-    joined = spans.merge(known, on="ticker")
-    inside = joined[(joined["ex_date"] > joined["after"]) & (joined["ex_date"] <= joined["until"])]
-    if inside.empty:
+    if not crossing.any():
         return last_close
-    effect = inside.groupby("row").agg(split=("split_ratio", "prod"), dividend=("dividend", "sum"))
+    bar_days = ordered.loc[crossing, ["ticker", "trade_date"]]
+    earlier_days = bar_days.assign(trade_date=last_day[crossing])
+    ratio = (
+        factors_for_bars(bar_days, factors)["return_factor"]
+        / factors_for_bars(earlier_days, factors)["return_factor"]
+    )
     adjusted = last_close.copy()
-    adjusted[effect.index] = (last_close[effect.index] - effect["dividend"]) / effect["split"]
+    adjusted[ratio.index] = last_close[ratio.index] * ratio
     return adjusted
 
 

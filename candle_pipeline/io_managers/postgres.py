@@ -4,18 +4,39 @@ Writing replaces rows key by key (`PartitionedTable.key_columns`): a `market_tim
 replaces its days; a per-ticker output replaces exactly the ticker-days present in the frame, so
 the other tickers' rows of the same days stay untouched and a ticker-day a run did not store
 anew keeps its rows. Inside a step's unit of work (`WarehouseResource.unit_of_work`) the write
-joins the step's one transaction. Loading reads every row of the requested days.
+joins the step's one transaction. Loading reads every row of the requested days, as stored.
+
+A downstream asset of the user's can ask for `candles` or `raw_quotes` in the shapes of
+`candle_pipeline.read` instead: an `AssetIn` whose metadata names an `interval` (and optionally
+`tickers`, default every watched ticker, `adjust` and `as_of`) gets what `read.candles` /
+`read.bars` return for the input's days, e.g.
+
+    @dg.asset(
+        partitions_def=day_partitions,
+        ins={"candles": dg.AssetIn(metadata={"interval": "1d", "adjust": "splits"})},
+    )
+    def daily_returns(candles: pd.DataFrame) -> pd.DataFrame: ...
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 
+from candle_pipeline import read
 from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.warehouse import watchlist
 from candle_pipeline.warehouse.partition_store import load_days, replace_partitions
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
+
+# Input metadata that asks for the reader's shapes (`candle_pipeline.read`).
+READ_INTERVAL = "interval"
+READ_TICKERS = "tickers"
+READ_ADJUST = "adjust"
+READ_AS_OF = "as_of"
+READ_OPTIONS = (READ_INTERVAL, READ_TICKERS, READ_ADJUST, READ_AS_OF)
+READERS = {"candles": read.candles, "raw_quotes": read.bars}
 
 
 class PostgresPartitionIOManager(dg.ConfigurableIOManager):
@@ -32,7 +53,45 @@ class PostgresPartitionIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         spec = _table_for(context.asset_key)
         days = _days(context.asset_partition_keys)
-        return self.warehouse.run(lambda conn: load_days(conn, spec, days))
+        options = context.definition_metadata or {}
+        if READ_INTERVAL not in options:
+            return self.warehouse.run(lambda conn: load_days(conn, spec, days))
+        return _read_shaped(self.warehouse, spec.name, options, days)
+
+
+def _read_shaped(
+    warehouse: WarehouseResource, name: str, options: Mapping[str, object], days: Sequence[date]
+) -> pd.DataFrame:
+    """`read.candles` or `read.bars` of the input's days, as its metadata asks; a mistake in it
+    fails the step with the reader's one line."""
+    reader = READERS.get(name)
+    if reader is None:
+        raise dg.Failure(
+            description=f"{name} cannot be read by interval: only {', '.join(READERS)} can"
+        )
+    unknown = sorted(set(options) - set(READ_OPTIONS))
+    if unknown:
+        raise dg.Failure(
+            description=(
+                f"unknown input metadata {', '.join(unknown)} for {name}: "
+                f"use {', '.join(READ_OPTIONS)}"
+            )
+        )
+    tickers = options.get(READ_TICKERS) or [
+        entry.ticker for entry in warehouse.transaction(watchlist.entries)
+    ]
+    try:
+        return reader(
+            tickers,
+            options[READ_INTERVAL],
+            days[0],
+            days[-1],
+            adjust=options.get(READ_ADJUST),
+            as_of=options.get(READ_AS_OF),
+            database_url=warehouse.database_url,
+        )
+    except read.ReadError as error:
+        raise dg.Failure(description=f"input {name}: {error}") from None
 
 
 def _table_for(asset_key: dg.AssetKey) -> PartitionedTable:

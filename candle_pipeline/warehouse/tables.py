@@ -89,6 +89,24 @@ candles = sa.Table(
     sa.Index("candles_by_partition", "ticker", "trade_date"),
 )
 
+# Weekly and monthly candles (domain.periods), one row per ticker, interval and period: its
+# candle when all its sessions are complete, else no prices and the days that stand in the way.
+period_candles = sa.Table(
+    "period_candles",
+    metadata,
+    sa.Column("ticker", sa.Text, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True)),
+    *_price_columns(),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+)
+
 corporate_actions = sa.Table(
     "corporate_actions",
     metadata,
@@ -226,6 +244,10 @@ TABLES: Mapping[str, PartitionedTable] = {
     # Written next to the bars, for the same ticker-days (ex-date = the day).
     "corporate_actions": PartitionedTable(corporate_actions, ("ex_date", "ticker"), "ex_date"),
 }
+# Replaced per ticker, interval and period whenever a run judges the period again.
+PERIOD_CANDLES = PartitionedTable(
+    period_candles, ("ticker", "interval", "period_start"), "period_start"
+)
 # Rewritten whole per ticker whenever its actions are stored.
 ADJUSTMENT_FACTORS = PartitionedTable(adjustment_factors, ("ticker",), "ex_date")
 

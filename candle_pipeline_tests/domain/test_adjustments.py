@@ -17,6 +17,7 @@ from candle_pipeline.domain.adjustments import (
     as_of,
     factors_for_bars,
     fill_reference_closes,
+    known_factors,
     unadjust_splits,
 )
 from candle_pipeline.settings import SAMPLE_DATA_DIR
@@ -144,6 +145,26 @@ def test_as_of_ignores_actions_not_yet_known() -> None:
     # 2014-06-20 the 2020 split has not happened yet.
     assert after["price_factor"].iloc[0] == pytest.approx(7.0)
     assert factors_for_bars(bar, table)["price_factor"].iloc[0] == pytest.approx(28.0)
+
+
+def test_fresh_actions_renew_the_factors_of_their_ticker_only() -> None:
+    seen = pd.Timestamp("2014-06-20", tz="UTC")
+    stored_actions = lean_actions().assign(first_seen=seen)
+    aapl_until_2014 = stored_actions[stored_actions["ex_date"] <= pd.Timestamp("2014-12-31")]
+    nvda = NVDA_SPLITS.assign(reference_close=np.nan, first_seen=seen)
+    stored = pd.concat([aapl_until_2014, nvda], ignore_index=True)
+    stored_factors = adjustment_factors(stored)
+    bar = nvda_bar(645.57, 100.0).assign(ticker="AAPL", trade_date=pd.to_datetime(["2014-06-06"]))
+    assert factors_for_bars(bar, stored_factors)["price_factor"].iloc[0] == pytest.approx(7.0)
+
+    fresh = lean_actions()
+    renewed = known_factors(stored_factors, stored, fresh)
+    assert factors_for_bars(bar, renewed)["price_factor"].iloc[0] == pytest.approx(28.0)
+    renewed_nvda = renewed[renewed["ticker"] == "NVDA"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        renewed_nvda, stored_factors[stored_factors["ticker"] == "NVDA"].reset_index(drop=True)
+    )
+    assert known_factors(stored_factors, stored, fresh.iloc[0:0]) is stored_factors
 
 
 def test_a_dividend_without_reference_takes_the_last_close_before_its_ex_date() -> None:

@@ -29,7 +29,7 @@ def minute_bars(minutes: int, ticker: str = "SPY", open_utc: pd.Timestamp = OPEN
 def test_full_session_gives_the_expected_number_of_candles() -> None:
     candles = aggregate(minute_bars(390))
     counts = candles.groupby("interval").size().to_dict()
-    assert counts == {"5m": 78, "15m": 26, "30m": 13, "1h": 7, "1d": 1}
+    assert counts == {"5m": 78, "15m": 26, "30m": 13, "1h": 7, "4h": 2, "1d": 1}
     assert list(candles.columns) == list(CANDLE_COLUMNS)
 
 
@@ -38,6 +38,12 @@ def test_hour_buckets_are_anchored_at_the_session_open() -> None:
     assert hourly["ts"].iloc[0] == OPEN
     assert hourly["ts"].iloc[1] == OPEN + pd.Timedelta(hours=1)
     assert list(hourly["bar_count"]) == [60] * 6 + [30]
+
+
+def test_four_hour_candles_start_at_the_open_and_end_at_the_close() -> None:
+    four_hourly = aggregate(minute_bars(390), ["4h"])
+    assert four_hourly["ts"].tolist() == [OPEN, OPEN + pd.Timedelta(hours=4)]
+    assert four_hourly["bar_count"].tolist() == [240, 150]
 
 
 def test_ohlcv_of_a_bucket() -> None:
@@ -78,7 +84,7 @@ def test_empty_input_and_unknown_interval() -> None:
 
 def reference_candles(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
     """Candles by a plain pandas groupby over every bar at most as wide as the interval."""
-    widths = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400}
+    widths = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400}
     usable = bars[bars["interval"].map(widths) <= widths[interval]].sort_values(["ticker", "ts"])
     if interval == "1d":
         bucket = usable["open_utc"]
@@ -115,7 +121,7 @@ def test_coarse_intervals_built_from_finer_ones_equal_a_direct_groupby() -> None
     bars[["open", "high", "low", "close", "volume"]] *= rng.uniform(0.5, 1.5, (len(bars), 1))
     shuffled = bars.sample(frac=1, random_state=3)
     candles = aggregate(shuffled)
-    for interval in ("5m", "15m", "30m", "1h", "1d"):
+    for interval in ("5m", "15m", "30m", "1h", "4h", "1d"):
         got = (
             candles[candles["interval"] == interval]
             .sort_values(["ticker", "ts"])

@@ -7,7 +7,11 @@ import pandas as pd
 import pandera.errors
 import pytest
 
-from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS, actions_from_factor_file
+from candle_pipeline.domain.adjustments import (
+    FACTOR_FILE_COLUMNS,
+    actions_from_factor_file,
+    adjustment_factors,
+)
 from candle_pipeline.domain.bars import stamp_fetches
 from candle_pipeline.domain.quality import (
     FLAG_COLUMNS,
@@ -29,6 +33,7 @@ RULES = QualityRules()
 TIMINGS = market_timings(["XNYS"], date(2013, 10, 1), date(2015, 12, 31))
 FACTOR_FILES = SAMPLE_DATA_DIR / "lean-daily" / "factor_files"
 SPLIT_DAY = date(2014, 6, 9)
+FIRST_SEEN = pd.Timestamp("2026-01-01", tz="UTC")
 
 
 def raw_days(ticker: str, *days: date) -> pd.DataFrame:
@@ -61,6 +66,11 @@ def split_actions(ticker: str) -> pd.DataFrame:
     calendar = xcals.get_calendar("XNYS", start=pd.Timestamp("1998-01-02"))
     actions = actions_from_factor_file(factors, ticker, calendar.sessions)
     return actions[actions["split_ratio"].notna()].assign(dividend=None)
+
+
+def split_factors(ticker: str) -> pd.DataFrame:
+    """The adjustment factor table of the splits of Lean's factor file."""
+    return adjustment_factors(split_actions(ticker).assign(first_seen=FIRST_SEEN))
 
 
 def previous_close(ticker: str, day: date) -> pd.DataFrame:
@@ -126,7 +136,7 @@ def test_aapls_stale_pre_split_print_is_the_one_flagged_row_on_the_split_day() -
     """08:00 UTC on 2014-06-09 opens at 645.57, the pre-split price, seven times the new one."""
     validation = validate(
         raw_days("AAPL", SPLIT_DAY),
-        actions=split_actions("AAPL"),
+        factors=split_factors("AAPL"),
         previous_closes=previous_close("AAPL", date(2014, 6, 6)),
     )
     flagged = validation.quotes[~validation.quotes["is_valid"]]
@@ -152,7 +162,7 @@ def test_the_split_explains_the_overnight_move_and_nothing_else_does() -> None:
     regular_only = raw[raw["ts"] >= pd.Timestamp("2014-06-09 13:30", tz="UTC")]
     before = previous_close("AAPL", date(2014, 6, 6))
 
-    explained = validate(regular_only, actions=split_actions("AAPL"), previous_closes=before)
+    explained = validate(regular_only, factors=split_factors("AAPL"), previous_closes=before)
     assert explained.quotes["is_valid"].all()
     assert quality_of(explained, "AAPL", SPLIT_DAY).score == 1.0
 
@@ -168,7 +178,7 @@ def test_a_feed_already_adjusted_for_the_split_needs_no_explanation() -> None:
     before = previous_close("AAPL", date(2014, 6, 6)).assign(close=645.70 / 7)
     raw = raw_days("AAPL", SPLIT_DAY)
     regular_only = raw[raw["ts"] >= pd.Timestamp("2014-06-09 13:30", tz="UTC")]
-    validation = validate(regular_only, actions=split_actions("AAPL"), previous_closes=before)
+    validation = validate(regular_only, factors=split_factors("AAPL"), previous_closes=before)
     assert validation.quotes["is_valid"].all()
     assert validation.reference.iloc[0] == pytest.approx(645.70 / 7)
 

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 TICKERS = ("AIG", "SPY")
 FIRST_DAY, LAST_DAY = "2013-10-04", "2013-10-08"
 SESSIONS = (date(2013, 10, 4), date(2013, 10, 7), date(2013, 10, 8))
-CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 1
+CANDLES_PER_FULL_DAY = 78 + 26 + 13 + 7 + 2 + 1
 ASSETS = ("market_timings", "raw_quotes", "validated_quotes", "candles")
 BACKFILL_TIMEOUT_SECONDS = 300
 # IBM's history since 2013 is one run of its ~4,800 days; its rows commit before the day checks.

@@ -54,7 +54,7 @@ FIRST_DAY, LAST_DAY = date(2020, 1, 2), date(2020, 1, 3)
 KEYS = {(ticker, day) for ticker in TICKERS for day in (FIRST_DAY, LAST_DAY)}
 # Synthetic minute bars of a full NYSE session, and the 5m, 15m, 30m, 1h and 1d candles of them.
 RAW_ROWS = 390
-CANDLES = 78 + 26 + 13 + 7 + 1
+CANDLES = 78 + 26 + 13 + 7 + 2 + 1
 # Where the kills are aimed: (after what, how many seconds later at least and at most): the start,
 # the run's market_timings commit (market_data then fetches for a few tenths of a second, then
 # validates for about a second), a lock of the write transaction, the commit. The generator

@@ -31,7 +31,7 @@ FIRST_DAY, LAST_DAY = date(2020, 1, 2), date(2020, 1, 3)
 KEYS = {(ticker, day) for ticker in TICKERS for day in (FIRST_DAY, LAST_DAY)}
 # Synthetic minute bars of a full NYSE session, and the candles built from them.
 RAW_ROWS = 390
-CANDLES = 78 + 26 + 13 + 7 + 1
+CANDLES = 78 + 26 + 13 + 7 + 2 + 1
 RUNS = ("candle-concurrent-a", "candle-concurrent-b")
 TIMEOUT_SECONDS = 180.0
 POLL_SECONDS = 0.005

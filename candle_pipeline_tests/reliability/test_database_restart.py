@@ -37,7 +37,7 @@ from candle_pipeline_tests.reliability.warehouse_probe import Key, Probe, assert
 TICKERS = ("SPY", "AIG", "BAC", "IBM")
 # Monday to Friday, five sessions: one run (CANDLE_BACKFILL_DAYS_PER_RUN is 5 for minute bars).
 START, END = date(2013, 10, 7), date(2013, 10, 11)
-CANDLES_PER_SESSION = 78 + 26 + 13 + 7 + 1
+CANDLES_PER_SESSION = 78 + 26 + 13 + 7 + 2 + 1
 # How long the server stays away; the warehouse's retries wait 0.5 s, 1 s, 2 s ... (6 attempts).
 DOWN_SECONDS = 2.0
 RUN_TIMEOUT_SECONDS = 300

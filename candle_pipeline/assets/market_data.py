@@ -44,6 +44,7 @@ from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
 from candle_pipeline.domain.candles import DAILY as DAILY_INTERVAL
 from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
 from candle_pipeline.domain.periods import (
+    ONLY_NOT_MATERIALISED,
     PERIOD_COMPLETE,
     PERIOD_INCOMPLETE,
     empty_period_candles,
@@ -621,5 +622,9 @@ def _log_plan(
         context.log.warning(f"{len(fetched.failures)} ticker(s) failed: {shown}")
     incomplete = periods[periods["status"] == PERIOD_INCOMPLETE]
     if not incomplete.empty:
-        shown = "; ".join(_period_lines(incomplete.head(PERIODS_SHOWN)))
-        context.log.warning(f"{len(incomplete)} period(s) without a candle: {shown}")
+        # Days not materialised yet are the normal state of a backfill in progress; a blocked,
+        # failed or empty day in a period is worth a warning.
+        stuck = incomplete[~incomplete["reason"].str.fullmatch(ONLY_NOT_MATERIALISED)]
+        shown = " | ".join(_period_lines((stuck if len(stuck) else incomplete).head(PERIODS_SHOWN)))
+        log = context.log.warning if len(stuck) else context.log.info
+        log(f"{len(incomplete)} period(s) without a candle: {shown}")

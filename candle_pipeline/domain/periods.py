@@ -24,6 +24,12 @@ PERIOD_COMPLETE = "complete"
 PERIOD_INCOMPLETE = "incomplete"
 COMPLETE_DAY = "complete"
 NOT_MATERIALISED = "not materialised"
+# A period's reason when its only problem is days no run has materialised yet (a backfill in
+# progress), as `_reason` words it.
+ONLY_NOT_MATERIALISED = (
+    rf"(\d{{4}}-\d\d-\d\d {NOT_MATERIALISED}"
+    rf"|\d+ days {NOT_MATERIALISED} \(\S+ \.\. \S+\))"
+)
 NO_DAILY_CANDLE = "no daily candle"
 DAILY = "1d"
 
@@ -111,8 +117,7 @@ def period_candles(
             pd.Series(NO_DAILY_CANDLE, index=joined.index).where(joined["open"].isna()),
         )
     )
-    labels = (joined["trade_date"].dt.strftime("%Y-%m-%d") + " " + problem).where(problem.notna())
-    joined = joined.assign(label=labels).sort_values([*PERIOD_KEY, "trade_date"])
+    joined = joined.assign(problem=problem).sort_values([*PERIOD_KEY, "trade_date"])
     grouped = joined.groupby(PERIOD_KEY, sort=True)
     result = grouped.agg(
         period_end=("period_end", "first"),
@@ -123,8 +128,16 @@ def period_candles(
         close=("close", "last"),
         volume=("volume", "sum"),
         sessions=("trade_date", "size"),
-        reason=("label", lambda values: "; ".join(values.dropna())),
     ).reset_index()
+    reasons = pd.DataFrame(
+        [
+            {**dict(zip(PERIOD_KEY, key, strict=True)), "reason": _reason(days)}
+            for key, days in joined.dropna(subset=["problem"]).groupby(PERIOD_KEY, sort=True)
+        ],
+        columns=[*PERIOD_KEY, "reason"],
+    )
+    result = result.merge(reasons.astype(result.dtypes[PERIOD_KEY]), on=PERIOD_KEY, how="left")
+    result["reason"] = result["reason"].fillna("")
     incomplete = result["reason"] != ""
     prices = ["ts", "open", "high", "low", "close", "volume"]
     result.loc[incomplete, prices] = None
@@ -133,6 +146,20 @@ def period_candles(
     result.loc[~incomplete, "status"] = PERIOD_COMPLETE
     result["ts"] = pd.to_datetime(result["ts"], utc=True)
     return result.loc[:, list(PERIOD_COLUMNS)]
+
+
+def _reason(days: pd.DataFrame) -> str:
+    """Why a period has no candle, per kind of problem in the order first met: its day
+    (`2014-07-09 blocked`), or how many days and their span (`19 days not materialised
+    (2005-04-05 .. 2005-04-29)`)."""
+    parts = []
+    for problem, group in days.groupby("problem", sort=False):
+        first, last = group["trade_date"].min(), group["trade_date"].max()
+        if len(group) == 1:
+            parts.append(f"{first:%Y-%m-%d} {problem}")
+        else:
+            parts.append(f"{len(group)} days {problem} ({first:%Y-%m-%d} .. {last:%Y-%m-%d})")
+    return "; ".join(parts)
 
 
 def empty_period_candles() -> pd.DataFrame:

@@ -293,10 +293,9 @@ class CandleComputeLogManager(LocalComputeLogManager):
         return cls(inst_data=inst_data, **{**config_value, "base_dir": base_dir})
 
 
-def default_compute_log_dir(dagster_home: str | None = None) -> Path:
+def default_compute_log_dir() -> Path:
     """CANDLE_COMPUTE_LOG_DIR, else compute_logs in the Dagster home."""
     configured = get_operations_settings().compute_log_dir
     if configured is not None:
         return configured
-    home = dagster_home or os.environ.get(ENV_DAGSTER_HOME) or Path.cwd()
-    return Path(home) / COMPUTE_LOG_DIRNAME
+    return Path(os.environ.get(ENV_DAGSTER_HOME) or Path.cwd()) / COMPUTE_LOG_DIRNAME

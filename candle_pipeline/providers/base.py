@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -94,6 +94,18 @@ class FetchResult:
     @property
     def cost(self) -> CallStats:
         return CallStats(self.requests, self.retries, self.throttled_seconds, self.backoff_seconds)
+
+    @classmethod
+    def measured(cls, bars: pd.DataFrame, stats: CallStats, **details: Any) -> FetchResult:
+        """A result whose cost is what `stats` counted (requests, retries and waits)."""
+        return cls(
+            bars=bars,
+            requests=stats.requests,
+            retries=stats.retries,
+            throttled_seconds=stats.throttled_seconds,
+            backoff_seconds=stats.backoff_seconds,
+            **details,
+        )
 
 
 class MarketDataProvider(Protocol):

@@ -115,14 +115,7 @@ class CcxtProvider:
                 f"{self.name} {ticker} {self.interval} {min(days)}..{max(days)}: no storable "
                 f"bar for the {len(days)} requested day(s); nothing is stored"
             )
-        return FetchResult(
-            bars=bars,
-            requests=stats.requests,
-            dropped=dropped,
-            retries=stats.retries,
-            throttled_seconds=stats.throttled_seconds,
-            backoff_seconds=stats.backoff_seconds,
-        )
+        return FetchResult.measured(bars, stats, dropped=dropped)
 
     def candles(self, symbol: str, since: int, stats: CallStats) -> list[list[float]]:
         """One page of ccxt's unified OHLCV (`[ms, open, high, low, close, volume]`, oldest

@@ -309,14 +309,11 @@ def corporate_actions(
 def _result(
     bars: pd.DataFrame, actions: pd.DataFrame, dropped: Mapping[str, int], stats: CallStats
 ) -> FetchResult:
-    return FetchResult(
-        bars=bars if not bars.empty else empty_bars(BAR_COLUMNS),
-        requests=stats.requests,
+    return FetchResult.measured(
+        bars if not bars.empty else empty_bars(BAR_COLUMNS),
+        stats,
         actions=actions,
         dropped=dict(Counter(dropped)),
-        retries=stats.retries,
-        throttled_seconds=stats.throttled_seconds,
-        backoff_seconds=stats.backoff_seconds,
     )
 
 

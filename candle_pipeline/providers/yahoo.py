@@ -155,16 +155,11 @@ class YahooProvider:
             else:
                 # A replayed answer is taken as served on its last day: nothing later is recorded.
                 local_today = windows[-1][1]
-        return FetchResult(
-            bars=pd.concat(bars, ignore_index=True)
-            if bars
-            else empty_bars((*BAR_COLUMNS, ADJ_CLOSE)),
-            requests=stats.requests,
+        return FetchResult.measured(
+            pd.concat(bars, ignore_index=True) if bars else empty_bars((*BAR_COLUMNS, ADJ_CLOSE)),
+            stats,
             actions=pd.concat(actions, ignore_index=True) if actions else empty_actions(),
             dropped=dict(dropped),
-            retries=stats.retries,
-            throttled_seconds=stats.throttled_seconds,
-            backoff_seconds=stats.backoff_seconds,
             exchange_name=min(exchange_names) if len(exchange_names) == 1 else None,
             split_adjusted_as_of=local_today,
         )

@@ -6,16 +6,15 @@ the faults a test queues, and records every request it received."""
 from __future__ import annotations
 
 import json
-import threading
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from candle_pipeline.providers.http import Answer
 from candle_pipeline.providers.replay import RecordedPaths, ReplayMissError
+from candle_pipeline_tests.providers.local_service import LocalService
 
 JSON = {"Content-Type": "application/json"}
 # Polygon's answer to a request without a valid key.
@@ -41,7 +40,7 @@ class Request:
 Generator = Callable[[str, dict[str, str]], Answer | None]
 
 
-class FakeRest:
+class FakeRest(LocalService[Fault]):
     """`with FakeRest(folder) as service:` serves on 127.0.0.1; point the provider's base URL at
     `base_url`."""
 
@@ -56,44 +55,14 @@ class FakeRest:
         self.key = key
         self.generate = generate
         self.requests: list[Request] = []
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def fail(self, path_prefix: str, *faults: Fault) -> None:
         """Answer the next requests whose path starts with `path_prefix` with `faults`."""
-        with self._lock:
-            self._faults[path_prefix].extend(faults)
+        self._queue_faults(path_prefix, faults)
 
     def paths(self, prefix: str = "/") -> list[str]:
         return [request.path for request in self.requests if request.path.startswith(prefix)]
-
-    def __enter__(self) -> FakeRest:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet: the test reads `requests` instead."""
-
-            def do_GET(self) -> None:
-                service._serve(self)
-
-        return Handler
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)

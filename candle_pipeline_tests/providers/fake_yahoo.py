@@ -4,11 +4,9 @@ faults a test queues, and measures what the client did (arrivals, requests in fl
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -21,6 +19,7 @@ from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.settings import Settings
+from candle_pipeline_tests.providers.local_service import LocalService
 from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY, YAHOO_FIXTURES
 
 NOT_FOUND_BODY = {
@@ -51,7 +50,7 @@ class Arrival:
     finished: float
 
 
-class FakeYahoo:
+class FakeYahoo(LocalService[Fault]):
     """`with FakeYahoo() as yahoo:` serves on 127.0.0.1; point `yahoo_base_url` at `base_url`."""
 
     def __init__(self, folder: Path = YAHOO_FIXTURES, latency_seconds: float = 0.0) -> None:
@@ -60,45 +59,15 @@ class FakeYahoo:
         self.arrivals: list[Arrival] = []
         self.max_in_flight = 0
         self._in_flight = 0
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def fail(self, symbol: str, *faults: Fault) -> None:
         """Answer the next chart requests of `symbol` (with a period) with `faults`, in order."""
-        with self._lock:
-            self._faults[symbol].extend(faults)
+        self._queue_faults(symbol, faults)
 
     def chart_calls(self, symbol: str) -> list[Arrival]:
         """Requests for `symbol`'s bars (time-zone lookups excluded)."""
         return [a for a in self.arrivals if a.symbol == symbol and a.is_chart]
-
-    def __enter__(self) -> FakeYahoo:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet: the test reads `arrivals` instead."""
-
-            def do_GET(self) -> None:
-                service._serve(self)
-
-        return Handler
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         arrived = time.monotonic()

@@ -43,3 +43,13 @@ def provider_requests(instance: dg.DagsterInstance, run_id: str) -> int:
         if record.run_id == run_id
     }
     return requests
+
+
+def raw_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
+    """The metadata of one `raw_quotes` materialisation of a run, as plain values."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW), limit=100
+    ).records
+    mine = [r for r in records if r.run_id == run_id]
+    assert mine
+    return {key: value.value for key, value in mine[0].asset_materialization.metadata.items()}

@@ -23,6 +23,7 @@ from candle_pipeline_tests.conftest import FIXTURES_DIR, create_database, table,
 from candle_pipeline_tests.providers.fake_exchange import KLINES_PATH, fake_binance
 from candle_pipeline_tests.providers.fake_rest import FakeRest
 from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY, YAHOO_FIXTURES
+from candle_pipeline_tests.run_requests import raw_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,6 @@ GROUPED_TICKERS = ["AAPL", "AIG", "BAC", "IBM", "SPY"]
 CLOSES_2005_04_04 = {"AAPL": 41.08, "AIG": 53.23, "BAC": 44.15, "IBM": 90.36, "SPY": 117.59}
 KEY = "pk-test-1234567890abcdef"
 WRONG_KEY = "pk-wrong-fedcba0987654321"
-RAW = dg.AssetKey("raw_quotes")
 # Tests do not wait for Polygon's free-tier rate (5 a minute).
 TEST_POLYGON_RATE = 600.0
 
@@ -64,15 +64,6 @@ def materialize(
 ) -> runs.RunOutcome:
     [outcome] = runs.materialize(defs, instance, start, end)
     return outcome
-
-
-def raw_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RAW), limit=100
-    ).records
-    mine = [r for r in records if r.run_id == run_id]
-    assert mine
-    return {key: value.value for key, value in mine[0].asset_materialization.metadata.items()}
 
 
 def states(url: str) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from candle_pipeline_tests.providers.fake_yahoo import (
 )
 from candle_pipeline_tests.providers.yahoo_fixtures import YAHOO_FIXTURES, recorded_bars
 from candle_pipeline_tests.quality.records import latest_evaluations
+from candle_pipeline_tests.run_requests import raw_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +48,6 @@ def materialize(
     outcomes = runs.materialize(defs, instance, *AROUND_SPLIT, **kwargs)
     assert all(o.success for o in outcomes), [o.error for o in outcomes]
     return outcomes
-
-
-def raw_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RAW), limit=100
-    ).records
-    mine = [r for r in records if r.run_id == run_id]
-    assert mine
-    return {key: value.value for key, value in mine[0].asset_materialization.metadata.items()}
 
 
 def due_retries(instance: dg.DagsterInstance, url: str) -> dg.SensorResult:

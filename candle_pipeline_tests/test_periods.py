@@ -3,7 +3,6 @@ the bundled sample around Independence Day 2014, one day of them made bad by han
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from candle_pipeline_tests.conftest import (
     table,
     watch,
 )
+from candle_pipeline_tests.quality.corrupt import copy_daily
 from candle_pipeline_tests.quality.records import partition_metadata
 
 pytestmark = pytest.mark.integration
@@ -59,19 +59,10 @@ class Warehouse:
         return frame.set_index(["interval", "period_start"])
 
 
-def daily_folder(root: Path, spoil: bool) -> Path:
-    """IBM's daily bars and factor file from the sample; `spoil`: a hand-made variant whose
-    2014-07-09 bar has its high below its low."""
-    daily = root / "lean-daily"
-    (daily / "factor_files").mkdir(parents=True)
-    source = SAMPLE_DATA_DIR / "lean-daily"
-    shutil.copy(source / "factor_files" / "IBM.csv", daily / "factor_files" / "IBM.csv")
-    bars = pd.read_csv(source / "IBM.csv", dtype={"date": str})
-    if spoil:
-        bad = bars["date"] == BAD_DAY
-        bars.loc[bad, "high"] = bars.loc[bad, "low"] - 1
-    bars.to_csv(daily / "IBM.csv", index=False)
-    return root
+def spoil(bars: pd.DataFrame) -> None:
+    """A hand-made variant: the 2014-07-09 bar has its high below its low."""
+    bad = bars["date"] == BAD_DAY
+    bars.loc[bad, "high"] = bars.loc[bad, "low"] - 1
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +76,8 @@ def warehouse(
         store = Warehouse(
             url,
             instance,
-            good=daily_folder(root / "good", spoil=False),
-            bad=daily_folder(root / "bad", spoil=True),
+            good=copy_daily(root / "good", "IBM"),
+            bad=copy_daily(root / "bad", "IBM", spoil),
         )
         store.materialize(store.bad, FIRST_DAY, LAST_DAY)
         yield store

@@ -11,6 +11,7 @@ import pandas as pd
 from candle_pipeline.settings import SAMPLE_DATA_DIR
 
 MINUTE_DIR = "lean-minute"
+DAILY_DIR = "lean-daily"
 NEW_YORK = "America/New_York"
 PRICES = ["open", "high", "low", "close"]
 
@@ -28,6 +29,22 @@ def write_day(root: Path, ticker: str, day: str, bars: pd.DataFrame) -> None:
 
 def copy_ticker(root: Path, ticker: str) -> None:
     shutil.copytree(SAMPLE_DATA_DIR / MINUTE_DIR / ticker, root / MINUTE_DIR / ticker)
+
+
+def copy_daily(
+    root: Path, ticker: str, change: Callable[[pd.DataFrame], None] | None = None
+) -> Path:
+    """`ticker`'s daily bars and factor file from the sample in a Lean folder at `root`; `change`
+    edits the bars in place first (a hand-made variant). Returns `root`."""
+    daily = root / DAILY_DIR
+    (daily / "factor_files").mkdir(parents=True)
+    source = SAMPLE_DATA_DIR / DAILY_DIR
+    shutil.copy(source / "factor_files" / f"{ticker}.csv", daily / "factor_files" / f"{ticker}.csv")
+    bars = pd.read_csv(source / f"{ticker}.csv", dtype={"date": str})
+    if change is not None:
+        change(bars)
+    bars.to_csv(daily / f"{ticker}.csv", index=False)
+    return root
 
 
 def new_york_minutes(bars: pd.DataFrame) -> pd.Series:

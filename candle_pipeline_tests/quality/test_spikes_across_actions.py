@@ -4,11 +4,9 @@ jump on 2014-06-12 that no action explains."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +16,6 @@ from psycopg import sql
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline.warehouse.partition_store import qualified
 from candle_pipeline.warehouse.tables import adjustment_factors
 from candle_pipeline_tests.conftest import (
@@ -28,6 +25,7 @@ from candle_pipeline_tests.conftest import (
     table,
     watch,
 )
+from candle_pipeline_tests.quality.corrupt import copy_daily
 
 pytestmark = pytest.mark.integration
 
@@ -59,17 +57,9 @@ class Warehouse:
         return states.loc[trade_date, "status"], bool(bars.loc[trade_date, "flag_spike"])
 
 
-def jumping_folder(root: Path) -> Path:
-    """AAPL's daily bars and factor file from the sample, 2014-06-12 made 60% higher by hand."""
-    daily = root / "lean-daily"
-    (daily / "factor_files").mkdir(parents=True)
-    source = SAMPLE_DATA_DIR / "lean-daily"
-    shutil.copy(source / "factor_files" / "AAPL.csv", daily / "factor_files" / "AAPL.csv")
-    bars = pd.read_csv(source / "AAPL.csv", dtype={"date": str})
-    jump = bars["date"] == JUMP_DAY.isoformat()
-    bars.loc[jump, ["open", "high", "low", "close"]] *= JUMP
-    bars.to_csv(daily / "AAPL.csv", index=False)
-    return root
+def jump(bars: pd.DataFrame) -> None:
+    """2014-06-12 made 60% higher by hand."""
+    bars.loc[bars["date"] == JUMP_DAY.isoformat(), ["open", "high", "low", "close"]] *= JUMP
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,7 @@ def warehouse(
     with postgres_instance(pg_server) as instance:
         url = create_database(pg_server, "warehouse")
         watch(url, ["AAPL"], FIRST_DAY, removed_on=LAST_DAY + timedelta(days=1))
-        folder = jumping_folder(tmp_path_factory.mktemp("spikes"))
+        folder = copy_daily(tmp_path_factory.mktemp("spikes"), "AAPL", jump)
         store = Warehouse(url, definitions_for(url, folder), instance)
         store.materialize()
         yield store

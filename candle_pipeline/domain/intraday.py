@@ -16,6 +16,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
+from candle_pipeline.domain.sessions import not_closed
 
 ONE_MINUTE = pd.Timedelta(minutes=1)
 # Provider requests of one refresh. Each run is a fresh process whose yfinance caches start empty:
@@ -66,7 +67,7 @@ def elapsed_timings(timings: pd.DataFrame, now: datetime) -> pd.DataFrame:
     (`expected_minute_bars`, lunch break excluded; none before the open): what a provisional
     day's completeness is measured against."""
     moment = pd.Timestamp(now)
-    unfinished = timings["is_open"].astype(bool) & (timings["close_utc"] > moment)
+    unfinished = not_closed(timings, now)
     if not unfinished.any():
         return timings
     rows = timings[unfinished]

@@ -98,8 +98,14 @@ def sessions_in_progress(
     closed at `now` (UTC): MIC -> the session's close. A day whose session is in progress is not
     over yet."""
     timings = market_timings(mics, day, day, overrides)
-    running = timings[timings["is_open"] & (timings["close_utc"] > pd.Timestamp(now))]
+    running = timings[not_closed(timings, now)]
     return dict(zip(running["mic"], running["close_utc"], strict=True))
+
+
+def not_closed(timings: pd.DataFrame, now: datetime) -> pd.Series:
+    """True for the sessions of `timings` (`is_open`, `close_utc`) that have not closed at `now`:
+    open, or still to open. Such a day is not over yet."""
+    return timings["is_open"].astype(bool) & (timings["close_utc"] > pd.Timestamp(now))
 
 
 def empty_timings() -> pd.DataFrame:

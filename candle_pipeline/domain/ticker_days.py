@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from candle_pipeline.domain.sessions import MissingTimingsError
+from candle_pipeline.domain.sessions import MissingTimingsError, not_closed
 
 COMPLETE = "complete"
 BLOCKED = "blocked"
@@ -224,7 +224,7 @@ def plan_work(
         settled = settled & ~is_open
         waiting = waiting & False
     work["is_open"] = is_open
-    work["in_session"] = is_open & (work["close_utc"] > pd.Timestamp(now))
+    work["in_session"] = not_closed(work, now)
     work["action"] = np.select(
         [settled, ~is_open, waiting], [SETTLED, MARK_CLOSED, WAITING], default=FETCH
     )

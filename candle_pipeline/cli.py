@@ -330,10 +330,11 @@ def _add_tickers(
     started = time.monotonic()
     with engine.begin() as connection:
         added = watchlist.add(connection, entries, settings.default_exchange, default_start)
+        watched = watchlist.entries(connection)
         if args.action == "add" and args.intraday:
             # Refused, and nothing kept, when the intraday refreshes could not keep up.
-            _check_intraday_budget(watchlist.entries(connection, active_only=True))
-        exchanges = {e.exchange for e in watchlist.entries(connection) if e.ticker in added}
+            _check_intraday_budget([entry for entry in watched if entry.active])
+        exchanges = {entry.exchange for entry in watched if entry.ticker in added}
     print(
         f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); while the "
         "Dagster daemon runs (`make ui`), new_tickers_sensor fetches their history, from "

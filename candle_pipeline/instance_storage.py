@@ -40,20 +40,28 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from dagster import Field, IntSource, QueuedRunCoordinator, StringSource
-from dagster._config.config_schema import UserConfigSchema
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.config import pg_config
-from dagster._core.storage.event_log import SqlEventLogStorageTable
-from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster import (
+    DagsterEventType,
+    EventLogEntry,
+    Field,
+    IntSource,
+    QueuedRunCoordinator,
+    StringSource,
+)
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, pg_url_from_config, set_pg_statement_timeout
 
+from candle_pipeline.dagster_internals import (
+    ConfigurableClass,
+    ConfigurableClassData,
+    DagsterStorage,
+    LocalComputeLogManager,
+    SqlEventLogStorageTable,
+    UserConfigSchema,
+    pg_config,
+)
 from candle_pipeline.settings import (
     COMPUTE_LOG_DIRNAME,
     ENV_DAGSTER_DATABASE_URL,

@@ -23,10 +23,8 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData as Target,
-)
 
+from candle_pipeline.dagster_internals import CheckTarget as Target
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING, NO_DATA
 from candle_pipeline.partitions import day_key, day_partitions

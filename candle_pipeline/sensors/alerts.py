@@ -16,11 +16,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import dagster as dg
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.base import EventLogStorage
 
 from candle_pipeline.checks.quality import OFFENDING_COUNT_KEY, OFFENDING_KEY, SCORE_KEY
+from candle_pipeline.dagster_internals import (
+    AssetCheckExecutionRecordStatus,
+    EventLogStorage,
+    PartitionKeyFilter,
+)
 from candle_pipeline.domain.alerts import Alert, FailedEvaluation, check_digest, run_alert
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
 from candle_pipeline.runs import RANGE_END_TAG, RANGE_START_TAG, failure_message

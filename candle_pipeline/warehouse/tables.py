@@ -1,8 +1,10 @@
 """The warehouse tables in schema `market`, their keys, and how Dagster's day partitions map
 onto them.
 
-Tables are made and changed by the migrations of `schema.py`, never by hand; a test proves they
-create exactly what is described here. Primary keys make duplicate bars impossible; each table
+The tables of the per-ticker assets (raw quotes, validated quotes, candles) are built from their
+pandera contracts (`domain/schemas.py`), the one place their columns are written down. Tables are
+made and changed by the migrations of `schema.py`, never by hand; a test proves they create exactly
+what is described here. Primary keys make duplicate bars impossible; each table
 names the columns a write replaces and the column of its day.
 """
 
@@ -11,24 +13,51 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pandera.pandas as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from candle_pipeline.domain.quality import FLAG_COLUMNS, FLAG_NAMES
+from candle_pipeline.domain.bars import VALUE_COLUMNS
+from candle_pipeline.domain.quality import FLAG_NAMES
+from candle_pipeline.domain.schemas import (
+    DAY,
+    KEY,
+    UTC_TIMESTAMP,
+    CandlesSchema,
+    RawQuotesSchema,
+    ValidatedQuotesSchema,
+    pandas_dtypes,
+)
 from candle_pipeline.settings import get_settings
 
 WAREHOUSE_SCHEMA = get_settings().warehouse_schema
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 
-def _price_columns() -> list[sa.Column]:
+# The SQL type of each pandas dtype of a pandera contract (`pandas_dtypes`): a naive timestamp is
+# a calendar day, a timestamp with a time zone an instant, an integer a count that fits 32 bits.
+SQL_TYPES: Mapping[object, sa.types.TypeEngine] = {
+    object: sa.Text(),
+    DAY: sa.Date(),
+    str(UTC_TIMESTAMP): sa.DateTime(timezone=True),
+    "float64": sa.Float(precision=53),
+    "int64": sa.Integer(),
+    "bool": sa.Boolean(),
+}
+
+
+def columns_of(schema: pa.DataFrameSchema) -> list[sa.Column]:
+    """The columns of a table stored from frames of `schema`, in its order: its key (`KEY`) is the
+    primary key, and a column may hold NULL exactly where the contract allows a missing value."""
+    nullable = {name: column.nullable for name, column in schema.columns.items()}
     return [
-        sa.Column("open", sa.Float(precision=53)),
-        sa.Column("high", sa.Float(precision=53)),
-        sa.Column("low", sa.Float(precision=53)),
-        sa.Column("close", sa.Float(precision=53)),
-        sa.Column("volume", sa.Float(precision=53)),
+        sa.Column(name, SQL_TYPES[dtype], primary_key=name in KEY, nullable=nullable[name])
+        for name, dtype in pandas_dtypes(schema).items()
     ]
+
+
+def _price_columns() -> list[sa.Column]:
+    return [sa.Column(name, sa.Float(precision=53)) for name in VALUE_COLUMNS]
 
 
 market_timings = sa.Table(
@@ -49,43 +78,21 @@ market_timings = sa.Table(
 raw_quotes = sa.Table(
     "raw_quotes",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    # The provider's split- and dividend-adjusted close (Yahoo's `adjclose`); NULL when it has none.
-    sa.Column("adj_close", sa.Float(precision=53)),
+    *columns_of(RawQuotesSchema),
     sa.Index("raw_quotes_by_partition", "ticker", "trade_date"),
 )
 
 validated_quotes = sa.Table(
     "validated_quotes",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("session", sa.Text, nullable=False),
-    *[sa.Column(name, sa.Boolean, nullable=False) for name in FLAG_COLUMNS],
-    sa.Column("is_valid", sa.Boolean, nullable=False),
+    *columns_of(ValidatedQuotesSchema),
     sa.Index("validated_quotes_by_partition", "ticker", "trade_date"),
 )
 
 candles = sa.Table(
     "candles",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("bar_count", sa.Integer, nullable=False),
+    *columns_of(CandlesSchema),
     sa.Index("candles_by_partition", "ticker", "trade_date"),
 )
 

@@ -109,4 +109,3 @@ def pandas_dtypes(schema: pa.DataFrameSchema) -> dict[str, object]:
         name: object if str(column.dtype) == TEXT else str(column.dtype)
         for name, column in schema.columns.items()
     }
-

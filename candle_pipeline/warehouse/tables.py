@@ -1,8 +1,9 @@
 """The warehouse tables in schema `market`, their keys, and how Dagster's day partitions map
 onto them.
 
-The tables of the per-ticker assets (raw quotes, validated quotes, candles) are built from their
-pandera contracts (`domain/schemas.py`), the one place their columns are written down. Tables are
+The tables written from DataFrames (raw quotes, validated quotes, candles, market timings, corporate
+actions, ticker-days) are built from their pandera contracts (`domain/schemas.py`), the one place
+their columns are written down. Tables are
 made and changed by the migrations of `schema.py`, never by hand; a test proves they create exactly
 what is described here. Primary keys make duplicate bars impossible; each table
 names the columns a write replaces and the column of its day.
@@ -21,10 +22,12 @@ from candle_pipeline.domain.bars import VALUE_COLUMNS
 from candle_pipeline.domain.quality import FLAG_NAMES
 from candle_pipeline.domain.schemas import (
     DAY,
-    KEY,
     UTC_TIMESTAMP,
     CandlesSchema,
+    CorporateActionsSchema,
+    MarketTimingsSchema,
     RawQuotesSchema,
+    TickerDaysSchema,
     ValidatedQuotesSchema,
     pandas_dtypes,
 )
@@ -47,11 +50,16 @@ SQL_TYPES: Mapping[object, sa.types.TypeEngine] = {
 
 
 def columns_of(schema: pa.DataFrameSchema) -> list[sa.Column]:
-    """The columns of a table stored from frames of `schema`, in its order: its key (`KEY`) is the
-    primary key, and a column may hold NULL exactly where the contract allows a missing value."""
-    nullable = {name: column.nullable for name, column in schema.columns.items()}
+    """The columns of a table stored from frames of `schema`, in its order: the columns that
+    identify a row (`unique`) are the primary key, and a column may hold NULL exactly where the
+    contract allows a missing value."""
     return [
-        sa.Column(name, SQL_TYPES[dtype], primary_key=name in KEY, nullable=nullable[name])
+        sa.Column(
+            name,
+            SQL_TYPES[dtype],
+            primary_key=name in schema.unique,
+            nullable=schema.columns[name].nullable,
+        )
         for name, dtype in pandas_dtypes(schema).items()
     ]
 
@@ -63,15 +71,7 @@ def _price_columns() -> list[sa.Column]:
 market_timings = sa.Table(
     "market_timings",
     metadata,
-    sa.Column("mic", sa.Text, primary_key=True),
-    sa.Column("session_date", sa.Date, primary_key=True),
-    sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Column("open_utc", sa.DateTime(timezone=True)),
-    sa.Column("close_utc", sa.DateTime(timezone=True)),
-    sa.Column("break_start_utc", sa.DateTime(timezone=True)),
-    sa.Column("break_end_utc", sa.DateTime(timezone=True)),
-    sa.Column("early_close", sa.Boolean, nullable=False),
-    sa.Column("expected_minute_bars", sa.Integer, nullable=False),
+    *columns_of(MarketTimingsSchema),
     sa.Index("market_timings_by_date", "session_date"),
 )
 
@@ -117,18 +117,7 @@ period_candles = sa.Table(
 corporate_actions = sa.Table(
     "corporate_actions",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("ex_date", sa.Date, primary_key=True),
-    sa.Column("dividend", sa.Float(precision=53)),
-    sa.Column("split_ratio", sa.Float(precision=53)),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    # The dividend's currency (NULL: the quote currency, not reported by the provider).
-    sa.Column("currency", sa.Text),
-    # The raw close of the session before the ex-date, the reference of a dividend's return step.
-    sa.Column("reference_close", sa.Float(precision=53)),
-    # When the warehouse first stored the action: what `as_of` readers compare with.
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    *columns_of(CorporateActionsSchema),
 )
 
 # CRSP-style factors per ticker and ex-date, derived from `corporate_actions` by each run that
@@ -294,30 +283,7 @@ quality_reports = sa.Table(
 ticker_days = sa.Table(
     "ticker_days",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, primary_key=True),
-    # The exchange the ticker-day was judged on; data judged on another calendar is redone.
-    sa.Column("exchange", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    # Provider fetches of this ticker-day so far.
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("last_error", sa.Text),
-    sa.Column("retry_after", sa.DateTime(timezone=True)),
-    sa.Column("quality_score", sa.Float(precision=53)),
-    # Raw rows stored for the ticker-day, and what the warning rules found in them.
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("spike_rows", sa.Integer, nullable=False),
-    sa.Column("stale_rows", sa.Integer, nullable=False),
-    sa.Column("gaps", sa.Integer, nullable=False),
-    sa.Column("source", sa.Text),
-    sa.Column("fetched_at", sa.DateTime(timezone=True)),
-    # The start of the latest bar stored: where an intraday refresh of the day resumes.
-    sa.Column("last_bar_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("run_id", sa.Text, nullable=False),
-    # Why the ticker's provider did not serve the stored data when a fallback source (`source`)
-    # did; NULL when its own provider served it.
-    sa.Column("fallback_reason", sa.Text),
+    *columns_of(TickerDaysSchema),
     sa.Index("ticker_days_by_day", "trade_date"),
     sa.Index("ticker_days_due", "status", "retry_after"),
 )

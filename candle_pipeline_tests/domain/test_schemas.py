@@ -1,5 +1,5 @@
-"""The pandera contracts are the one description of the per-ticker tables' frames: the domain's
-column lists, dtypes and empty frames agree with them, and they hold every quality flag."""
+"""The pandera contracts are the one description of the frames written to the warehouse: the
+domain's column lists, dtypes and empty frames agree with them, and they hold every quality flag."""
 
 import pandas as pd
 import pandera.errors
@@ -7,24 +7,39 @@ import pytest
 
 from candle_pipeline.domain.bars import BAR_DTYPES, STORED_RAW_COLUMNS, empty_bars
 from candle_pipeline.domain.candles import CANDLE_COLUMNS, CANDLE_DTYPES, empty_candles
+from candle_pipeline.domain.corporate_actions import (
+    ACTION_DTYPES,
+    STORED_ACTION_COLUMNS,
+    empty_actions,
+)
 from candle_pipeline.domain.quality import FLAG_COLUMNS, VALIDATED_COLUMNS
 from candle_pipeline.domain.schemas import (
     CandlesSchema,
+    CorporateActionsSchema,
+    MarketTimingsSchema,
     RawQuotesSchema,
+    TickerDaysSchema,
     ValidatedQuotesSchema,
     pandas_dtypes,
 )
+from candle_pipeline.domain.sessions import TIMING_COLUMNS, empty_timings
+from candle_pipeline.domain.ticker_days import STATE_COLUMNS, STATE_DTYPES, empty_states
 
 
 def test_the_domain_column_lists_are_the_contracts_columns_in_order() -> None:
     assert tuple(RawQuotesSchema.columns) == STORED_RAW_COLUMNS
     assert tuple(ValidatedQuotesSchema.columns) == VALIDATED_COLUMNS
     assert tuple(CandlesSchema.columns) == CANDLE_COLUMNS
+    assert tuple(MarketTimingsSchema.columns) == TIMING_COLUMNS
+    assert tuple(CorporateActionsSchema.columns) == STORED_ACTION_COLUMNS
+    assert tuple(TickerDaysSchema.columns) == STATE_COLUMNS
 
 
 def test_the_domain_dtypes_are_the_contracts_dtypes() -> None:
     assert pandas_dtypes(RawQuotesSchema) == {name: BAR_DTYPES[name] for name in STORED_RAW_COLUMNS}
     assert pandas_dtypes(CandlesSchema) == CANDLE_DTYPES
+    assert pandas_dtypes(CorporateActionsSchema) == ACTION_DTYPES
+    assert pandas_dtypes(TickerDaysSchema) == STATE_DTYPES
     validated = pandas_dtypes(ValidatedQuotesSchema)
     assert {name: validated[name] for name in FLAG_COLUMNS} == dict.fromkeys(FLAG_COLUMNS, "bool")
 
@@ -33,6 +48,9 @@ def test_empty_frames_of_the_domain_fit_their_contracts() -> None:
     for frame, schema in [
         (empty_bars(STORED_RAW_COLUMNS), RawQuotesSchema),
         (empty_candles(), CandlesSchema),
+        (empty_timings(), MarketTimingsSchema),
+        (empty_actions(STORED_ACTION_COLUMNS), CorporateActionsSchema),
+        (empty_states(), TickerDaysSchema),
     ]:
         schema.validate(frame)
         assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == {

@@ -24,7 +24,14 @@ import psycopg
 from pydantic import Field
 
 from candle_pipeline.assets.market_timings import GROUP, IO_MANAGER, MARKET_TIMINGS
-from candle_pipeline.assets.types import CANDLES_TYPE, RAW_QUOTES_TYPE, VALIDATED_QUOTES_TYPE
+from candle_pipeline.assets.types import (
+    CANDLES,
+    CANDLES_TYPE,
+    RAW_QUOTES,
+    RAW_QUOTES_TYPE,
+    VALIDATED_QUOTES,
+    VALIDATED_QUOTES_TYPE,
+)
 from candle_pipeline.checks.crosscheck import (
     SOURCE_MISMATCH_CHECK,
     cross_check,
@@ -85,9 +92,6 @@ from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import assert_unchanged, load_states, write_states
 from candle_pipeline.warehouse.watchlist import WatchedTicker, watch_frame
 
-RAW_QUOTES = dg.AssetKey("raw_quotes")
-VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
-CANDLES = dg.AssetKey("candles")
 CHAIN = (RAW_QUOTES, VALIDATED_QUOTES, CANDLES)
 KINDS = {"pandas", "postgres"}
 # Periods without a candle named in a run's log line and metadata (the table holds them all).

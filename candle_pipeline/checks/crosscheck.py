@@ -19,7 +19,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from candle_pipeline.checks.quality import VALIDATED_QUOTES, Targets, named, offending_metadata
+from candle_pipeline.assets.types import VALIDATED_QUOTES
+from candle_pipeline.checks.quality import Targets, named, offending_metadata
 from candle_pipeline.domain.adjustments import unadjust_splits
 from candle_pipeline.domain.crosscheck import compare_closes, daily_ohlcv, mismatches
 from candle_pipeline.domain.routing import reference_chain, source_chain

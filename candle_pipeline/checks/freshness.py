@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from candle_pipeline.assets.types import CANDLES
 from candle_pipeline.checks.quality import offending_metadata
 from candle_pipeline.domain.freshness import (
     due_ticker_days,
@@ -28,7 +29,6 @@ from candle_pipeline.settings import (
 from candle_pipeline.warehouse import calendar_overrides
 from candle_pipeline.warehouse.ticker_days import load_states
 
-CANDLES = dg.AssetKey("candles")
 FRESHNESS = "freshness"
 
 

@@ -24,14 +24,13 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from candle_pipeline.assets.types import RAW_QUOTES, VALIDATED_QUOTES
 from candle_pipeline.dagster_internals import CheckTarget as Target
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING, NO_DATA
 from candle_pipeline.partitions import day_key, day_partitions
 from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
 
-RAW_QUOTES = dg.AssetKey("raw_quotes")
-VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
 QUALITY_SCORE = "quality_score"
 COVERAGE = "coverage"
 SPIKES = "spikes"

@@ -13,36 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from candle_pipeline.domain.bars import INTERVAL_SECONDS
+from candle_pipeline.domain.bars import BAR_COLUMNS, BAR_DTYPES, INTERVAL_SECONDS
 from candle_pipeline.settings import CANDLE_INTERVALS
 
-CANDLE_COLUMNS = (
-    "ticker",
-    "trade_date",
-    "interval",
-    "ts",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "bar_count",
-)
+# A candle is a bar of its interval, with the number of bars it was built from.
+CANDLE_COLUMNS = (*BAR_COLUMNS, "bar_count")
 NANOS_PER_SECOND = 1_000_000_000
 DAILY = "1d"
 
-CANDLE_DTYPES = {
-    "ticker": object,
-    "trade_date": "datetime64[ns]",
-    "interval": object,
-    "ts": "datetime64[ns, UTC]",
-    "open": "float64",
-    "high": "float64",
-    "low": "float64",
-    "close": "float64",
-    "volume": "float64",
-    "bar_count": "int64",
-}
+CANDLE_DTYPES = {**{column: BAR_DTYPES[column] for column in BAR_COLUMNS}, "bar_count": "int64"}
 
 
 def empty_candles() -> pd.DataFrame:

@@ -71,10 +71,10 @@ STATE_COLUMNS = (
     "gaps",
     "source",
     "fetched_at",
-    "last_bar_at",
     "updated_at",
     "run_id",
     "fallback_reason",
+    "last_bar_at",
 )
 STATE_DTYPES = {
     "ticker": object,
@@ -91,10 +91,10 @@ STATE_DTYPES = {
     "gaps": "int64",
     "source": object,
     "fetched_at": "datetime64[ns, UTC]",
-    "last_bar_at": "datetime64[ns, UTC]",
     "updated_at": "datetime64[ns, UTC]",
     "run_id": object,
     "fallback_reason": object,
+    "last_bar_at": "datetime64[ns, UTC]",
 }
 # Columns that describe the stored data and carry over an attempt that stored nothing.
 DATA_COLUMNS = (

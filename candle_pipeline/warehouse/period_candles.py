@@ -11,20 +11,14 @@ import psycopg
 from psycopg import sql
 
 from candle_pipeline.domain.periods import DAILY, PERIOD_KEY
+from candle_pipeline.domain.schemas import CandlesSchema, pandas_dtypes
 from candle_pipeline.warehouse.partition_store import qualified, replace_partitions
 from candle_pipeline.warehouse.tables import PERIOD_CANDLES, candles
 
-DAILY_CANDLE_COLUMNS = (
-    "ticker",
-    "trade_date",
-    "interval",
-    "ts",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-)
+# What a period needs of a daily candle: every column but its bar count, typed as its contract.
+DAILY_CANDLE_DTYPES = {
+    name: dtype for name, dtype in pandas_dtypes(CandlesSchema).items() if name != "bar_count"
+}
 
 
 def daily_candles(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFrame:
@@ -32,7 +26,7 @@ def daily_candles(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFram
     query = sql.SQL(
         "SELECT {columns} FROM {table} WHERE {interval} = %(daily)s AND {day} = ANY(%(days)s)"
     ).format(
-        columns=sql.SQL(", ").join(map(sql.Identifier, DAILY_CANDLE_COLUMNS)),
+        columns=sql.SQL(", ").join(map(sql.Identifier, DAILY_CANDLE_DTYPES)),
         table=qualified(candles),
         interval=sql.Identifier("interval"),
         day=sql.Identifier("trade_date"),
@@ -40,14 +34,7 @@ def daily_candles(conn: psycopg.Connection, days: Sequence[date]) -> pd.DataFram
     with conn.cursor() as cursor:
         cursor.execute(query, {"daily": DAILY, "days": list(days)})
         rows = cursor.fetchall()
-    frame = pd.DataFrame(rows, columns=list(DAILY_CANDLE_COLUMNS))
-    return frame.astype(
-        {
-            "trade_date": "datetime64[ns]",
-            "ts": "datetime64[ns, UTC]",
-            **dict.fromkeys(("open", "high", "low", "close", "volume"), "float64"),
-        }
-    )
+    return pd.DataFrame(rows, columns=list(DAILY_CANDLE_DTYPES)).astype(DAILY_CANDLE_DTYPES)
 
 
 def write_periods(

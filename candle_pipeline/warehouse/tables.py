@@ -1,8 +1,11 @@
 """The warehouse tables in schema `market`, their keys, and how Dagster's day partitions map
 onto them.
 
-Tables are made and changed by the migrations of `schema.py`, never by hand; a test proves they
-create exactly what is described here. Primary keys make duplicate bars impossible; each table
+The tables written from DataFrames (raw quotes, validated quotes, candles, market timings, corporate
+actions, ticker-days) are built from their pandera contracts (`domain/schemas.py`), the one place
+their columns are written down. Tables are
+made and changed by the migrations of `schema.py`, never by hand; a test proves they create exactly
+what is described here. Primary keys make duplicate bars impossible; each table
 names the columns a write replaces and the column of its day.
 """
 
@@ -11,81 +14,85 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pandera.pandas as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from candle_pipeline.domain.quality import FLAG_COLUMNS, FLAG_NAMES
+from candle_pipeline.domain.bars import VALUE_COLUMNS
+from candle_pipeline.domain.quality import FLAG_NAMES
+from candle_pipeline.domain.schemas import (
+    DAY,
+    UTC_TIMESTAMP,
+    CandlesSchema,
+    CorporateActionsSchema,
+    MarketTimingsSchema,
+    RawQuotesSchema,
+    TickerDaysSchema,
+    ValidatedQuotesSchema,
+    pandas_dtypes,
+)
 from candle_pipeline.settings import get_settings
 
 WAREHOUSE_SCHEMA = get_settings().warehouse_schema
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 
-def _price_columns() -> list[sa.Column]:
+# The SQL type of each pandas dtype of a pandera contract (`pandas_dtypes`): a naive timestamp is
+# a calendar day, a timestamp with a time zone an instant, an integer a count that fits 32 bits.
+SQL_TYPES: Mapping[object, sa.types.TypeEngine] = {
+    object: sa.Text(),
+    DAY: sa.Date(),
+    str(UTC_TIMESTAMP): sa.DateTime(timezone=True),
+    "float64": sa.Float(precision=53),
+    "int64": sa.Integer(),
+    "bool": sa.Boolean(),
+}
+
+
+def columns_of(schema: pa.DataFrameSchema) -> list[sa.Column]:
+    """The columns of a table stored from frames of `schema`, in its order: the columns that
+    identify a row (`unique`) are the primary key, and a column may hold NULL exactly where the
+    contract allows a missing value."""
     return [
-        sa.Column("open", sa.Float(precision=53)),
-        sa.Column("high", sa.Float(precision=53)),
-        sa.Column("low", sa.Float(precision=53)),
-        sa.Column("close", sa.Float(precision=53)),
-        sa.Column("volume", sa.Float(precision=53)),
+        sa.Column(
+            name,
+            SQL_TYPES[dtype],
+            primary_key=name in schema.unique,
+            nullable=schema.columns[name].nullable,
+        )
+        for name, dtype in pandas_dtypes(schema).items()
     ]
+
+
+def _price_columns() -> list[sa.Column]:
+    return [sa.Column(name, sa.Float(precision=53)) for name in VALUE_COLUMNS]
 
 
 market_timings = sa.Table(
     "market_timings",
     metadata,
-    sa.Column("mic", sa.Text, primary_key=True),
-    sa.Column("session_date", sa.Date, primary_key=True),
-    sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Column("open_utc", sa.DateTime(timezone=True)),
-    sa.Column("close_utc", sa.DateTime(timezone=True)),
-    sa.Column("break_start_utc", sa.DateTime(timezone=True)),
-    sa.Column("break_end_utc", sa.DateTime(timezone=True)),
-    sa.Column("early_close", sa.Boolean, nullable=False),
-    sa.Column("expected_minute_bars", sa.Integer, nullable=False),
+    *columns_of(MarketTimingsSchema),
     sa.Index("market_timings_by_date", "session_date"),
 )
 
 raw_quotes = sa.Table(
     "raw_quotes",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    # The provider's split- and dividend-adjusted close (Yahoo's `adjclose`); NULL when it has none.
-    sa.Column("adj_close", sa.Float(precision=53)),
+    *columns_of(RawQuotesSchema),
     sa.Index("raw_quotes_by_partition", "ticker", "trade_date"),
 )
 
 validated_quotes = sa.Table(
     "validated_quotes",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("session", sa.Text, nullable=False),
-    *[sa.Column(name, sa.Boolean, nullable=False) for name in FLAG_COLUMNS],
-    sa.Column("is_valid", sa.Boolean, nullable=False),
+    *columns_of(ValidatedQuotesSchema),
     sa.Index("validated_quotes_by_partition", "ticker", "trade_date"),
 )
 
 candles = sa.Table(
     "candles",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, nullable=False),
-    sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    *_price_columns(),
-    sa.Column("bar_count", sa.Integer, nullable=False),
+    *columns_of(CandlesSchema),
     sa.Index("candles_by_partition", "ticker", "trade_date"),
 )
 
@@ -110,18 +117,7 @@ period_candles = sa.Table(
 corporate_actions = sa.Table(
     "corporate_actions",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("ex_date", sa.Date, primary_key=True),
-    sa.Column("dividend", sa.Float(precision=53)),
-    sa.Column("split_ratio", sa.Float(precision=53)),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-    # The dividend's currency (NULL: the quote currency, not reported by the provider).
-    sa.Column("currency", sa.Text),
-    # The raw close of the session before the ex-date, the reference of a dividend's return step.
-    sa.Column("reference_close", sa.Float(precision=53)),
-    # When the warehouse first stored the action: what `as_of` readers compare with.
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    *columns_of(CorporateActionsSchema),
 )
 
 # CRSP-style factors per ticker and ex-date, derived from `corporate_actions` by each run that
@@ -287,30 +283,7 @@ quality_reports = sa.Table(
 ticker_days = sa.Table(
     "ticker_days",
     metadata,
-    sa.Column("ticker", sa.Text, primary_key=True),
-    sa.Column("trade_date", sa.Date, primary_key=True),
-    # The exchange the ticker-day was judged on; data judged on another calendar is redone.
-    sa.Column("exchange", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    # Provider fetches of this ticker-day so far.
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("last_error", sa.Text),
-    sa.Column("retry_after", sa.DateTime(timezone=True)),
-    sa.Column("quality_score", sa.Float(precision=53)),
-    # Raw rows stored for the ticker-day, and what the warning rules found in them.
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("spike_rows", sa.Integer, nullable=False),
-    sa.Column("stale_rows", sa.Integer, nullable=False),
-    sa.Column("gaps", sa.Integer, nullable=False),
-    sa.Column("source", sa.Text),
-    sa.Column("fetched_at", sa.DateTime(timezone=True)),
-    # The start of the latest bar stored: where an intraday refresh of the day resumes.
-    sa.Column("last_bar_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("run_id", sa.Text, nullable=False),
-    # Why the ticker's provider did not serve the stored data when a fallback source (`source`)
-    # did; NULL when its own provider served it.
-    sa.Column("fallback_reason", sa.Text),
+    *columns_of(TickerDaysSchema),
     sa.Index("ticker_days_by_day", "trade_date"),
     sa.Index("ticker_days_due", "status", "retry_after"),
 )

@@ -5,7 +5,7 @@ The definitions read settings from the environment, so the snapshot is taken in 
 whose environment is pinned (`PINNED_ENV`, every other CANDLE_*/DAGSTER_* variable removed) and
 whose working folder is a fresh temporary one: the same text on any machine, any day.
 
-    python -m candle_pipeline_tests.defs_snapshot --write   # `make snapshot`: after an intended change
+    python -m candle_pipeline_tests.defs_snapshot --write   # `make snapshot`, after a change
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ PINNED_ENV = {
 SECRET_VALUES = (PINNED_ENV["CANDLE_POLYGON_API_KEY"], PINNED_ENV["CANDLE_ALERT_WEBHOOK_URL"])
 REQUIRED = "<required>"
 INDENT = 2
+# Kinds are listed on their own; Dagster also stores each as a tag.
+KIND_TAG_PREFIX = "dagster/kind/"
 LINE_LENGTH = 100
 
 
@@ -121,7 +123,11 @@ def _assets(defs: dg.Definitions) -> dict[str, object]:
             "backfill_policy": _backfill_policy(assets_def.backfill_policy),
             "automation_condition": _automation(spec.automation_condition),
             "kinds": sorted(spec.kinds),
-            "tags": {k: v for k, v in sorted(spec.tags.items()) if not k.startswith("dagster/kind/")},
+            "tags": {
+                name: value
+                for name, value in sorted(spec.tags.items())
+                if not name.startswith(KIND_TAG_PREFIX)
+            },
             "owners": sorted(spec.owners),
             "code_version": spec.code_version,
             "skippable": spec.skippable,

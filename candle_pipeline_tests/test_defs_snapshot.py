@@ -46,7 +46,9 @@ def test_the_shipped_definitions_match_their_snapshot(shipped: str) -> None:
             tofile="defs (loaded now)",
         )
     )
-    assert not diff, f"the shipped definitions changed; after an intended change run `make snapshot`\n{diff}"
+    assert not diff, (
+        f"the shipped definitions changed; after an intended change run `make snapshot`\n{diff}"
+    )
 
 
 def test_the_snapshot_holds_every_kind_of_definition(shipped: str) -> None:

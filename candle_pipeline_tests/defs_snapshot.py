@@ -17,9 +17,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
+from datetime import date, time
+from enum import Enum
 from pathlib import Path
 
 import dagster as dg
+from pydantic import BaseModel
 
 SNAPSHOT_FILE = Path(__file__).parent / "snapshots" / "defs.json"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -46,19 +49,30 @@ LINE_LENGTH = 100
 def _plain(value: object) -> object:
     """A JSON value for a field's default or configured value: environment variables by name,
     paths of this checkout relative to it."""
-    if isinstance(value, dg.EnvVar):
-        return {"env": str(value.env_var_name)}
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, str):
-        return value.replace(str(CHECKOUT), CHECKOUT_MARK)
-    if isinstance(value, bool | int | float) or value is None:
-        return value
+    # `dg.EnvVar` and `dg.EnvVar.int(...)` (an int, not an EnvVar) both name their variable.
+    env_var_name = getattr(value, "env_var_name", None)
+    if isinstance(env_var_name, str):
+        return {"env": env_var_name}
+    if isinstance(value, BaseModel):
+        # A nested `dg.Config` of a resource: its fields by name.
+        return _plain({name: getattr(value, name) for name in type(value).model_fields})
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, str | Path | bool | int | float | date | time | Enum):
+        return _scalar(value)
     if isinstance(value, Iterable):
         return [_plain(item) for item in value]
     return repr(value)
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, str | Path):
+        return str(value).replace(str(CHECKOUT), CHECKOUT_MARK)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return _plain(value.value)
+    return value
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None) -> object:

@@ -29,6 +29,7 @@ class Store(dg.ConfigurableResource):
 
     url: str
     timeout_seconds: float = 5.0
+    pool_size: int = 2
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,13 @@ def test_the_walker_reads_each_policy_a_definition_declares() -> None:
                 "watch", evaluation_fn=lambda _: None, job=job, minimum_interval_seconds=90
             )
         ],
-        resources={"store": Store(url=dg.EnvVar("STORE_URL"), timeout_seconds=9.0)},
+        resources={
+            "store": Store(
+                url=dg.EnvVar("STORE_URL"),
+                timeout_seconds=9.0,
+                pool_size=dg.EnvVar.int("STORE_POOL_SIZE"),
+            )
+        },
     )
 
     data = json.loads(render(snapshot(defs)))
@@ -141,4 +148,5 @@ def test_the_walker_reads_each_policy_a_definition_declares() -> None:
     assert data["resources"]["store"]["fields"] == {
         "url": {"default": "<required>", "value": {"env": "STORE_URL"}},
         "timeout_seconds": {"default": 5.0, "value": 9.0},
+        "pool_size": {"default": 2, "value": {"env": "STORE_POOL_SIZE"}},
     }

@@ -11,7 +11,7 @@ PG_STAMP := $(VENV)/.postgres-binaries
 CHROMIUM := /usr/bin/chromium
 TEST_WORKERS ?= 2
 
-.PHONY: install demo ui test lint format bench bench-quick clean
+.PHONY: install demo ui test snapshot lint format bench bench-quick clean
 
 install: $(STAMP) $(PG_STAMP)
 
@@ -52,6 +52,10 @@ $(CHROMIUM):
 
 test: install $(CHROMIUM)
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# After an intended change to what `defs` ships: rewrite the reviewed snapshot the tests compare.
+snapshot: $(STAMP)
+	$(BIN)/python -m candle_pipeline_tests.defs_snapshot --write
 
 # Every figure of docs/benchmarks.md with its baseline, from one run (about 35 minutes on 2 cores);
 # bench-quick: the same figures at small sizes, in about two minutes.

@@ -77,7 +77,9 @@ def test_daily_bars_give_only_the_daily_candle() -> None:
 
 
 def test_empty_input_and_unknown_interval() -> None:
-    assert aggregate(minute_bars(0)).empty
+    empty = aggregate(minute_bars(0))
+    assert empty.empty
+    assert empty.dtypes.to_dict() == aggregate(minute_bars(5)).dtypes.to_dict(), "same shape"
     with pytest.raises(ValueError, match="7m"):
         aggregate(minute_bars(5), ["7m"])
 

@@ -273,7 +273,7 @@ def test_closed_and_empty_days() -> None:
 def test_the_contracts_refuse_inconsistent_frames() -> None:
     quotes = validate(raw_days("SPY", date(2013, 10, 7))).quotes
     quotes.loc[0, "is_valid"] = False
-    with pytest.raises(pandera.errors.SchemaError):
+    with pytest.raises(pandera.errors.SchemaError, match="valid_means_unflagged"):
         ValidatedQuotesSchema.validate(quotes)
     candle = pd.DataFrame(
         {
@@ -289,5 +289,5 @@ def test_the_contracts_refuse_inconsistent_frames() -> None:
             "bar_count": [5],
         }
     )
-    with pytest.raises(pandera.errors.SchemaError):
+    with pytest.raises(pandera.errors.SchemaError, match="ohlc_consistent"):
         CandlesSchema.validate(candle)

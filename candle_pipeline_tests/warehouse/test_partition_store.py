@@ -23,6 +23,7 @@ from candle_pipeline.warehouse.tables import TABLES, TICKER_DAYS
 
 CANDLES = TABLES["candles"]
 TIMINGS = TABLES["market_timings"]
+ACTIONS = TABLES["corporate_actions"]
 
 
 def test_every_table_matches_the_frames_written_to_it() -> None:
@@ -36,24 +37,13 @@ def test_every_table_matches_the_frames_written_to_it() -> None:
     assert {name: tuple(spec.columns) for name, spec in TABLES.items()} == frames
 
 
-def test_each_table_names_the_key_a_write_replaces_and_its_day_column() -> None:
-    """market_timings is replaced a day at a time (every exchange of it); the market data and
-    the ticker-days' states a ticker-day at a time, so the other tickers of a day stay."""
-    keys = {name: (spec.key_columns, spec.day_column) for name, spec in TABLES.items()}
-    assert keys == {
-        "market_timings": (("session_date",), "session_date"),
-        "raw_quotes": (("trade_date", "ticker"), "trade_date"),
-        "validated_quotes": (("trade_date", "ticker"), "trade_date"),
-        "candles": (("trade_date", "ticker"), "trade_date"),
-        "corporate_actions": (("ex_date", "ticker"), "ex_date"),
-    }
-    assert (TICKER_DAYS.key_columns, TICKER_DAYS.day_column) == (
-        ("trade_date", "ticker"),
-        "trade_date",
-    )
+def test_every_tables_key_holds_its_day_and_is_among_its_columns() -> None:
+    """What a write replaces: a day (market_timings) or a ticker-day (the rest); the behaviour
+    is proved below per kind of key, and for every market-data table by test_backfill's
+    rewrite of named tickers."""
     for spec in [*TABLES.values(), TICKER_DAYS]:
-        assert set(spec.key_columns) <= set(spec.columns)
-        assert spec.day_column in spec.key_columns
+        assert set(spec.key_columns) <= set(spec.columns), spec.table.name
+        assert spec.day_column in spec.key_columns, spec.table.name
 
 
 def candles(ticker: str, day: str, close: float) -> pd.DataFrame:
@@ -147,6 +137,37 @@ def test_a_day_keyed_table_is_replaced_a_day_at_a_time(warehouse: WarehouseResou
         whole.sort_values(["mic", "session_date"]).reset_index(drop=True),
         kept.reset_index(drop=True),
     )
+
+
+def actions(ticker: str, day: str, dividend: float) -> pd.DataFrame:
+    seen = pd.Timestamp("2013-10-05", tz="UTC")
+    return pd.DataFrame(
+        {
+            "ticker": [ticker],
+            "ex_date": [pd.Timestamp(day)],
+            "dividend": [dividend],
+            "split_ratio": [float("nan")],
+            "source": ["csv"],
+            "fetched_at": [seen],
+            "currency": ["USD"],
+            "reference_close": [168.5],
+            "first_seen": [seen],
+        }
+    )
+
+
+def test_corporate_actions_are_replaced_a_ticker_and_ex_date_at_a_time(
+    warehouse: WarehouseResource,
+) -> None:
+    both = keys(("2013-10-07", "SPY"), ("2013-10-07", "IBM"))
+    frame = pd.concat(
+        [actions("SPY", "2013-10-07", 0.5), actions("IBM", "2013-10-07", 0.9)], ignore_index=True
+    )
+    with warehouse.connection() as conn:
+        replace_partitions(conn, ACTIONS, both, frame)
+        replace_partitions(conn, ACTIONS, both[:1], actions("SPY", "2013-10-07", 0.6))
+        stored = load_days(conn, ACTIONS, [date(2013, 10, 7)])
+    assert stored[["ticker", "dividend"]].values.tolist() == [["IBM", 0.9], ["SPY", 0.6]]
 
 
 def test_doubles_are_read_back_bit_for_bit(warehouse: WarehouseResource) -> None:

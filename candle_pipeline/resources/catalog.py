@@ -11,7 +11,6 @@ from candle_pipeline.resources.alerts import AlertWebhookResource
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     ENV_ALERT_WEBHOOK_URL,
     ENV_DATABASE_URL,
@@ -27,7 +26,11 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources for `settings`; the database URL comes from the environment unless given."""
     quality = quality or get_quality_settings()
-    warehouse = WarehouseResource(database_url=database_url or dg.EnvVar(ENV_DATABASE_URL))
+    warehouse = WarehouseResource(
+        database_url=database_url or dg.EnvVar(ENV_DATABASE_URL),
+        default_exchange=settings.default_exchange,
+        extra_exchanges=list(settings.extra_exchanges),
+    )
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
@@ -48,11 +51,6 @@ def build_resources(
             ccxt_exchange=settings.ccxt_exchange,
             ccxt_interval=settings.ccxt_interval,
             ccxt_replay_dir=_text(settings.ccxt_replay_dir),
-        ),
-        "watchlist": WatchlistResource(
-            warehouse=warehouse,
-            default_exchange=settings.default_exchange,
-            extra_exchanges=list(settings.extra_exchanges),
         ),
         "quality": QualityResource(
             quality_threshold=quality.quality_threshold,

@@ -10,14 +10,13 @@ from candle_pipeline.warehouse.tables import TABLES
 PER_TICKER_TABLES = ("raw_quotes", "validated_quotes", "candles")
 
 
-def table_totals(engine: sa.Engine) -> dict[str, int]:
-    with engine.connect() as connection:
-        return {
-            name: int(
-                connection.execute(sa.select(sa.func.count()).select_from(spec.table)).scalar_one()
-            )
-            for name, spec in TABLES.items()
-        }
+def table_totals(connection: sa.Connection) -> dict[str, int]:
+    return {
+        name: int(
+            connection.execute(sa.select(sa.func.count()).select_from(spec.table)).scalar_one()
+        )
+        for name, spec in TABLES.items()
+    }
 
 
 def partition_counts(engine: sa.Engine) -> pd.DataFrame:

@@ -86,6 +86,23 @@ def due_retries(conn: psycopg.Connection, now: datetime) -> pd.DataFrame:
     )
 
 
+def statuses(
+    conn: psycopg.Connection, tickers: Sequence[str] | None, first: date, last: date
+) -> pd.DataFrame:
+    """(trade_date, ticker, status, last_error) between `first` and `last`, of `tickers` or every
+    one (None or empty)."""
+    query = sql.SQL(
+        "SELECT trade_date, ticker, status, last_error FROM {table} "
+        "WHERE trade_date BETWEEN %s AND %s AND (%s::text[] IS NULL OR ticker = ANY(%s::text[]))"
+    ).format(table=qualified(ticker_days))
+    names = list(tickers) if tickers else None
+    with conn.cursor() as cursor:
+        records = cursor.execute(query, (first, last, names, names)).fetchall()
+    return pd.DataFrame.from_records(
+        records, columns=["trade_date", "ticker", "status", "last_error"]
+    ).astype({"trade_date": "datetime64[ns]"})
+
+
 def status_counts(
     conn: psycopg.Connection, first: date, last: date, tickers: Sequence[str] | None
 ) -> pd.DataFrame:

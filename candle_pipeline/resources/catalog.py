@@ -26,11 +26,7 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources for `settings`; the database URL comes from the environment unless given."""
     quality = quality or get_quality_settings()
-    warehouse = WarehouseResource(
-        database_url=database_url or dg.EnvVar(ENV_DATABASE_URL),
-        default_exchange=settings.default_exchange,
-        extra_exchanges=list(settings.extra_exchanges),
-    )
+    warehouse = build_warehouse(settings, database_url)
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
@@ -64,6 +60,16 @@ def build_resources(
             min_severity=quality.alert_min_severity,
         ),
     }
+
+
+def build_warehouse(settings: Settings, database_url: str | None = None) -> WarehouseResource:
+    """The warehouse resource for `settings`, of definitions and commands alike; the database URL
+    comes from the environment unless given."""
+    return WarehouseResource(
+        database_url=database_url or dg.EnvVar(ENV_DATABASE_URL),
+        default_exchange=settings.default_exchange,
+        extra_exchanges=list(settings.extra_exchanges),
+    )
 
 
 def _text(folder: Path | None) -> str | None:

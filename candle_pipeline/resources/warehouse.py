@@ -185,14 +185,23 @@ class WarehouseResource(dg.ConfigurableResource):
         return self.transaction(lambda connection: watchlist.entries(connection, active_only))
 
     def add_tickers(
-        self, tickers: Sequence[NewTicker], default_history_start: date
+        self,
+        tickers: Sequence[NewTicker],
+        default_history_start: date,
+        accept: Callable[[list[WatchedTicker]], None] | None = None,
     ) -> tuple[list[str], list[WatchedTicker]]:
         """Add or re-activate `tickers` (those without an exchange on `default_exchange`) in one
-        transaction; their canonical spellings and the whole watch list after it."""
+        transaction; their canonical spellings and the whole watch list after it.
+
+        `accept(watch list)` runs before the commit: an exception from it keeps nothing.
+        """
 
         def add(connection: sa.Connection) -> tuple[list[str], list[WatchedTicker]]:
             added = watchlist.add(connection, tickers, self.default_exchange, default_history_start)
-            return added, watchlist.entries(connection)
+            watched = watchlist.entries(connection)
+            if accept is not None:
+                accept(watched)
+            return added, watched
 
         return self.transaction(add)
 

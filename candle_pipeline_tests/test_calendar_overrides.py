@@ -150,7 +150,7 @@ def test_a_closure_makes_a_day_closed_not_failed_and_removing_it_fetches_the_day
     assert raw_rows(url, TUESDAY) == 0
     for check, asset in (("coverage", RAW), ("quality_score", VALIDATED)):
         assert latest_evaluations(instance, check, asset)["2013-10-08"].passed, check
-    report = coverage.report(engine_for(url), ["SPY"], MONDAY, WEDNESDAY)
+    report = coverage.report(WarehouseResource(database_url=url), ["SPY"], MONDAY, WEDNESDAY)
     assert "2013-10  #C#" in report
     assert f"a closure of XNYS on 2013-10-08: {REASON}" in report
 

@@ -238,7 +238,9 @@ def test_a_refresh_at_eleven_stores_the_closed_bars_and_the_next_one_only_what_i
 
     from candle_pipeline import coverage  # noqa: PLC0415 - the CLI's view, as the user sees it
 
-    assert "in_progress" in coverage.report(WarehouseResource(database_url=url), None, MONDAY, MONDAY)
+    assert "in_progress" in coverage.report(
+        WarehouseResource(database_url=url), None, MONDAY, MONDAY
+    )
 
 
 def test_the_after_close_run_replaces_every_provisional_row(

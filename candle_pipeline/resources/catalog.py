@@ -38,7 +38,6 @@ def build_resources(
             yahoo_replay_dir=_text(settings.yahoo_replay_dir),
             requests_per_minute=settings.requests_per_minute,
             synthetic_interval=settings.synthetic_interval,
-            default_exchange=settings.default_exchange,
             fallback_sources=list(settings.fallback_sources),
             # Read by Dagster from the environment when the resource is built; never config.
             polygon_api_key=dg.EnvVar(ENV_POLYGON_API_KEY) if settings.polygon_key_set else None,

@@ -329,10 +329,10 @@ def _daily_update(module: str, instance, scenario: Scenario) -> tuple[float, int
 
 def _warehouse_rows() -> int:
     """Rows the pipeline wrote: every table of the warehouse."""
-    from candle_pipeline.resources.warehouse import engine_for  # noqa: PLC0415
-    from candle_pipeline.warehouse.summary import table_totals  # noqa: PLC0415
+    from candle_pipeline.resources.warehouse import WarehouseResource  # noqa: PLC0415
 
-    return sum(table_totals(engine_for(os.environ[ENV_DATABASE_URL])).values())
+    warehouse = WarehouseResource(database_url=os.environ[ENV_DATABASE_URL])
+    return sum(warehouse.table_totals().values())
 
 
 def main() -> None:

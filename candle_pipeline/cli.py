@@ -58,6 +58,7 @@ from candle_pipeline.settings import (
 from candle_pipeline.warehouse import schema
 
 if TYPE_CHECKING:
+    from candle_pipeline.resources.warehouse import WarehouseResource
     from candle_pipeline.runs import RunOutcome
     from candle_pipeline.warehouse.watchlist import NewTicker, WatchedTicker
 
@@ -283,15 +284,14 @@ def _tickers(args: argparse.Namespace) -> int:
     if args.action in ("add", "remove") and not entries:
         raise CliError(f"`tickers {args.action}` needs at least one ticker")
     env = local_env.prepare(settings)
-    engine = _warehouse_engine(env.warehouse_url)
+    warehouse = _warehouse(env.warehouse_url)
     current_day = today()
     lookback = timedelta(days=settings.backfill_lookback_days)
     if args.action in ("add", "import-sp500"):
-        _add_tickers(args, engine, entries, history_start or current_day - lookback)
+        _add_tickers(args, warehouse, entries, history_start or current_day - lookback)
     elif args.action == "remove":
         canonical = normalize_tickers(entry.ticker for entry in entries)
-        with engine.begin() as connection:
-            removed = watchlist.deactivate(connection, canonical, current_day)
+        removed = warehouse.remove_tickers(canonical, current_day)
         not_watched = sorted(set(canonical) - set(removed))
         print(
             f"removed {len(removed)} ticker(s) from {current_day} on: "
@@ -307,8 +307,7 @@ def _tickers(args: argparse.Namespace) -> int:
             if cancelled:
                 print(f"cancelled {len(cancelled)} queued run(s) that fetched only them")
     else:
-        with engine.connect() as connection:
-            table = watchlist.listing(watchlist.entries(connection))
+        table = watchlist.listing(warehouse.watchlist())
         if table.empty:
             print("(the watch list is empty)")
         else:
@@ -318,23 +317,22 @@ def _tickers(args: argparse.Namespace) -> int:
 
 def _add_tickers(
     args: argparse.Namespace,
-    engine: sa.Engine,
+    warehouse: WarehouseResource,
     entries: Sequence[NewTicker],
     default_start: date,
 ) -> None:
     """`tickers add` and `tickers import-sp500`: one transaction, then what happens next."""
     from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
-    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
     settings = get_settings()
     started = time.monotonic()
-    with engine.begin() as connection:
-        added = watchlist.add(connection, entries, settings.default_exchange, default_start)
-        watched = watchlist.entries(connection)
-        if args.action == "add" and args.intraday:
-            # Refused, and nothing kept, when the intraday refreshes could not keep up.
-            _check_intraday_budget([entry for entry in watched if entry.active])
-        exchanges = {entry.exchange for entry in watched if entry.ticker in added}
+    # Refused, and nothing kept, when the intraday refreshes could not keep up.
+    added, watched = warehouse.add_tickers(
+        entries,
+        default_start,
+        accept=_check_intraday_budget if args.action == "add" and args.intraday else None,
+    )
+    exchanges = {entry.exchange for entry in watched if entry.ticker in added}
     print(
         f"watching {len(added)} ticker(s) ({time.monotonic() - started:.2f} s); while the "
         "Dagster daemon runs (`make ui`), new_tickers_sensor fetches their history, from "
@@ -349,13 +347,15 @@ def _add_tickers(
 
 
 def _check_intraday_budget(entries: Sequence[WatchedTicker]) -> None:
-    """A CliError when the intraday tickers of `entries` need more requests per refresh than
-    the provider's rate limit allows between two refreshes."""
+    """A CliError when the active intraday tickers of `entries` need more requests per refresh
+    than the provider's rate limit allows between two refreshes."""
     from candle_pipeline.domain.intraday import BudgetError, RequestBudget  # noqa: PLC0415
     from candle_pipeline.settings import get_operations_settings  # noqa: PLC0415
 
     operations = get_operations_settings()
-    refreshed = [entry for entry in entries if entry.intraday or operations.intraday_all]
+    refreshed = [
+        entry for entry in entries if entry.active and (entry.intraday or operations.intraday_all)
+    ]
     budget = RequestBudget(
         tickers=len(refreshed),
         exchanges=len({entry.exchange for entry in refreshed}),
@@ -368,11 +368,13 @@ def _check_intraday_budget(entries: Sequence[WatchedTicker]) -> None:
         raise CliError(f"not marked for intraday: {error}") from None
 
 
-def _warehouse_engine(url: str) -> sa.Engine:
-    from candle_pipeline.resources.warehouse import engine_for, ensure_tables  # noqa: PLC0415
+def _warehouse(url: str) -> WarehouseResource:
+    """The warehouse resource of the settings, its schema brought to the current revision."""
+    from candle_pipeline.resources.catalog import build_warehouse  # noqa: PLC0415
+    from candle_pipeline.resources.warehouse import ensure_tables  # noqa: PLC0415
 
     ensure_tables(url)
-    return engine_for(url)
+    return build_warehouse(get_settings(), url)
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -388,12 +390,10 @@ def _materialize(args: argparse.Namespace) -> int:
     )
     runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
-    engine = _warehouse_engine(env.warehouse_url)
+    warehouse = _warehouse(env.warehouse_url)
     from candle_pipeline.partitions import today  # noqa: PLC0415
-    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-    with engine.connect() as connection:
-        entries = watchlist.entries(connection)
+    entries = warehouse.watchlist()
     if unknown := sorted(set(tickers) - {entry.ticker for entry in entries}):
         raise CliError(
             f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
@@ -401,7 +401,7 @@ def _materialize(args: argparse.Namespace) -> int:
         )
     if end >= today() and set(select) & set(runs.MARKET_DATA_ASSETS):
         in_scope = [e for e in entries if e.ticker in tickers or (not tickers and e.active)]
-        _refuse_sessions_in_progress(engine, {entry.exchange for entry in in_scope}, end)
+        _refuse_sessions_in_progress(warehouse, {entry.exchange for entry in in_scope}, end)
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance, _Progress(start, end) as progress:
@@ -418,13 +418,11 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
 
 
-def _refuse_sessions_in_progress(engine: sa.Engine, mics: set[str], day: date) -> None:
+def _refuse_sessions_in_progress(warehouse: WarehouseResource, mics: set[str], day: date) -> None:
     """A CliError when a session of `day` is still running on one of `mics`."""
     from candle_pipeline.domain.sessions import sessions_in_progress  # noqa: PLC0415
-    from candle_pipeline.warehouse import calendar_overrides  # noqa: PLC0415
 
-    with engine.connect() as connection:
-        overrides = calendar_overrides.in_force_frame(connection, mics, day, day)
+    overrides = warehouse.calendar_overrides_frame(mics, day, day)
     running = sessions_in_progress(mics, day, datetime.now(UTC), overrides)
     if running:
         last_close = max(running.values())
@@ -495,11 +493,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
     if not tickers:
         raise CliError("name the tickers to cross-check: --tickers A,B")
     env = local_env.prepare(get_settings())
-    engine = _warehouse_engine(env.warehouse_url)
-    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
-
-    with engine.connect() as connection:
-        watched = {entry.ticker for entry in watchlist.entries(connection)}
+    watched = {entry.ticker for entry in _warehouse(env.warehouse_url).watchlist()}
     if unknown := sorted(set(tickers) - watched):
         raise CliError(
             f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
@@ -548,8 +542,7 @@ def _coverage(args: argparse.Namespace) -> int:
     # Days of the partitions only: no session after today is due yet.
     runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
-    engine = _warehouse_engine(env.warehouse_url)
-    print(coverage.report(engine, tickers or None, start, end))
+    print(coverage.report(_warehouse(env.warehouse_url), tickers or None, start, end))
     return 0
 
 
@@ -573,14 +566,13 @@ def _calendar(args: argparse.Namespace) -> int:
     from candle_pipeline.domain import calendar_overrides as overrides  # noqa: PLC0415
     from candle_pipeline.domain.exchanges import validate_mic  # noqa: PLC0415
     from candle_pipeline.partitions import today  # noqa: PLC0415 - loads Dagster
-    from candle_pipeline.warehouse import calendar_overrides as stored  # noqa: PLC0415
 
     settings = get_settings()
     mic = validate_mic(args.mic) if args.mic else None
     if args.action == "list":
-        engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
-        with engine.connect() as connection:
-            listed = stored.listing(connection, mic)
+        listed = _warehouse(local_env.prepare(settings).warehouse_url).calendar_override_listing(
+            mic
+        )
         if listed.empty:
             print("(no calendar correction in force)")
         else:
@@ -592,9 +584,8 @@ def _calendar(args: argparse.Namespace) -> int:
     overrides.check_day(day, settings.partition_start, today())
     by, now = _user(), datetime.now(UTC)
     if args.action == "remove":
-        engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
-        with engine.begin() as connection:
-            removed = stored.remove(connection, mic, day, by, now)
+        warehouse = _warehouse(local_env.prepare(settings).warehouse_url)
+        removed = warehouse.remove_calendar_overrides(mic, day, by, now)
         if not removed:
             raise CliError(f"{mic} has no calendar correction on {day.isoformat()}")
         print(f"removed {len(removed)} correction(s) of {mic} on {day.isoformat()}; {AFTERWARDS}")
@@ -604,9 +595,9 @@ def _calendar(args: argparse.Namespace) -> int:
         raise CliError("`calendar close` takes no --at: the whole day is closed")
     at = overrides.parse_clock(args.at) if args.at else None
     override = overrides.CalendarOverride(mic, day, kind, at, args.reason, args.source)
-    engine = _warehouse_engine(local_env.prepare(settings).warehouse_url)
-    with engine.begin() as connection:
-        stored.record(connection, override, by, now)
+    _warehouse(local_env.prepare(settings).warehouse_url).record_calendar_override(
+        override, by, now
+    )
     print(f"recorded {override.describe()}; {AFTERWARDS}")
     return 0
 
@@ -632,22 +623,19 @@ def _demo(_: argparse.Namespace) -> int:
     from candle_pipeline import coverage, read, runs  # noqa: PLC0415 - loads the definitions
     from candle_pipeline.definitions import defs  # noqa: PLC0415
     from candle_pipeline.partitions import days_between  # noqa: PLC0415
-    from candle_pipeline.warehouse import summary, watchlist  # noqa: PLC0415
+    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-    engine = _warehouse_engine(env.warehouse_url)
+    warehouse = _warehouse(env.warehouse_url)
     first_day = min(start for _, start, _ in SAMPLE_SESSIONS)
     last_day = max(end for _, _, end in SAMPLE_SESSIONS)
     sample_tickers = sorted({ticker for tickers, _, _ in SAMPLE_SESSIONS for ticker in tickers})
-    with engine.begin() as connection:
-        watchlist.add(
-            connection,
-            [
-                watchlist.NewTicker(ticker, active=False, removed_on=last_day + timedelta(days=1))
-                for ticker in sample_tickers
-            ],
-            get_settings().default_exchange,
-            first_day,
-        )
+    warehouse.add_tickers(
+        [
+            watchlist.NewTicker(ticker, active=False, removed_on=last_day + timedelta(days=1))
+            for ticker in sample_tickers
+        ],
+        first_day,
+    )
     print("\n".join(_apply_pools()))
     outcomes: list[RunOutcome] = []
     with _instance() as instance:
@@ -658,11 +646,11 @@ def _demo(_: argparse.Namespace) -> int:
                 )
     print("\nTicker-days of the sample days (every sample ticker is watched on each of them)")
     days = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]
-    print(coverage.day_table(engine, days))
+    print(coverage.day_table(warehouse, days))
     print("\nRows per table")
     print(
         tabulate(
-            summary.table_totals(engine).items(),
+            warehouse.table_totals().items(),
             headers=["table", "rows"],
             tablefmt="github",
             intfmt=",",

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
-import sqlalchemy as sa
 from tabulate import tabulate
 
 from candle_pipeline.domain import sessions
@@ -30,8 +29,8 @@ from candle_pipeline.domain.ticker_days import (
     expected_ticker_days,
 )
 from candle_pipeline.partitions import days_between
-from candle_pipeline.warehouse import calendar_overrides, watchlist
-from candle_pipeline.warehouse.tables import ticker_days
+from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.warehouse.watchlist import watch_frame
 
 COLUMNS = (COMPLETE, IN_PROGRESS, BLOCKED, NO_DATA, FAILED, RETRY_LATER, NOT_FETCHED)
 # One character per calendar day in a ticker's month line.
@@ -62,34 +61,18 @@ class Coverage:
 
 
 def expected_sessions(
-    engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: date
+    warehouse: WarehouseResource, tickers: Sequence[str] | None, start: date, end: date
 ) -> Coverage:
     """(trade_date, ticker, exchange, status, last_error) of every open session a watched ticker
     counts on between `start` and `end`; `not_fetched` where no state is stored."""
-    with engine.connect() as connection:
-        watch = watchlist.watch_frame(watchlist.entries(connection))
-        states = pd.DataFrame(
-            connection.execute(
-                sa.select(
-                    ticker_days.c.trade_date,
-                    ticker_days.c.ticker,
-                    ticker_days.c.status,
-                    ticker_days.c.last_error,
-                )
-                .where(ticker_days.c.trade_date.between(start, end))
-                .where(ticker_days.c.ticker.in_(tickers) if tickers else sa.true())
-            ).all(),
-            columns=["trade_date", "ticker", "status", "last_error"],
-        ).astype({"trade_date": "datetime64[ns]"})
+    watch = watch_frame(warehouse.watchlist())
+    states = warehouse.ticker_day_statuses(tickers, start, end)
     unknown = sorted(set(tickers or ()) - set(watch["ticker"]))
     if unknown:
         raise LookupError(f"ticker(s) {', '.join(unknown)} are not on the watch list")
     expected = expected_ticker_days(watch, days_between(start, end), tickers)
     mics = set(expected["exchange"])
-    with engine.connect() as connection:
-        corrections = [
-            stored.override for stored in calendar_overrides.in_force(connection, mics, start, end)
-        ]
+    corrections = [stored.override for stored in warehouse.calendar_overrides(mics, start, end)]
     timings = sessions.market_timings(mics, start, end, overrides_frame(corrections))
     opened = timings.loc[timings["is_open"], ["mic", "session_date"]].rename(
         columns={"mic": "exchange", "session_date": "trade_date"}
@@ -99,9 +82,11 @@ def expected_sessions(
     return Coverage(merged.assign(status=merged["status"].fillna(NOT_FETCHED)), corrections)
 
 
-def report(engine: sa.Engine, tickers: Sequence[str] | None, start: date, end: date) -> str:
+def report(
+    warehouse: WarehouseResource, tickers: Sequence[str] | None, start: date, end: date
+) -> str:
     """A table of ticker-days per ticker and status; for one ticker, a line per month."""
-    coverage = expected_sessions(engine, tickers, start, end)
+    coverage = expected_sessions(warehouse, tickers, start, end)
     frame = coverage.sessions
     notes = _corrections(coverage.corrections)
     if tickers is not None and len(tickers) == 1:
@@ -154,15 +139,16 @@ def _calendar(coverage: Coverage, ticker: str, start: date, end: date) -> str:
     return "\n".join(lines)
 
 
-def day_table(engine: sa.Engine, days: Sequence[date]) -> str:
+def day_table(warehouse: WarehouseResource, days: Sequence[date]) -> str:
     """Per day: its ticker-days by status and their lowest quality score (the demo's summary)."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                ticker_days.c.trade_date, ticker_days.c.status, ticker_days.c.quality_score
-            ).where(ticker_days.c.trade_date.in_(list(days)))
-        ).all()
-    states = pd.DataFrame(rows, columns=["day", "status", "quality_score"])
+    stored = warehouse.ticker_day_states(sorted(set(days)))
+    states = pd.DataFrame(
+        {
+            "day": stored["trade_date"].dt.date,
+            "status": stored["status"],
+            "quality_score": stored["quality_score"],
+        }
+    )
     table = (
         states.pivot_table(index="day", columns="status", values="quality_score", aggfunc="size")
         .fillna(0)

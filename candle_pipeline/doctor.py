@@ -10,19 +10,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import sqlalchemy as sa
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.run_coordinator import QueuedRunCoordinator
-from dagster._core.scheduler.instigation import InstigatorStatus
 
 from candle_pipeline import local_env
 from candle_pipeline.pools import LIMIT_VARIABLES, current_limits, pools_in_use, wanted_limits
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.settings import (
     DOCTOR_CONNECT_TIMEOUT_SECONDS,
     ENV_DAGSTER_DATABASE_URL,
@@ -37,6 +33,10 @@ from candle_pipeline.settings import (
 OK = "ok"
 PROBLEM = "PROBLEM"
 NOTE = "note"
+# Status names of a schedule or sensor switched on and of a backfill no daemon has picked up:
+# Dagster exports no type for either status, so they are compared by name.
+INSTIGATOR_RUNNING = "RUNNING"
+BACKFILL_REQUESTED = "REQUESTED"
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Context:
 
     settings: Settings
     operations: OperationsSettings
-    warehouse_url: str
+    warehouse: WarehouseResource
     dagster_url: str
     dagster_home: Path
     expect_daemon: bool
@@ -82,7 +82,9 @@ def diagnose(expect_daemon: bool = False) -> list[Finding]:
     context = Context(
         settings=settings,
         operations=operations,
-        warehouse_url=warehouse_url,
+        warehouse=WarehouseResource(
+            database_url=warehouse_url, connect_timeout_seconds=DOCTOR_CONNECT_TIMEOUT_SECONDS
+        ),
         dagster_url=dagster_url,
         dagster_home=settings.dagster_home or local_env.default_dagster_home(settings),
         expect_daemon=expect_daemon,
@@ -159,10 +161,6 @@ def _provider_findings(settings: Settings) -> Iterator[Finding]:
     )
 
 
-def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, connect_timeout=DOCTOR_CONNECT_TIMEOUT_SECONDS)
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -171,22 +169,14 @@ def _first_line(error: BaseException) -> str:
 def _warehouse_findings(context: Context) -> Iterator[Finding]:
     from candle_pipeline.warehouse import schema  # noqa: PLC0415
 
-    shown = mask_url(context.warehouse_url)
+    shown = context.warehouse.display_url
     name = context.settings.warehouse_schema
-    engine = sa.create_engine(
-        "postgresql+psycopg://",
-        creator=partial(_connect, context.warehouse_url),
-        poolclass=sa.pool.NullPool,
-    )
     try:
-        with engine.connect() as connection:
-            found = schema.revisions(connection)
+        found = context.warehouse.ping()
     except (psycopg.Error, sa.exc.DBAPIError) as error:
         cause = getattr(error, "orig", None) or error
         yield Finding("warehouse", PROBLEM, f"cannot connect to {shown}: {_first_line(cause)}")
         return
-    finally:
-        engine.dispose()
     head = schema.describe(found.head)
     if found.at_head:
         yield Finding("warehouse", OK, f"{shown}: schema {name} at revision {head} (head)")
@@ -217,10 +207,8 @@ def _warehouse_findings(context: Context) -> Iterator[Finding]:
 def _schedule_coverage_findings(context: Context) -> Iterator[Finding]:
     """Every exchange an active watched ticker trades on has an after-close schedule."""
     from candle_pipeline.schedules import scheduled_exchanges  # noqa: PLC0415
-    from candle_pipeline.warehouse import watchlist  # noqa: PLC0415
 
-    with engine_for(context.warehouse_url).connect() as connection:
-        watched = {entry.exchange for entry in watchlist.entries(connection, active_only=True)}
+    watched = {entry.exchange for entry in context.warehouse.watchlist(active_only=True)}
     unscheduled = sorted(watched - scheduled_exchanges(context.settings))
     if unscheduled:
         codes = ",".join(unscheduled)
@@ -287,7 +275,7 @@ def _instance_storage_findings(context: Context, yaml_file: Path) -> Iterator[Fi
 
 def _policy_findings(instance: dg.DagsterInstance) -> Iterator[Finding]:
     coordinator = instance.run_coordinator
-    if not isinstance(coordinator, QueuedRunCoordinator):
+    if not isinstance(coordinator, dg.QueuedRunCoordinator):
         yield Finding(
             "dagster",
             PROBLEM,
@@ -316,13 +304,15 @@ def _daemon_waiting_work(instance: dg.DagsterInstance) -> list[str]:
     running = [
         state.name
         for state in instance.all_instigator_state()
-        if state.status == InstigatorStatus.RUNNING
+        if state.status.name == INSTIGATOR_RUNNING
     ]
     if running:
         waiting.append(f"running schedule(s)/sensor(s) {', '.join(sorted(running))}")
-    requested = instance.get_backfills(
-        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
-    )
+    requested = [
+        backfill
+        for backfill in instance.get_backfills()
+        if backfill.status.name == BACKFILL_REQUESTED
+    ]
     if requested:
         waiting.append(f"{len(requested)} requested backfill(s)")
     return waiting

@@ -24,10 +24,8 @@ from candle_pipeline.domain.bars import INTERVAL_SECONDS
 from candle_pipeline.local_env import database_urls
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.settings import CANDLE_INTERVALS, get_settings
-from candle_pipeline.warehouse.corporate_actions import load_factors
 from candle_pipeline.warehouse.partition_store import load_range
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
-from candle_pipeline.warehouse.watchlist import entries
 
 DateLike = date | str
 DAILY = "1d"
@@ -133,7 +131,7 @@ def _read(
     if not names:
         raise ReadError("no ticker asked for")
     warehouse = WarehouseResource(database_url=database_url or database_urls(get_settings())[0])
-    watched = {entry.ticker for entry in warehouse.transaction(entries)}
+    watched = {entry.ticker for entry in warehouse.watchlist()}
     unknown = sorted(set(names) - watched)
     if unknown:
         raise ReadError(
@@ -146,7 +144,7 @@ def _read(
     frame = rows.loc[:, [c for c in rows.columns if c not in ("source", "fetched_at")]]
     if how is None or frame.empty:
         return frame
-    factors = warehouse.run(lambda conn: load_factors(conn, names))
+    factors = warehouse.adjustment_factors(names)
     return adjust(frame, as_of(factors, seen_on), how)
 
 

@@ -12,9 +12,10 @@ refresh of the sessions that are open.
   stored provisional (`in_progress`). A watch list whose refreshes need more requests than the
   rate limit allows between two ticks is refused with both numbers.
 
-Which tickers trade where comes from a `ListingSource` evaluated at each tick: the active watch
-list, each ticker on its watch-list exchange; whether a tick's day is a session, from the
-exchange's calendar with the corrections in force (an `OverrideSource`, read at each tick too).
+Which tickers trade where comes from a `ListingSource` evaluated at each tick on the code
+location's warehouse resource (a typed parameter of each schedule): the active watch list, each
+ticker on its watch-list exchange; whether a tick's day is a session, from the exchange's
+calendar with the corrections in force (an `OverrideSource`, read at each tick too).
 """
 
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -32,22 +33,20 @@ from candle_pipeline.domain.session_closes import (
 from candle_pipeline.domain.sessions import market_timings
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import run_requests
 from candle_pipeline.settings import (
-    ENV_DATABASE_URL,
     MINUTES_PER_HOUR,
     OperationsSettings,
     Settings,
     get_settings,
 )
-from candle_pipeline.warehouse import calendar_overrides, watchlist
 
 Listing = tuple[str, str]
 """(ticker, exchange MIC)."""
-ListingSource = Callable[[], Iterable[Listing]]
-OverrideSource = Callable[[str, date, date], pd.DataFrame]
-"""(mic, first day, last day) -> the calendar corrections in force (calendar_overrides)."""
+ListingSource = Callable[[WarehouseResource], Iterable[Listing]]
+OverrideSource = Callable[[WarehouseResource, str, date, date], pd.DataFrame]
+"""(warehouse, mic, first day, last day) -> the calendar corrections in force."""
 Tick = dg.RunRequest | dg.SkipReason
 
 EXCHANGE_TAG = "candle/exchange"
@@ -57,28 +56,24 @@ INTRADAY_TAG = "candle/intraday"
 UTC = "UTC"
 
 
-def watchlist_listings() -> list[Listing]:
-    """Every active watched ticker on its watch-list exchange, read at each tick from the
-    warehouse named by CANDLE_DATABASE_URL (the code location's own)."""
-    with engine_for(dg.EnvVar(ENV_DATABASE_URL).get_value()).connect() as connection:
-        entries = watchlist.entries(connection, active_only=True)
-    return [(entry.ticker, entry.exchange) for entry in entries]
+def watchlist_listings(warehouse: WarehouseResource) -> list[Listing]:
+    """Every active watched ticker on its watch-list exchange, read at each tick."""
+    return [(entry.ticker, entry.exchange) for entry in warehouse.watchlist(active_only=True)]
 
 
-def warehouse_overrides(mic: str, first: date, last: date) -> pd.DataFrame:
-    """The calendar corrections of `mic` between `first` and `last`, read at each tick from the
-    warehouse named by CANDLE_DATABASE_URL."""
-    with engine_for(dg.EnvVar(ENV_DATABASE_URL).get_value()).connect() as connection:
-        return calendar_overrides.in_force_frame(connection, [mic], first, last)
+def warehouse_overrides(
+    warehouse: WarehouseResource, mic: str, first: date, last: date
+) -> pd.DataFrame:
+    """The calendar corrections of `mic` between `first` and `last`, read at each tick."""
+    return warehouse.calendar_overrides_frame([mic], first, last)
 
 
 def intraday_listings(include_all: bool) -> ListingSource:
     """The active watched tickers marked for intraday (every active one with `include_all`),
     read at each tick like `watchlist_listings`."""
 
-    def listings() -> list[Listing]:
-        with engine_for(dg.EnvVar(ENV_DATABASE_URL).get_value()).connect() as connection:
-            entries = watchlist.entries(connection, active_only=True)
+    def listings(warehouse: WarehouseResource) -> list[Listing]:
+        entries = warehouse.watchlist(active_only=True)
         return [(e.ticker, e.exchange) for e in entries if include_all or e.intraday]
 
     return listings
@@ -145,18 +140,23 @@ def session_schedule(
             "the regular close; holidays are skipped."
         ),
     )
-    def after_close(context: dg.ScheduleEvaluationContext) -> Iterator[Tick]:
+    def after_close(
+        context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
+    ) -> Iterator[Tick]:
         tick = context.scheduled_execution_time
         # The exchange's local day is at most a day either side of the tick's UTC day.
         utc_day = _utc_day(tick)
         in_force = overrides(
-            mic, utc_day - timedelta(days=MAX_CLOSURE_DAYS + 1), utc_day + timedelta(days=1)
+            warehouse,
+            mic,
+            utc_day - timedelta(days=MAX_CLOSURE_DAYS + 1),
+            utc_day + timedelta(days=1),
         )
         session, why = closed_session(mic, tick, delay, in_force)
         if session is None:
             yield dg.SkipReason(why)
             return
-        tickers = sorted(ticker for ticker, exchange in listings() if exchange == mic)
+        tickers = sorted(ticker for ticker, exchange in listings(warehouse) if exchange == mic)
         if not tickers:
             yield dg.SkipReason(f"{why}, but no active ticker trades on {mic}")
             return
@@ -217,9 +217,11 @@ def intraday_schedule(
             "each exchange whose session is open."
         ),
     )
-    def intraday_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[Tick]:
+    def intraday_refresh(
+        context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
+    ) -> Iterator[Tick]:
         moment = pd.Timestamp(context.scheduled_execution_time).tz_convert(UTC).to_pydatetime()
-        tickers = sorted(set(listings()))
+        tickers = sorted(set(listings(warehouse)))
         if not tickers:
             yield dg.SkipReason(
                 "no ticker is marked for intraday: `candle-pipeline tickers add --intraday`, "
@@ -233,7 +235,9 @@ def intraday_schedule(
             yield dg.SkipReason(str(error))
             return
         first, last = moment.date() - timedelta(days=1), moment.date() + timedelta(days=1)
-        corrections = pd.concat([overrides(mic, first, last) for mic in mics], ignore_index=True)
+        corrections = pd.concat(
+            [overrides(warehouse, mic, first, last) for mic in mics], ignore_index=True
+        )
         sessions = open_sessions(market_timings(mics, first, last, corrections), moment)
         if not sessions:
             yield dg.SkipReason(

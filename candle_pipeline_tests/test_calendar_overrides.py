@@ -150,7 +150,7 @@ def test_a_closure_makes_a_day_closed_not_failed_and_removing_it_fetches_the_day
     assert raw_rows(url, TUESDAY) == 0
     for check, asset in (("coverage", RAW), ("quality_score", VALIDATED)):
         assert latest_evaluations(instance, check, asset)["2013-10-08"].passed, check
-    report = coverage.report(engine_for(url), ["SPY"], MONDAY, WEDNESDAY)
+    report = coverage.report(WarehouseResource(database_url=url), ["SPY"], MONDAY, WEDNESDAY)
     assert "2013-10  #C#" in report
     assert f"a closure of XNYS on 2013-10-08: {REASON}" in report
 
@@ -228,6 +228,7 @@ def test_schedules_and_freshness_see_the_corrections(
     watch(url, ["SPY"], MONDAY, exchange="XNYS")
     assert main(["calendar", "close", "XNYS", "2013-10-08", "--reason", REASON]) == 0
     operations = OperationsSettings.from_env({})
+    warehouse = WarehouseResource(database_url=url)
     [after_close] = [
         schedule
         for schedule in build_schedules(["XNYS"], watchlist_listings, operations)
@@ -236,7 +237,9 @@ def test_schedules_and_freshness_see_the_corrections(
 
     def tick_at(day: date) -> dg.ScheduleExecutionData:
         at = datetime.combine(day, time(16, 30), tzinfo=ZoneInfo("America/New_York"))
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=at, resources={"warehouse": warehouse}
+        ) as context:
             return after_close.evaluate_tick(context)
 
     assert tick_at(TUESDAY).skip_message == "XNYS has no session on 2013-10-08"

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.remote_origin import (
     InProcessCodeLocationOrigin,
+    RemoteInstigatorOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
+)
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    ScheduleInstigatorData,
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
@@ -22,14 +30,38 @@ from candle_pipeline_tests.conftest import clear_settings
 
 pytestmark = pytest.mark.integration
 HEAD = schema.describe(schema.head_revisions())
+SCHEDULE_CRON = "30 16 * * 1-5"
 
 
-def job_origin(job_name: str) -> RemoteJobOrigin:
+def repository_origin() -> RemoteRepositoryOrigin:
     location = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="candle_pipeline.definitions"),
         location_name="candle_pipeline",
     )
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+    return RemoteRepositoryOrigin(location, "__repository__")
+
+
+def job_origin(job_name: str) -> RemoteJobOrigin:
+    return RemoteJobOrigin(repository_origin(), job_name)
+
+
+def schedule_state(name: str, status: InstigatorStatus) -> InstigatorState:
+    origin = RemoteInstigatorOrigin(repository_origin(), name)
+    return InstigatorState(
+        origin, InstigatorType.SCHEDULE, status, ScheduleInstigatorData(SCHEDULE_CRON)
+    )
+
+
+def backfill(backfill_id: str, status: BulkActionStatus) -> PartitionBackfill:
+    return PartitionBackfill(
+        backfill_id,
+        status=status,
+        from_failure=False,
+        tags={},
+        backfill_timestamp=0.0,
+        asset_selection=[dg.AssetKey("raw_quotes")],
+        serialized_asset_backfill_data="{}",
+    )
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -122,6 +154,27 @@ def test_broken_setup_says_what_is_wrong(
     monkeypatch.setenv("CANDLE_MARKET_API_POOL_LIMIT", "3")
     _, out = doctor(capsys)
     assert "pool market_api allows 1 at once but CANDLE_MARKET_API_POOL_LIMIT asks for 3" in out
+
+
+def test_what_waits_for_the_daemon_is_named(
+    external_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Switched-on schedules and requested backfills, read through the instance's public
+    methods: the stopped schedule and the finished backfill are not named. (Dagster exports no
+    constructor for these records; the test stores them as the UI and the daemon would.)"""
+    ensure_tables(external_env["CANDLE_DATABASE_URL"])
+    assert main(["pools", "apply"]) == 0
+    with dg.DagsterInstance.get() as instance:
+        instance.add_instigator_state(schedule_state("xnys_after_close", InstigatorStatus.RUNNING))
+        instance.add_instigator_state(schedule_state("catchup_weekly", InstigatorStatus.STOPPED))
+        instance.add_backfill(backfill("waiting", BulkActionStatus.REQUESTED))
+        instance.add_backfill(backfill("done", BulkActionStatus.COMPLETED_SUCCESS))
+    code, out = doctor(capsys)
+    assert code == EXIT_FAILED
+    [line] = [row for row in lines_with(out, "PROBLEM") if "heartbeat" in row]
+    assert line.endswith(
+        "waiting for it: running schedule(s)/sensor(s) xnys_after_close; 1 requested backfill(s)"
+    ), line
 
 
 def test_unreachable_database_and_bad_settings(

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from candle_pipeline.domain.ticker_days import COMPLETE, IN_PROGRESS
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
 from candle_pipeline.runs import MARKET_DATA_OP
 from candle_pipeline.schedules import build_schedules, watchlist_listings
 from candle_pipeline.settings import ENV_DATABASE_URL, OperationsSettings
@@ -92,7 +92,11 @@ def tick(
     schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, at: datetime
 ) -> tuple[list[dg.RunRequest], str | None]:
     """The schedule's tick at `at`: its run requests and its skip message."""
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=at,
+        resources={"warehouse": WarehouseResource(database_url=dg.EnvVar(ENV_DATABASE_URL))},
+    ) as context:
         result = schedule.evaluate_tick(context)
     return list(result.run_requests or []), result.skip_message
 
@@ -234,7 +238,9 @@ def test_a_refresh_at_eleven_stores_the_closed_bars_and_the_next_one_only_what_i
 
     from candle_pipeline import coverage  # noqa: PLC0415 - the CLI's view, as the user sees it
 
-    assert "in_progress" in coverage.report(engine_for(url), None, MONDAY, MONDAY)
+    assert "in_progress" in coverage.report(
+        WarehouseResource(database_url=url), None, MONDAY, MONDAY
+    )
 
 
 def test_the_after_close_run_replaces_every_provisional_row(

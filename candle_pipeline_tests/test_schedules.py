@@ -21,6 +21,7 @@ import pytest
 
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.schedules import (
     CATCHUP_TAG,
     EXCHANGE_TAG,
@@ -51,6 +52,8 @@ UTC = ZoneInfo("UTC")
 OPERATIONS = OperationsSettings.from_env({})
 EXCHANGES = ("XNYS", "XNAS", "XTKS", "XLON")
 RAW = dg.AssetKey("raw_quotes")
+# The code location's warehouse: the one CANDLE_DATABASE_URL names when the tick runs.
+WAREHOUSE_FROM_ENV = {"warehouse": WarehouseResource(database_url=dg.EnvVar(ENV_DATABASE_URL))}
 
 
 def schedules_for(
@@ -68,7 +71,9 @@ def tick(
     schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, at: datetime
 ) -> tuple[list[dg.RunRequest], str | None]:
     """The schedule's tick scheduled at `at`: its run requests and its skip message."""
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, resources=WAREHOUSE_FROM_ENV
+    ) as context:
         result = schedule.evaluate_tick(context)
     return list(result.run_requests or []), result.skip_message
 
@@ -270,7 +275,7 @@ def test_no_active_ticker_on_the_exchange_means_no_run(
 
 @pytest.mark.integration
 def test_listings_come_from_the_active_watch_list(listed: str) -> None:
-    assert sorted(watchlist_listings()) == [
+    assert sorted(watchlist_listings(WarehouseResource(database_url=listed))) == [
         ("7203.T", "XTKS"),
         ("AAPL", "XNAS"),
         ("IBM", "XNYS"),

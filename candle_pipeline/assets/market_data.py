@@ -82,9 +82,8 @@ from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import Fetched, MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
-from candle_pipeline.warehouse import calendar_overrides, quality_reports
+from candle_pipeline.warehouse import quality_reports
 from candle_pipeline.warehouse.corporate_actions import load_actions, load_factors, store_actions
 from candle_pipeline.warehouse.partition_store import load_partitions
 from candle_pipeline.warehouse.period_candles import daily_candles, write_periods
@@ -168,7 +167,6 @@ def market_data(
     market_timings: pd.DataFrame,
     *,
     market_data: MarketDataResource,
-    watchlist: WatchlistResource,
     quality: QualityResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation | dg.AssetCheckResult]:
@@ -177,15 +175,15 @@ def market_data(
     start = _first_selected(context.selected_asset_keys)
     days = days_of(context.partition_time_window)
     now = _as_of(config)
-    entries = watchlist.entries()
+    entries = warehouse.watchlist()
     watched = watch_frame(entries)
     named = _named_tickers(config, [e.ticker for e in entries], days)
     expected = expected_ticker_days(watched, days, named)
-    states = warehouse.run(lambda conn: load_states(conn, days))
+    states = warehouse.ticker_day_states(days)
     # Processing stored rows again covers every open ticker-day, complete or not.
     refetch = config.refetch or start != RAW_QUOTES
     plan = plan_work(expected, market_timings, states, now, refetch=refetch)
-    exchanges = watchlist.exchanges()
+    exchanges = warehouse.exchanges()
     rules = quality.rules()
     # A session still open is measured against its elapsed part only.
     timings = elapsed_timings(market_timings, now)
@@ -271,7 +269,7 @@ def market_data(
         )
         warehouse.write(lambda conn: write_states(conn, new_states))
     if fetched is not None:
-        watchlist.record_provider_exchanges(
+        warehouse.record_provider_exchanges(
             {
                 ticker: result.exchange_name
                 for ticker, result in fetched.results.items()
@@ -525,8 +523,7 @@ def _judge_periods(
     all_days = period_days(periods)
     tickers = expected.loc[:, ["ticker", "exchange"]].drop_duplicates("ticker", keep="last")
     mics = sorted(set(tickers["exchange"]))
-    with warehouse.engine.connect() as connection:
-        overrides = calendar_overrides.in_force_frame(connection, mics, all_days[0], all_days[-1])
+    overrides = warehouse.calendar_overrides_frame(mics, all_days[0], all_days[-1])
     timings = sessions.market_timings(mics, all_days[0], all_days[-1], overrides)
     open_days = timings.loc[timings["is_open"], ["mic", "session_date", "close_utc"]]
     ticker_sessions = tickers.merge(open_days, left_on="exchange", right_on="mic").rename(

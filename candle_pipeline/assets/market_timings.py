@@ -6,8 +6,6 @@ import pandas as pd
 from candle_pipeline.domain import sessions
 from candle_pipeline.partitions import backfill_policy, day_partitions, days_of
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.warehouse import calendar_overrides
 
 GROUP = "market_data"
 IO_MANAGER = "warehouse_io_manager"
@@ -21,9 +19,7 @@ MARKET_TIMINGS = dg.AssetKey("market_timings")
     io_manager_key=IO_MANAGER,
     kinds={"pandas", "postgres"},
 )
-def market_timings(
-    context: dg.AssetExecutionContext, watchlist: WatchlistResource, warehouse: WarehouseResource
-) -> pd.DataFrame:
+def market_timings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pd.DataFrame:
     """Open or closed, regular session open/close (early closes, breaks) and expected bars.
 
     Covers every exchange in use: the default, CANDLE_EXCHANGES and the watch list's; the
@@ -31,9 +27,8 @@ def market_timings(
     """
     days = days_of(context.partition_time_window)
     first_day, last_day = days[0], days[-1]
-    mics = watchlist.exchanges_in_use()
-    with warehouse.engine.connect() as connection:
-        overrides = calendar_overrides.in_force_frame(connection, mics, first_day, last_day)
+    mics = warehouse.exchanges_in_use()
+    overrides = warehouse.calendar_overrides_frame(mics, first_day, last_day)
     timings = sessions.market_timings(mics, first_day, last_day, overrides)
     context.add_output_metadata(
         {

@@ -29,11 +29,9 @@ from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import MARKET_API_POOL
 from candle_pipeline.warehouse.partition_store import load_partitions
 from candle_pipeline.warehouse.tables import TABLES
-from candle_pipeline.warehouse.ticker_days import load_states
 
 SOURCE_MISMATCH = "source_mismatch"
 CROSSCHECK_OP = "crosscheck"
@@ -165,21 +163,20 @@ def crosscheck(
     config: CrosscheckConfig,
     *,
     market_data: MarketDataResource,
-    watchlist: WatchlistResource,
     warehouse: WarehouseResource,
     quality: QualityResource,
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """The stored raw bars of the tickers' days compared with a second source's, recorded as
     `source_mismatch` evaluations of those days."""
     days = days_between(date.fromisoformat(config.start), date.fromisoformat(config.end))
-    providers = {entry.ticker: entry.provider for entry in watchlist.entries()}
+    providers = {entry.ticker: entry.provider for entry in warehouse.watchlist()}
     unknown = sorted(set(config.tickers) - set(providers))
     if unknown:
         raise dg.Failure(
             description=f"ticker(s) {', '.join(unknown)} are not on the watch list: add them "
             "with `candle-pipeline tickers add`"
         )
-    states = warehouse.run(lambda conn: load_states(conn, days))
+    states = warehouse.ticker_day_states(days)
     stored = states[states["ticker"].isin(config.tickers) & states["source"].notna()]
     keys = list(zip(stored["trade_date"].dt.date, stored["ticker"], strict=True))
     bars = warehouse.run(lambda conn: load_partitions(conn, TABLES["raw_quotes"], keys))

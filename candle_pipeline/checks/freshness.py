@@ -20,14 +20,11 @@ from candle_pipeline.domain.freshness import (
 from candle_pipeline.domain.ticker_days import COMPLETE
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     FRESHNESS_CHECK_CRON,
     FRESHNESS_LOOKBACK_DAYS,
     OperationsSettings,
 )
-from candle_pipeline.warehouse import calendar_overrides
-from candle_pipeline.warehouse.ticker_days import load_states
 
 FRESHNESS = "freshness"
 
@@ -55,23 +52,21 @@ class FreshnessConfig(dg.Config):
 def candles_freshness(
     config: FreshnessConfig,
     *,
-    watchlist: WatchlistResource,
     quality: QualityResource,
     warehouse: WarehouseResource,
 ) -> dg.AssetCheckResult:
-    tickers = [entry.ticker for entry in watchlist.active()]
-    exchanges = watchlist.exchanges()
+    tickers = [entry.ticker for entry in warehouse.watchlist(active_only=True)]
+    exchanges = warehouse.exchanges()
     delay = timedelta(minutes=quality.freshness_delay_minutes)
     mics = exchanges.mics_for(tickers)
     first, last = freshness_window(config.moment(), FRESHNESS_LOOKBACK_DAYS)
-    with warehouse.engine.connect() as connection:
-        overrides = calendar_overrides.in_force_frame(connection, mics, first, last)
+    overrides = warehouse.calendar_overrides_frame(mics, first, last)
     due_sessions = latest_due_sessions(
         mics, config.moment(), delay, FRESHNESS_LOOKBACK_DAYS, overrides
     )
     due = due_ticker_days(tickers, exchanges, due_sessions)
     days = sorted({day for day, _ in due})
-    states = warehouse.run(lambda conn: load_states(conn, days))
+    states = warehouse.ticker_day_states(days)
     done = states[states["status"] == COMPLETE]
     complete = set(zip(done["trade_date"].dt.date, done["ticker"], strict=True))
     missing = [

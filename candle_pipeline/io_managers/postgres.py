@@ -26,7 +26,6 @@ import pandas as pd
 
 from candle_pipeline import read
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.warehouse import watchlist
 from candle_pipeline.warehouse.partition_store import load_days, replace_partitions
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
 
@@ -77,9 +76,7 @@ def _read_shaped(
                 f"use {', '.join(READ_OPTIONS)}"
             )
         )
-    tickers = options.get(READ_TICKERS) or [
-        entry.ticker for entry in warehouse.transaction(watchlist.entries)
-    ]
+    tickers = options.get(READ_TICKERS) or [entry.ticker for entry in warehouse.watchlist()]
     try:
         return reader(
             tickers,

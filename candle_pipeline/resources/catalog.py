@@ -11,7 +11,6 @@ from candle_pipeline.resources.alerts import AlertWebhookResource
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.settings import (
     ENV_ALERT_WEBHOOK_URL,
     ENV_DATABASE_URL,
@@ -27,7 +26,7 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources for `settings`; the database URL comes from the environment unless given."""
     quality = quality or get_quality_settings()
-    warehouse = WarehouseResource(database_url=database_url or dg.EnvVar(ENV_DATABASE_URL))
+    warehouse = build_warehouse(settings, database_url)
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
@@ -39,7 +38,6 @@ def build_resources(
             yahoo_replay_dir=_text(settings.yahoo_replay_dir),
             requests_per_minute=settings.requests_per_minute,
             synthetic_interval=settings.synthetic_interval,
-            default_exchange=settings.default_exchange,
             fallback_sources=list(settings.fallback_sources),
             # Read by Dagster from the environment when the resource is built; never config.
             polygon_api_key=dg.EnvVar(ENV_POLYGON_API_KEY) if settings.polygon_key_set else None,
@@ -48,11 +46,6 @@ def build_resources(
             ccxt_exchange=settings.ccxt_exchange,
             ccxt_interval=settings.ccxt_interval,
             ccxt_replay_dir=_text(settings.ccxt_replay_dir),
-        ),
-        "watchlist": WatchlistResource(
-            warehouse=warehouse,
-            default_exchange=settings.default_exchange,
-            extra_exchanges=list(settings.extra_exchanges),
         ),
         "quality": QualityResource(
             quality_threshold=quality.quality_threshold,
@@ -66,6 +59,16 @@ def build_resources(
             min_severity=quality.alert_min_severity,
         ),
     }
+
+
+def build_warehouse(settings: Settings, database_url: str | None = None) -> WarehouseResource:
+    """The warehouse resource for `settings`, of definitions and commands alike; the database URL
+    comes from the environment unless given."""
+    return WarehouseResource(
+        database_url=database_url or dg.EnvVar(ENV_DATABASE_URL),
+        default_exchange=settings.default_exchange,
+        extra_exchanges=list(settings.extra_exchanges),
+    )
 
 
 def _text(folder: Path | None) -> str | None:

@@ -49,7 +49,6 @@ from candle_pipeline.settings import (
     DEFAULT_BREAKER_RESET_SECONDS,
     DEFAULT_CCXT_EXCHANGE,
     DEFAULT_CCXT_INTERVAL,
-    DEFAULT_EXCHANGE,
     DEFAULT_FAILED_RETRY_ATTEMPTS,
     DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS,
     DEFAULT_MAX_RETRY_AFTER_SECONDS,
@@ -139,7 +138,6 @@ class MarketDataResource(dg.ConfigurableResource):
     breaker_failures: int = DEFAULT_BREAKER_FAILURES
     breaker_reset_seconds: float = DEFAULT_BREAKER_RESET_SECONDS
     synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
-    default_exchange: str = DEFAULT_EXCHANGE
     failed_retry_first_wait_seconds: float = DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS
     failed_retry_attempts: int = DEFAULT_FAILED_RETRY_ATTEMPTS
 
@@ -185,7 +183,7 @@ class MarketDataResource(dg.ConfigurableResource):
             yahoo_replay_dir=self.yahoo_replay_dir,
             yahoo_base_url=self.yahoo_base_url,
             synthetic_interval=self.synthetic_interval,
-            default_mic=self.default_exchange,
+            default_mic=self.warehouse.default_exchange,
             polygon_api_key=self.polygon_api_key,
             polygon_interval=self.polygon_interval,
             polygon_replay_dir=self.polygon_replay_dir,

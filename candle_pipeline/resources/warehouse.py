@@ -1,33 +1,59 @@
-"""The warehouse resource: one SQLAlchemy engine and connection pool per process and database,
-and units of work that commit everything one step writes in one transaction."""
+"""The warehouse resource: the one door to the PostgreSQL warehouse for every caller (assets,
+checks, sensors, schedules, the CLI, `doctor`).
+
+One SQLAlchemy engine and connection pool per process and database; one retry policy for a lost
+connection around each call; units of work that commit everything one step writes in one
+transaction; and the repository methods callers need (watch list, ticker-day state, calendar
+corrections, coverage, corporate actions), each a call of the SQL functions of
+`candle_pipeline.warehouse` on a connection of its own.
+"""
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date, datetime
 from typing import TypeVar
 
 import dagster as dg
+import pandas as pd
 import psycopg
 import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import make_url
 
+from candle_pipeline.domain.calendar_overrides import CalendarOverride
+from candle_pipeline.domain.exchanges import SOURCE_PROVIDER, validate_mic
+from candle_pipeline.domain.sessions import ExchangeDirectory
 from candle_pipeline.settings import (
     DB_RETRY_ATTEMPTS,
     DB_RETRY_FIRST_WAIT_SECONDS,
     DB_RETRY_MAX_WAIT_SECONDS,
+    DEFAULT_EXCHANGE,
     ENV_DATABASE_URL,
     mask_url,
     validate_postgres_url,
 )
-from candle_pipeline.warehouse.schema import upgrade
+from candle_pipeline.warehouse import (
+    calendar_overrides,
+    corporate_actions,
+    schema,
+    summary,
+    ticker_days,
+    watchlist,
+)
+from candle_pipeline.warehouse.calendar_overrides import StoredOverride
+from candle_pipeline.warehouse.watchlist import NewTicker, WatchedTicker
 
 T = TypeVar("T")
 LOGGER = logging.getLogger(__name__)
 
-_ENGINES: dict[str, sa.Engine] = {}
+# A server that does not answer fails a connection attempt after this long; the retry policy
+# then decides whether to try again.
+CONNECT_TIMEOUT_SECONDS = 10
+
+_ENGINES: dict[tuple[str, int], sa.Engine] = {}
 _TABLES_READY: set[str] = set()
 _LOCK = threading.Lock()
 
@@ -39,15 +65,23 @@ CONNECTION_ERRORS = (psycopg.OperationalError, sa.exc.OperationalError)
 _PENDING_WRITES: ContextVar[list[Work] | None] = ContextVar("candle_pending_writes", default=None)
 
 
-def engine_for(database_url: str) -> sa.Engine:
+def engine_for(
+    database_url: str, connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS
+) -> sa.Engine:
     """The process's engine for `database_url` (psycopg 3 driver), created on first use."""
+    key = (database_url, connect_timeout_seconds)
     with _LOCK:
-        engine = _ENGINES.get(database_url)
+        engine = _ENGINES.get(key)
         if engine is None:
             validate_postgres_url(database_url, ENV_DATABASE_URL)
             url = make_url(database_url).set(drivername="postgresql+psycopg")
-            engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
-            _ENGINES[database_url] = engine
+            engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                connect_args={"connect_timeout": connect_timeout_seconds},
+            )
+            _ENGINES[key] = engine
         return engine
 
 
@@ -57,19 +91,27 @@ def ensure_tables(database_url: str) -> None:
     with _LOCK:
         if database_url in _TABLES_READY:
             return
-    upgrade(database_url)
+    schema.upgrade(database_url)
     with _LOCK:
         _TABLES_READY.add(database_url)
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The PostgreSQL warehouse; the URL (with any password) comes from the environment."""
+    """The PostgreSQL warehouse; the URL (with any password) comes from the environment.
+
+    `default_exchange` is the exchange of a ticker the watch list does not place elsewhere;
+    `extra_exchanges` are in use even before a watched ticker trades there (they have their
+    after-close schedules and market timings).
+    """
 
     database_url: str
+    default_exchange: str = DEFAULT_EXCHANGE
+    extra_exchanges: list[str] = []
+    connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS
 
     @property
     def engine(self) -> sa.Engine:
-        return engine_for(self.database_url)
+        return engine_for(self.database_url, self.connect_timeout_seconds)
 
     @property
     def display_url(self) -> str:
@@ -128,6 +170,150 @@ class WarehouseResource(dg.ConfigurableResource):
         """`work(connection)` on a SQLAlchemy connection in one transaction, retried on a new
         connection like `run`."""
         return _retrying()(self._in_transaction, work)
+
+    def ping(self) -> schema.Revisions:
+        """The schema revisions of the warehouse, read on one connection attempt without retry
+        (`doctor` reports an unreachable server at once)."""
+        with self.engine.connect() as connection:
+            return schema.revisions(connection)
+
+    # --- the watch list --------------------------------------------------------------------
+
+    def watchlist(self, active_only: bool = False) -> list[WatchedTicker]:
+        """Every ticker ever watched, removed ones included (they count on their past days),
+        or the active ones only."""
+        return self.transaction(lambda connection: watchlist.entries(connection, active_only))
+
+    def add_tickers(
+        self,
+        tickers: Sequence[NewTicker],
+        default_history_start: date,
+        accept: Callable[[list[WatchedTicker]], None] | None = None,
+    ) -> tuple[list[str], list[WatchedTicker]]:
+        """Add or re-activate `tickers` (those without an exchange on `default_exchange`) in one
+        transaction; their canonical spellings and the whole watch list after it.
+
+        `accept(watch list)` runs before the commit: an exception from it keeps nothing.
+        """
+
+        def add(connection: sa.Connection) -> tuple[list[str], list[WatchedTicker]]:
+            added = watchlist.add(connection, tickers, self.default_exchange, default_history_start)
+            watched = watchlist.entries(connection)
+            if accept is not None:
+                accept(watched)
+            return added, watched
+
+        return self.transaction(add)
+
+    def remove_tickers(self, tickers: Sequence[str], on: date) -> list[str]:
+        """Stop watching `tickers` from `on`; those that were active."""
+        return self.transaction(lambda connection: watchlist.deactivate(connection, tickers, on))
+
+    def exchanges(self) -> ExchangeDirectory:
+        """Every watched ticker's exchange; others trade on `default_exchange`."""
+        return self.transaction(
+            lambda connection: watchlist.exchange_directory(connection, self.default_exchange)
+        )
+
+    def exchanges_in_use(self) -> list[str]:
+        """The default, the configured extras and every exchange a listed ticker trades on."""
+        listed = {entry.exchange for entry in self.watchlist()}
+        codes = {self.default_exchange, *self.extra_exchanges, *listed}
+        return sorted(validate_mic(code) for code in codes)
+
+    def record_provider_exchanges(self, provider_exchanges: Mapping[str, str]) -> None:
+        """Remember the provider's exchange names; new_tickers_sensor acts on them."""
+        self.transaction(
+            lambda connection: watchlist.record_provider_exchanges(connection, provider_exchanges)
+        )
+
+    def correct_exchanges(self) -> dict[str, tuple[str, str]]:
+        """Move defaulted tickers to the exchange their provider names; returns the moves."""
+
+        def correct(connection: sa.Connection) -> dict[str, tuple[str, str]]:
+            corrections = watchlist.exchange_corrections(connection)
+            for ticker, (_, mic) in corrections.items():
+                watchlist.set_exchange(connection, ticker, mic, SOURCE_PROVIDER)
+            return corrections
+
+        return self.transaction(correct)
+
+    # --- ticker-day state ------------------------------------------------------------------
+
+    def ticker_day_states(self, days: Sequence[date]) -> pd.DataFrame:
+        """The stored state of every ticker on `days` (STATE_COLUMNS)."""
+        return self.run(lambda conn: ticker_days.load_states(conn, days))
+
+    def due_retries(self, now: datetime) -> pd.DataFrame:
+        """Failed or retry-later ticker-days whose `retry_after` has passed."""
+        return self.run(lambda conn: ticker_days.due_retries(conn, now))
+
+    def ticker_day_statuses(
+        self, tickers: Sequence[str] | None, start: date, end: date
+    ) -> pd.DataFrame:
+        """(trade_date, ticker, status, last_error) of the stored ticker-days between `start`
+        and `end`, of `tickers` or every one."""
+        return self.run(lambda conn: ticker_days.statuses(conn, tickers, start, end))
+
+    # --- calendar corrections --------------------------------------------------------------
+
+    def calendar_overrides(
+        self,
+        mics: Collection[str] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> list[StoredOverride]:
+        """The corrections in force, of `mics` (all when None) between `start` and `end`."""
+        return self.transaction(
+            lambda connection: calendar_overrides.in_force(connection, mics, start, end)
+        )
+
+    def calendar_overrides_frame(
+        self, mics: Collection[str], start: date, end: date
+    ) -> pd.DataFrame:
+        """The corrections of `mics` between `start` and `end`, as `sessions.market_timings`
+        takes them."""
+        return self.transaction(
+            lambda connection: calendar_overrides.in_force_frame(connection, mics, start, end)
+        )
+
+    def calendar_overrides_by_ids(self, ids: Collection[int]) -> list[StoredOverride]:
+        """The corrections with these row ids, removed or not."""
+        return self.transaction(lambda connection: calendar_overrides.by_ids(connection, ids))
+
+    def record_calendar_override(
+        self, override: CalendarOverride, by: str, at: datetime
+    ) -> StoredOverride:
+        """Store `override` if it contradicts nothing in force (else `OverrideError`)."""
+        return self.transaction(
+            lambda connection: calendar_overrides.record(connection, override, by, at)
+        )
+
+    def remove_calendar_overrides(self, mic: str, day: date, by: str, at: datetime) -> list[int]:
+        """Remove every correction of `mic` on `day`; the ids removed."""
+        return self.transaction(
+            lambda connection: calendar_overrides.remove(connection, mic, day, by, at)
+        )
+
+    def calendar_override_listing(self, mic: str | None = None) -> pd.DataFrame:
+        """The corrections in force (of `mic`), for `calendar list`."""
+        return self.transaction(lambda connection: calendar_overrides.listing(connection, mic))
+
+    def stored_sessions(self, days: Collection[date]) -> set[tuple[str, date]]:
+        """The (mic, day) pairs of `days` whose market timings are stored."""
+        return self.transaction(
+            lambda connection: calendar_overrides.stored_sessions(connection, days)
+        )
+
+    # --- corporate actions and totals ------------------------------------------------------
+
+    def adjustment_factors(self, tickers: list[str]) -> pd.DataFrame:
+        """The stored adjustment factors of `tickers`."""
+        return self.run(lambda conn: corporate_actions.load_factors(conn, tickers))
+
+    def table_totals(self) -> dict[str, int]:
+        """The row count of every warehouse table."""
+        return self.transaction(summary.table_totals)
 
     def _on_new_connection(self, work: Callable[[psycopg.Connection], T]) -> T:
         with self.connection() as conn, conn.transaction():

@@ -9,18 +9,15 @@ provider call). Complete ticker-days are never fetched again.
 """
 
 import json
-from datetime import date
 
 import dagster as dg
-import sqlalchemy as sa
 
 from candle_pipeline.domain.calendar_overrides import CalendarOverride, reevaluations
 from candle_pipeline.domain.ticker_days import expected_ticker_days
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import MARKET_DATA_ASSETS, DayRange, run_config
-from candle_pipeline.warehouse import calendar_overrides, watchlist
-from candle_pipeline.warehouse.tables import market_timings
+from candle_pipeline.warehouse.watchlist import watch_frame
 
 SENSOR_INTERVAL_SECONDS = 30
 CALENDAR_TAG = "candle/calendar_corrections"
@@ -31,31 +28,18 @@ REMOVED = "removed"
 
 
 def _changes(
-    connection: sa.Connection, cursor: str | None
+    warehouse: WarehouseResource, cursor: str | None
 ) -> tuple[dict[str, CalendarOverride], list[int]]:
     """The corrections changed since the cursor's (label -> override), and the ids now in
     force."""
     before = set(json.loads(cursor)) if cursor else set()
-    now = {stored.id: stored.override for stored in calendar_overrides.in_force(connection)}
-    gone = calendar_overrides.by_ids(connection, before - now.keys())
+    now = {stored.id: stored.override for stored in warehouse.calendar_overrides()}
+    gone = warehouse.calendar_overrides_by_ids(before - now.keys())
     changed: dict[str, CalendarOverride] = {
         **{f"{row_id}:{RECORDED}": now[row_id] for row_id in sorted(now.keys() - before)},
         **{f"{stored.id}:{REMOVED}": stored.override for stored in gone},
     }
     return changed, sorted(now)
-
-
-def _materialised(
-    connection: sa.Connection, changed: dict[str, CalendarOverride]
-) -> set[tuple[str, date]]:
-    """The (mic, day) pairs of `changed` whose market timings are stored."""
-    days = sorted({override.session_date for override in changed.values()})
-    rows = connection.execute(
-        sa.select(market_timings.c.mic, market_timings.c.session_date).where(
-            market_timings.c.session_date.in_(days)
-        )
-    )
-    return {(mic, day) for mic, day in rows}
 
 
 @dg.sensor(
@@ -69,15 +53,14 @@ def _materialised(
 def calendar_overrides_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult:
-    with warehouse.engine.connect() as connection:
-        changed, in_force = _changes(connection, context.cursor)
-        if not changed:
-            return dg.SensorResult(
-                skip_reason="no calendar correction changed", cursor=json.dumps(in_force)
-            )
-        watched = watchlist.watch_frame(watchlist.entries(connection))
-        materialised = _materialised(connection, changed)
+    changed, in_force = _changes(warehouse, context.cursor)
+    if not changed:
+        return dg.SensorResult(
+            skip_reason="no calendar correction changed", cursor=json.dumps(in_force)
+        )
+    watched = watch_frame(warehouse.watchlist())
     days = sorted({override.session_date for override in changed.values()})
+    materialised = warehouse.stored_sessions(days)
     expected = expected_ticker_days(watched, days)
     requests = []
     for work in reevaluations(changed, expected, materialised):

@@ -20,7 +20,7 @@ import dagster as dg
 
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between, today
-from candle_pipeline.resources.watchlist import WatchlistResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import run_requests
 from candle_pipeline.settings import NEW_TICKERS_SENSOR_INTERVAL_SECONDS, get_settings
 from candle_pipeline.warehouse.watchlist import WatchedTicker
@@ -59,13 +59,13 @@ def _run_key(entries: list[WatchedTicker]) -> str:
     description="Fetches the history of tickers added to the watch list, and only theirs.",
 )
 def new_tickers_sensor(
-    context: dg.SensorEvaluationContext, watchlist: WatchlistResource
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult:
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    moved = watchlist.correct_exchanges()
+    moved = warehouse.correct_exchanges()
     for ticker, (old, new_mic) in moved.items():
         context.log.info(f"{ticker}: the provider names {new_mic}, not the default {old}")
-    active = watchlist.active()
+    active = warehouse.watchlist(active_only=True)
     new = [
         entry
         for entry in active

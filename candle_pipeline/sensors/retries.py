@@ -19,7 +19,6 @@ from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import run_requests
 from candle_pipeline.settings import RETRY_SENSOR_INTERVAL_SECONDS
-from candle_pipeline.warehouse.ticker_days import due_retries
 
 RETRY_TAG = "candle/retry"
 RUN_KEY_DIGEST_BYTES = 8
@@ -50,7 +49,7 @@ def _run_key(due: pd.DataFrame) -> str:
 def retry_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult:
-    due = warehouse.run(lambda conn: due_retries(conn, datetime.now(UTC)))
+    due = warehouse.due_retries(datetime.now(UTC))
     if due.empty:
         return dg.SensorResult(skip_reason="no ticker-day is due for a retry")
     tickers = sorted(set(due["ticker"]))

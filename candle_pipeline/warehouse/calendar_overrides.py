@@ -21,6 +21,7 @@ from candle_pipeline.domain.calendar_overrides import (
 )
 from candle_pipeline.domain.sessions import regular_session
 from candle_pipeline.warehouse.tables import calendar_overrides as table
+from candle_pipeline.warehouse.tables import market_timings
 
 LISTED_COLUMNS = ("mic", "session_date", "kind", "local_time", "reason", "source", "recorded_by")
 # Serialises writers: a check and the insert it allows see the same overrides.
@@ -76,6 +77,17 @@ def by_ids(connection: sa.Connection, ids: Iterable[int]) -> list[StoredOverride
     """The overrides with these row ids, removed or not."""
     rows = connection.execute(sa.select(table).where(table.c.id.in_(sorted(set(ids)))))
     return [StoredOverride(row.id, _override(row)) for row in rows]
+
+
+def stored_sessions(connection: sa.Connection, days: Collection[date]) -> set[tuple[str, date]]:
+    """The (mic, day) pairs of `days` whose market timings are stored: the sessions a changed
+    correction of those days has to be materialised again for."""
+    rows = connection.execute(
+        sa.select(market_timings.c.mic, market_timings.c.session_date).where(
+            market_timings.c.session_date.in_(sorted(days))
+        )
+    )
+    return {(mic, day) for mic, day in rows}
 
 
 def record(

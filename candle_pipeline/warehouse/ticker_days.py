@@ -86,28 +86,18 @@ def due_retries(conn: psycopg.Connection, now: datetime) -> pd.DataFrame:
     )
 
 
-def status_counts(
-    conn: psycopg.Connection, first: date, last: date, tickers: Sequence[str] | None
+def statuses(
+    conn: psycopg.Connection, tickers: Sequence[str] | None, first: date, last: date
 ) -> pd.DataFrame:
-    """(ticker, status, ticker_days) between `first` and `last`, for `tickers` or every one."""
+    """(trade_date, ticker, status, last_error) between `first` and `last`, of `tickers` or every
+    one (None or empty)."""
     query = sql.SQL(
-        "SELECT ticker, status, count(*) FROM {table} WHERE trade_date BETWEEN %s AND %s "
-        "AND (%s::text[] IS NULL OR ticker = ANY(%s::text[])) GROUP BY ticker, status"
+        "SELECT trade_date, ticker, status, last_error FROM {table} "
+        "WHERE trade_date BETWEEN %s AND %s AND (%s::text[] IS NULL OR ticker = ANY(%s::text[]))"
     ).format(table=qualified(ticker_days))
-    names = list(tickers) if tickers is not None else None
+    names = list(tickers) if tickers else None
     with conn.cursor() as cursor:
         records = cursor.execute(query, (first, last, names, names)).fetchall()
-    return pd.DataFrame.from_records(records, columns=["ticker", "status", "ticker_days"])
-
-
-def ticker_history(conn: psycopg.Connection, ticker: str, first: date, last: date) -> pd.DataFrame:
-    """(trade_date, status) of one ticker's stored days between `first` and `last`."""
-    query = sql.SQL(
-        "SELECT trade_date, status FROM {table} WHERE ticker = %s "
-        "AND trade_date BETWEEN %s AND %s ORDER BY trade_date"
-    ).format(table=qualified(ticker_days))
-    with conn.cursor() as cursor:
-        records = cursor.execute(query, (ticker, first, last)).fetchall()
-    return pd.DataFrame.from_records(records, columns=["trade_date", "status"]).astype(
-        {"trade_date": "datetime64[ns]"}
-    )
+    return pd.DataFrame.from_records(
+        records, columns=["trade_date", "ticker", "status", "last_error"]
+    ).astype({"trade_date": "datetime64[ns]"})

@@ -15,7 +15,6 @@ import pytest
 from candle_pipeline import runs
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
-from candle_pipeline.resources.watchlist import WatchlistResource
 from candle_pipeline.sensors.new_tickers import TICKERS_TAG, new_tickers_sensor
 from candle_pipeline.settings import SAMPLE_DATA_DIR, SP500_CONSTITUENTS
 from candle_pipeline.warehouse import watchlist
@@ -32,8 +31,8 @@ WEEK_START = date(2013, 10, 4)
 RAW = dg.AssetKey("raw_quotes")
 
 
-def resource_for(url: str) -> WatchlistResource:
-    return WatchlistResource(warehouse=WarehouseResource(database_url=url), default_exchange="XNYS")
+def resource_for(url: str) -> WarehouseResource:
+    return WarehouseResource(database_url=url, default_exchange="XNYS")
 
 
 def tick(
@@ -43,7 +42,7 @@ def tick(
     with (
         today_is(today),
         dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources={"watchlist": resource_for(url)}
+            instance=instance, cursor=cursor, resources={"warehouse": resource_for(url)}
         ) as context,
     ):
         return new_tickers_sensor(context)

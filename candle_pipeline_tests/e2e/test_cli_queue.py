@@ -44,9 +44,9 @@ query Events($runId: ID!) {
 
 def materialize(deployment: Deployment, ui_url: str) -> tuple[int, str, str]:
     """The deployment's command line, told where its webserver answers."""
+    days = ["--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()]
     result = subprocess.run(
-        [str(BIN / "candle-pipeline"), "materialize"]
-        + ["--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()],
+        [str(BIN / "candle-pipeline"), "materialize", *days],
         env={**deployment.env, UI_URL: ui_url},
         capture_output=True,
         text=True,

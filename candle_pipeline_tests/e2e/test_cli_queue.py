@@ -42,11 +42,11 @@ query Events($runId: ID!) {
 """
 
 
-def materialize(deployment: Deployment, ui_url: str) -> tuple[int, str, str]:
+def materialize(deployment: Deployment, ui_url: str, *more: str) -> tuple[int, str, str]:
     """The deployment's command line, told where its webserver answers."""
     days = ["--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()]
     result = subprocess.run(
-        [str(BIN / "candle-pipeline"), "materialize", *days],
+        [str(BIN / "candle-pipeline"), "materialize", *days, *more],
         env={**deployment.env, UI_URL: ui_url},
         capture_output=True,
         text=True,
@@ -56,9 +56,15 @@ def materialize(deployment: Deployment, ui_url: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def test_materialize_queues_its_run_and_reports_it(deployment: Deployment) -> None:
+@pytest.fixture(scope="module")
+def watched(deployment: Deployment) -> Deployment:
+    """The deployment with the sample tickers watched on the sample days."""
     watch(deployment.warehouse_url, TICKERS, FIRST_DAY, removed_on=REMOVED_ON)
+    return deployment
 
+
+def test_materialize_queues_its_run_and_reports_it(watched: Deployment) -> None:
+    deployment = watched
     code, out, err = materialize(deployment, deployment.url)
 
     assert code == 0, out + err + deployment.log_tail()
@@ -82,9 +88,29 @@ def test_materialize_queues_its_run_and_reports_it(deployment: Deployment) -> No
     )
 
 
+def test_a_failed_queued_run_says_why_and_exits_1(watched: Deployment) -> None:
+    deployment = watched
+    code, out, err = materialize(deployment, deployment.url, "--select", "raw_quotes")
+
+    assert code == 1, out + err
+    lines = out.splitlines()
+    assert lines[0].startswith(QUEUED_LINE)
+    assert re.fullmatch(
+        rf"run [0-9a-f]{{8}} FAILED: raw_quotes \[{FIRST_DAY} \.\. {LAST_DAY}\]", lines[1]
+    )
+    assert lines[2] == (
+        "  market_data: raw_quotes is materialised with what is built from it in the same step: "
+        "select validated_quotes, candles too"
+    ), "the step's own words, read back from the instance"
+    assert lines[3].startswith(
+        f"  its events and logs: {deployment.url}/runs/{lines[1].split()[1]}"
+    )
+
+
 def test_a_webserver_that_does_not_answer_is_one_line_and_exit_status_1(
-    deployment: Deployment,
+    watched: Deployment,
 ) -> None:
+    deployment = watched
     nowhere = f"http://127.0.0.1:{free_port()}"
 
     code, out, err = materialize(deployment, nowhere)

@@ -81,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Every setting, before anything reads one: a mistake is one line whatever the command.
         validate_settings()
-        from candle_pipeline.runs import RunRequestError  # noqa: PLC0415 - reads the settings
+        from candle_pipeline.runs import (  # noqa: PLC0415 - reads the settings
+            RunQueueError,
+            RunRequestError,
+        )
 
         user_errors: tuple[type[Exception], ...] = (
             CliError,
@@ -99,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except user_errors as error:
             _explain(args, error, str(error))
             return EXIT_USAGE
+        except RunQueueError as error:
+            _explain(args, error, str(error))
+            return EXIT_FAILED
     except SettingsError as error:
         _explain(args, error, str(error))
         return EXIT_USAGE
@@ -383,12 +389,15 @@ def _materialize(args: argparse.Namespace) -> int:
     tickers = normalize_tickers(t for t in args.tickers.split(",") if t.strip())
     start = parse_date(args.start, "--start")
     end = parse_date(args.end, "--end")
-    select = runs.validate_selection(
-        runs.ALL_ASSETS
+    request = runs.WorkRequest.between(
+        start,
+        end,
+        assets=runs.ALL_ASSETS
         if args.select is None
-        else [name.strip() for name in args.select.split(",") if name.strip()]
+        else [name.strip() for name in args.select.split(",") if name.strip()],
+        tickers=tickers,
+        refetch=args.refetch,
     )
-    runs.validate_dates(start, end)
     env = local_env.prepare(get_settings())
     warehouse = _warehouse(env.warehouse_url)
     from candle_pipeline.partitions import today  # noqa: PLC0415
@@ -399,22 +408,20 @@ def _materialize(args: argparse.Namespace) -> int:
             f"ticker(s) {', '.join(unknown)} are not on the watch list: add them with "
             "`candle-pipeline tickers add`"
         )
-    if end >= today() and set(select) & set(runs.MARKET_DATA_ASSETS):
+    if end >= today() and request.fetches_market_data:
         in_scope = [e for e in entries if e.ticker in tickers or (not tickers and e.active)]
         _refuse_sessions_in_progress(warehouse, {entry.exchange for entry in in_scope}, end)
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
-    with _instance() as instance, _Progress(start, end) as progress:
-        outcomes = runs.materialize(
-            defs,
-            instance,
-            start,
-            end,
-            select=select,
-            tickers=tickers,
-            refetch=args.refetch,
-            on_run_end=progress.run_ended,
-        )
+    with _instance() as instance:
+        if runs.queue_worked(instance):
+            ui_url = get_quality_settings().dagster_ui_url
+            launch_run: runs.Launcher = runs.RunQueue(instance, ui_url)
+            print(f"a Dagster daemon works the run queue: runs queued through {ui_url}")
+        else:
+            launch_run = runs.in_process(defs, instance)
+        with _Progress(start, end) as progress:
+            outcomes = runs.launch(request, launch_run, progress.run_ended)
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
 
 

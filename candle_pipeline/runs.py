@@ -1,19 +1,25 @@
-"""Launching work: ranges of day partitions as Dagster runs, from the command line, the sensors
-and the schedules alike.
+"""The one planner of work: the command line, the sensors and the schedules all express what
+they want done as a `WorkRequest` (assets x days x the run config of `market_data`, with tags
+saying who asked), and a request becomes runs of `market_data_job` in one way (`plan`): runs of
+consecutive days, at most `partitions.days_per_run` each (market timings alone: a year).
 
-A request is assets x consecutive days x run config (`tickers`, `refetch` of `market_data`); it
-becomes runs of at most `partitions.days_per_run` days each. The command line executes them in
-this process, recorded in the instance (the UI shows them like any other run); sensors and
-schedules hand them to the run queue.
+Sensors and schedules hand the planned runs to Dagster as `RunRequest`s (`run_requests`). The
+command line launches them through the instance (`launch`): queued like any other run while a
+Dagster daemon works the run queue, executed in this process otherwise (the demo, the tests, a
+machine where only the command line runs); the Dagster UI shows them either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
+from urllib.parse import urlsplit
 
 import dagster as dg
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from candle_pipeline.checks.crosscheck import CROSSCHECK_JOB, CROSSCHECK_OP
 from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
@@ -28,10 +34,21 @@ MARKET_DATA_JOB = "market_data_job"
 # Dagster's documented run tags that make one run cover a range of partitions.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The code location of workspace.yaml (and deploy/workspace.yaml) that serves the jobs.
+LOCATION_NAME = "candle_pipeline"
+REPOSITORY_NAME = "__repository__"
+# The daemon that launches queued runs; its heartbeat says the run queue is worked.
+RUN_QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+# How often the command line looks at a queued run it waits for.
+QUEUED_RUN_POLL_SECONDS = 0.5
 
 
 class RunRequestError(ValueError):
     """Arguments that cannot become a run: unknown asset, dates outside the partitions."""
+
+
+class RunQueueError(RuntimeError):
+    """The run queue is worked by a daemon, but its webserver refused or did not answer."""
 
 
 @dataclass(frozen=True)
@@ -110,25 +127,187 @@ def run_config(
     return {**LOGGERS_RUN_CONFIG, "ops": {MARKET_DATA_OP: {"config": config}}}
 
 
-def run_requests(
-    days: Iterable[date],
-    *,
-    key: str,
-    tickers: Sequence[str] = (),
-    refetch: bool = False,
-    tags: dict[str, str] | None = None,
-    as_of: datetime | None = None,
-) -> list[dg.RunRequest]:
-    """Run requests of `jobs.market_data_job` covering `days`; `key` makes their run keys
-    unique."""
+@dataclass(frozen=True)
+class WorkRequest:
+    """Work wanted: `assets` (from the top of the chain down) x `days` x the run config of
+    `market_data` (`tickers`: some watched tickers only; `refetch`: complete ticker-days too;
+    `as_of`: the moment the run stands for), with `tags` saying who asked."""
+
+    days: tuple[date, ...]
+    assets: tuple[str, ...] = ALL_ASSETS
+    tickers: tuple[str, ...] = ()
+    refetch: bool = False
+    as_of: datetime | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "days", tuple(sorted(set(self.days))))
+        object.__setattr__(self, "assets", validate_selection(self.assets))
+        object.__setattr__(self, "tickers", tuple(self.tickers))
+
+    @classmethod
+    def between(
+        cls,
+        start: date,
+        end: date,
+        *,
+        assets: Sequence[str] = ALL_ASSETS,
+        tickers: Sequence[str] = (),
+        refetch: bool = False,
+        as_of: datetime | None = None,
+    ) -> WorkRequest:
+        """The days `start`..`end`, refused when reversed or outside the day partitions."""
+        selected = validate_selection(assets)
+        validate_dates(start, end)
+        return cls(tuple(days_between(start, end)), selected, tuple(tickers), refetch, as_of)
+
+    @property
+    def fetches_market_data(self) -> bool:
+        return bool(set(self.assets) & set(MARKET_DATA_ASSETS))
+
+    @property
+    def run_config(self) -> dict[str, object]:
+        if not self.fetches_market_data:
+            return LOGGERS_RUN_CONFIG
+        return run_config(self.tickers, self.refetch, self.as_of)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of `market_data_job`: its assets, its consecutive days, its config and tags."""
+
+    assets: tuple[str, ...]
+    span: DayRange
+    run_config: Mapping[str, object]
+    tags: Mapping[str, str]
+
+    @property
+    def asset_keys(self) -> list[dg.AssetKey]:
+        return [dg.AssetKey(name) for name in self.assets]
+
+
+def plan(request: WorkRequest) -> list[PlannedRun]:
+    """The runs of `request`: consecutive days share a run, up to the days a run may hold
+    (`partitions.days_per_run`; market timings alone are a few rows a day: a year)."""
+    per_run = None if request.fetches_market_data else DAILY_BARS_DAYS_PER_RUN
+    return [
+        PlannedRun(request.assets, span, request.run_config, {**request.tags, **span.tags})
+        for span in day_ranges(request.days, per_run)
+    ]
+
+
+def run_requests(request: WorkRequest, *, key: str) -> list[dg.RunRequest]:
+    """The planned runs of `request` as run requests of `market_data_job` (sensors, schedules);
+    `key` makes their run keys unique."""
     return [
         dg.RunRequest(
-            run_key=f"{key}:{day_key(span.first)}:{day_key(span.last)}",
-            run_config=run_config(tickers, refetch, as_of),
-            tags={**(tags or {}), **span.tags},
+            run_key=f"{key}:{day_key(run.span.first)}:{day_key(run.span.last)}",
+            asset_selection=run.asset_keys,
+            run_config=dict(run.run_config),
+            tags=dict(run.tags),
         )
-        for span in day_ranges(days)
+        for run in plan(request)
     ]
+
+
+class Launcher(Protocol):
+    """Runs one planned run to its end and says how it went."""
+
+    def __call__(self, run: PlannedRun) -> RunOutcome: ...
+
+
+def in_process(defs: dg.Definitions, instance: dg.DagsterInstance) -> Launcher:
+    """Planned runs executed in this process, recorded in `instance`."""
+    job = defs.resolve_job_def(MARKET_DATA_JOB)
+
+    def execute(run: PlannedRun) -> RunOutcome:
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=run.asset_keys,
+            tags=dict(run.tags),
+            run_config=dict(run.run_config),
+            raise_on_error=False,
+        )
+        error = None if result.success else failure_message(result.all_events)
+        return _outcome(run, result.run_id, result.success, error)
+
+    return execute
+
+
+@dataclass(frozen=True)
+class RunQueue:
+    """Planned runs submitted to the run queue through the webserver's GraphQL API (Dagster's
+    public Python client), then waited for in `instance`: the daemon launches them when the
+    queue and the pools allow, as it launches the runs of sensors and schedules."""
+
+    instance: dg.DagsterInstance
+    ui_url: str
+    poll_seconds: float = QUEUED_RUN_POLL_SECONDS
+
+    def __call__(self, run: PlannedRun) -> RunOutcome:
+        address = urlsplit(self.ui_url)
+        client = DagsterGraphQLClient(
+            address.hostname or "localhost",
+            port_number=address.port,
+            use_https=address.scheme == "https",
+            path_prefix=address.path.rstrip("/"),
+        )
+        try:
+            run_id = client.submit_job_execution(
+                MARKET_DATA_JOB,
+                repository_location_name=LOCATION_NAME,
+                repository_name=REPOSITORY_NAME,
+                run_config=dict(run.run_config),
+                tags=dict(run.tags),
+                asset_selection=run.asset_keys,
+            )
+        except DagsterGraphQLClientError as error:
+            reason = str(error).strip().splitlines()[0]
+            raise RunQueueError(
+                f"a Dagster daemon works the run queue, but the webserver at {self.ui_url} did "
+                f"not take the run ({reason}): start it (`candle-pipeline ui`) or set "
+                "CANDLE_DAGSTER_UI_URL to its address"
+            ) from error
+        finished = self._wait(run_id)
+        success = finished.status == dg.DagsterRunStatus.SUCCESS
+        return _outcome(run, run_id, success, None if success else self._error(finished))
+
+    def _wait(self, run_id: str) -> dg.DagsterRun:
+        while True:
+            found = self.instance.get_run_by_id(run_id)
+            if found is not None and found.is_finished:
+                return found
+            time.sleep(self.poll_seconds)
+
+    def _error(self, finished: dg.DagsterRun) -> str:
+        if finished.status == dg.DagsterRunStatus.CANCELED:
+            return "the run was canceled"
+        failures = self.instance.all_logs(finished.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        return failure_message(entry.dagster_event for entry in failures if entry.dagster_event)
+
+
+def queue_worked(instance: dg.DagsterInstance) -> bool:
+    """Whether a Dagster daemon works the instance's run queue (a recent heartbeat)."""
+    status = instance.get_daemon_statuses([RUN_QUEUE_DAEMON]).get(RUN_QUEUE_DAEMON)
+    return status is not None and bool(status.healthy)
+
+
+def launch(
+    request: WorkRequest,
+    launch_run: Launcher,
+    on_run_end: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """The planned runs of `request`, one after the other, each outcome handed to `on_run_end`
+    as it ends; stops at the first failed run."""
+    outcomes: list[RunOutcome] = []
+    for run in plan(request):
+        outcome = launch_run(run)
+        outcomes.append(outcome)
+        if on_run_end is not None:
+            on_run_end(outcome)
+        if not outcome.success:
+            break
+    return outcomes
 
 
 def materialize(
@@ -144,38 +323,15 @@ def materialize(
     as_of: datetime | None = None,
 ) -> list[RunOutcome]:
     """Materialise `select` for the days `start`..`end` in this process, as of `as_of` (default:
-    when it runs), handing each run's outcome to `on_run_end` as it ends; stops at the first
-    failed run."""
-    assets = validate_selection(select)
-    validate_dates(start, end)
-    job = defs.resolve_implicit_global_asset_job_def()
-    market_data = bool(set(assets) & set(MARKET_DATA_ASSETS))
-    config = run_config(tickers, refetch, as_of) if market_data else LOGGERS_RUN_CONFIG
-    # Market timings alone are a few rows a day: a run may cover a year of them.
-    per_run = None if market_data else DAILY_BARS_DAYS_PER_RUN
-    outcomes: list[RunOutcome] = []
-    for span in day_ranges(days_between(start, end), per_run):
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=[dg.AssetKey(name) for name in assets],
-            tags=span.tags,
-            run_config=config,
-            raise_on_error=False,
-        )
-        outcome = RunOutcome(
-            run_id=result.run_id,
-            assets=assets,
-            first_day=span.first,
-            last_day=span.last,
-            success=result.success,
-            error=None if result.success else failure_message(result.all_events),
-        )
-        outcomes.append(outcome)
-        if on_run_end is not None:
-            on_run_end(outcome)
-        if not result.success:
-            break
-    return outcomes
+    when it runs); see `launch`."""
+    request = WorkRequest.between(
+        start, end, assets=select, tickers=tickers, refetch=refetch, as_of=as_of
+    )
+    return launch(request, in_process(defs, instance), on_run_end)
+
+
+def _outcome(run: PlannedRun, run_id: str, success: bool, error: str | None) -> RunOutcome:
+    return RunOutcome(run_id, run.assets, run.span.first, run.span.last, success, error)
 
 
 @dataclass(frozen=True)

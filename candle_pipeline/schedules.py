@@ -34,7 +34,7 @@ from candle_pipeline.domain.sessions import market_timings
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.runs import run_requests
+from candle_pipeline.runs import WorkRequest, run_requests
 from candle_pipeline.settings import (
     MINUTES_PER_HOUR,
     OperationsSettings,
@@ -160,12 +160,12 @@ def session_schedule(
         if not tickers:
             yield dg.SkipReason(f"{why}, but no active ticker trades on {mic}")
             return
-        yield from run_requests(
-            session.days,
-            key=f"{mic}:{session.session.isoformat()}",
-            tickers=tickers,
+        request = WorkRequest(
+            tuple(session.days),
+            tickers=tuple(tickers),
             tags={EXCHANGE_TAG: mic, SESSION_TAG: session.session.isoformat()},
         )
+        yield from run_requests(request, key=f"{mic}:{session.session.isoformat()}")
 
     return after_close
 
@@ -190,9 +190,8 @@ def catchup_schedule(
         if not days:
             yield dg.SkipReason("no day in the catch-up window")
             return
-        yield from run_requests(
-            days, key=f"catchup:{tick_day.isoformat()}", tags={CATCHUP_TAG: tick_day.isoformat()}
-        )
+        request = WorkRequest(tuple(days), tags={CATCHUP_TAG: tick_day.isoformat()})
+        yield from run_requests(request, key=f"catchup:{tick_day.isoformat()}")
 
     return catchup_weekly
 
@@ -245,13 +244,13 @@ def intraday_schedule(
             )
             return
         for mic, session in sorted(sessions.items()):
-            yield from run_requests(
-                [session],
-                key=f"intraday:{mic}:{moment.isoformat()}",
-                tickers=[ticker for ticker, exchange in tickers if exchange == mic],
+            request = WorkRequest(
+                (session,),
+                tickers=tuple(ticker for ticker, exchange in tickers if exchange == mic),
                 as_of=moment,
                 tags={EXCHANGE_TAG: mic, INTRADAY_TAG: moment.isoformat()},
             )
+            yield from run_requests(request, key=f"intraday:{mic}:{moment.isoformat()}")
 
     return intraday_refresh
 

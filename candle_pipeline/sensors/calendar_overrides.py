@@ -16,7 +16,7 @@ from candle_pipeline.domain.calendar_overrides import CalendarOverride, reevalua
 from candle_pipeline.domain.ticker_days import expected_ticker_days
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.runs import MARKET_DATA_ASSETS, DayRange, run_config
+from candle_pipeline.runs import WorkRequest, run_requests
 from candle_pipeline.warehouse.watchlist import watch_frame
 
 SENSOR_INTERVAL_SECONDS = 30
@@ -64,15 +64,13 @@ def calendar_overrides_sensor(
     expected = expected_ticker_days(watched, days)
     requests = []
     for work in reevaluations(changed, expected, materialised):
-        with_market_data = bool(set(work.assets) & set(MARKET_DATA_ASSETS))
-        requests.append(
-            dg.RunRequest(
-                run_key=f"calendar:{work.day.isoformat()}:{work.changes}",
-                asset_selection=[dg.AssetKey(name) for name in work.assets],
-                run_config=run_config(work.tickers) if with_market_data else {},
-                tags={**DayRange(work.day, work.day).tags, CALENDAR_TAG: work.changes},
-            )
+        request = WorkRequest(
+            (work.day,),
+            assets=work.assets,
+            tickers=work.tickers,
+            tags={CALENDAR_TAG: work.changes},
         )
+        requests.extend(run_requests(request, key=f"calendar:{work.changes}"))
     shown = ", ".join(f"{label} {o.describe()}" for label, o in list(changed.items())[:LOGGED])
     context.log.info(
         f"{len(changed)} calendar correction(s) changed ({shown}"

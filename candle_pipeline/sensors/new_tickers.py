@@ -21,7 +21,7 @@ import dagster as dg
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between, today
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.runs import run_requests
+from candle_pipeline.runs import WorkRequest, run_requests
 from candle_pipeline.settings import NEW_TICKERS_SENSOR_INTERVAL_SECONDS, get_settings
 from candle_pipeline.warehouse.watchlist import WatchedTicker
 
@@ -83,14 +83,12 @@ def new_tickers_sensor(
     requests = []
     for (first, last), entries in sorted(by_window.items()):
         tickers = sorted(entry.ticker for entry in entries)
-        requests.extend(
-            run_requests(
-                days_between(first, last),
-                key=_run_key(entries),
-                tickers=tickers,
-                tags={TICKERS_TAG: _tag_list(tickers)},
-            )
+        request = WorkRequest(
+            tuple(days_between(first, last)),
+            tickers=tuple(tickers),
+            tags={TICKERS_TAG: _tag_list(tickers)},
         )
+        requests.extend(run_requests(request, key=_run_key(entries)))
     context.log.info(
         f"{len(new)} new ticker(s) ({len(moved)} moved to another exchange): "
         f"{len(requests)} run(s) requested for their history"

@@ -17,7 +17,7 @@ import pandas as pd
 
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.runs import run_requests
+from candle_pipeline.runs import WorkRequest, run_requests
 from candle_pipeline.settings import RETRY_SENSOR_INTERVAL_SECONDS
 
 RETRY_TAG = "candle/retry"
@@ -53,12 +53,10 @@ def retry_sensor(
     if due.empty:
         return dg.SensorResult(skip_reason="no ticker-day is due for a retry")
     tickers = sorted(set(due["ticker"]))
-    requests = run_requests(
-        due["trade_date"].dt.date,
-        key=_run_key(due),
-        tickers=tickers,
-        tags={RETRY_TAG: str(len(due))},
+    request = WorkRequest(
+        tuple(due["trade_date"].dt.date), tickers=tuple(tickers), tags={RETRY_TAG: str(len(due))}
     )
+    requests = run_requests(request, key=_run_key(due))
     context.log.info(
         f"{len(due)} ticker-day(s) of {len(tickers)} ticker(s) due for a retry: "
         f"{len(requests)} run(s) requested"

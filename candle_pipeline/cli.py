@@ -40,13 +40,12 @@ from tabulate import tabulate
 from candle_pipeline import local_env
 from candle_pipeline.domain.calendar_overrides import OverrideError
 from candle_pipeline.domain.exchanges import UnknownExchangeError
+from candle_pipeline.domain.routing import KNOWN_SOURCES
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.settings import (
     ENV_DAGSTER_UI_URL,
-    KNOWN_SOURCES,
     PROJECT_DIR,
-    SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
     SettingsError,
     get_quality_settings,
@@ -67,6 +66,12 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 # The sample ticker whose split the demo shows raw and adjusted.
 DEMO_SPLIT_TICKER = "AAPL"
+# The bundled sample: (tickers, first day, last day) groups that `demo` loads.
+SAMPLE_SESSIONS = (
+    (("SPY", "AIG", "BAC", "IBM"), date(2013, 10, 4), date(2013, 10, 11)),
+    (("AAPL",), date(2014, 6, 5), date(2014, 6, 9)),
+    (("GOOG",), date(2015, 12, 23), date(2015, 12, 28)),
+)
 
 
 class CliError(Exception):

@@ -24,7 +24,6 @@ from candle_pipeline import local_env
 from candle_pipeline.pools import LIMIT_VARIABLES, current_limits, pools_in_use, wanted_limits
 from candle_pipeline.resources.warehouse import engine_for
 from candle_pipeline.settings import (
-    DOCTOR_CONNECT_TIMEOUT_SECONDS,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     OperationsSettings,
@@ -37,6 +36,8 @@ from candle_pipeline.settings import (
 OK = "ok"
 PROBLEM = "PROBLEM"
 NOTE = "note"
+# How long a database may take to answer.
+DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)

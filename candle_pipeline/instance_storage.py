@@ -55,7 +55,6 @@ from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, pg_url_from_config, set_pg_statement_timeout
 
 from candle_pipeline.settings import (
-    COMPUTE_LOG_DIRNAME,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
@@ -69,6 +68,7 @@ DEFAULT_POOL_RECYCLE_SECONDS = 3600
 # Events Dagster hands the storage at once (DAGSTER_EVENT_BATCH_SIZE): one INSERT statement,
 # which SQLAlchemy sends as multi-row VALUES pages.
 DEFAULT_EVENT_BATCH_SIZE = 1000
+COMPUTE_LOG_DIRNAME = "compute_logs"
 # dagster-postgres settings this storage does not pass on (token-based logins, creating no tables):
 # left out of its schema so that setting them is a configuration error, not silently ignored.
 UNSUPPORTED_PG_CONFIG = frozenset({"auth_provider", "should_autocreate_tables"})

@@ -11,14 +11,14 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from candle_pipeline.settings import (
-    DAILY_BARS_DAYS_PER_RUN,
-    INTRADAY_BARS_DAYS_PER_RUN,
-    Settings,
-    get_settings,
-)
+from candle_pipeline.settings import Settings, get_settings
 
 DAILY_INTERVAL = "1d"
+# Days one backfill run covers, unless CANDLE_BACKFILL_DAYS_PER_RUN says otherwise: a year of
+# daily bars of the S&P 500 is ~130,000 rows, a week of its minute bars ~1.5 million, so the
+# default follows the bar width the configured source delivers (it bounds a run's memory).
+DAILY_BARS_DAYS_PER_RUN = 366
+INTRADAY_BARS_DAYS_PER_RUN = 5
 
 day_partitions = dg.DailyPartitionsDefinition(
     start_date=get_settings().partition_start.isoformat(), end_offset=1

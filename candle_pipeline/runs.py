@@ -16,9 +16,15 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 
 from candle_pipeline.checks.crosscheck import CROSSCHECK_JOB, CROSSCHECK_OP
-from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
+from candle_pipeline.partitions import (
+    DAILY_BARS_DAYS_PER_RUN,
+    day_key,
+    day_partitions,
+    days_between,
+    days_per_run,
+)
 from candle_pipeline.run_logs import LOGGERS_RUN_CONFIG
-from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN, get_settings
+from candle_pipeline.settings import get_settings
 
 TIMINGS_ASSET = "market_timings"
 MARKET_DATA_ASSETS = ("raw_quotes", "validated_quotes", "candles")

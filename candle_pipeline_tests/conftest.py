@@ -16,13 +16,12 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.settings import (
-    DEFAULT_EXCHANGE,
     ENV_BACKFILL_DAYS_PER_RUN,
     PROJECT_DIR,
-    SAMPLE_DATA_DIR,
     Settings,
     get_operations_settings,
     get_quality_settings,
@@ -110,7 +109,7 @@ def watch(
         for ticker in tickers
     ]
     with engine_for(warehouse_url).begin() as connection:
-        return watchlist.add(connection, entries, DEFAULT_EXCHANGE, history_start)
+        return watchlist.add(connection, entries, settings_for().default_exchange, history_start)
 
 
 def command_line_env(

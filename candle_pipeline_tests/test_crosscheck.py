@@ -16,8 +16,9 @@ from candle_pipeline.cli import main
 from candle_pipeline.definitions import ASSETS
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.settings import SAMPLE_DATA_DIR, QualitySettings, Settings
+from candle_pipeline.settings import QualitySettings, Settings
 from candle_pipeline_tests.conftest import FIXTURES_DIR, create_database, table, watch
 
 pytestmark = pytest.mark.integration

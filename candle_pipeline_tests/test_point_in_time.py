@@ -19,8 +19,8 @@ from candle_pipeline import read, runs
 from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import day_partitions
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline_tests.conftest import (
     create_database,
     definitions_for,

@@ -42,10 +42,7 @@ def market_data(url: str, **config: object) -> MarketDataResource:
     return MarketDataResource(
         csv_dir="",
         warehouse=WarehouseResource(database_url=url),
-        retry_attempts=FAST_RETRY.attempts,
-        backoff_initial_seconds=FAST_RETRY.backoff_initial_seconds,
-        backoff_max_seconds=FAST_RETRY.backoff_max_seconds,
-        backoff_jitter_seconds=FAST_RETRY.backoff_jitter_seconds,
+        retry=FAST_RETRY,
         request_timeout_seconds=2.0,
         polygon_requests_per_minute=TEST_POLYGON_RATE,
         **config,

@@ -41,6 +41,7 @@ from candle_pipeline.checks.quality import (
 from candle_pipeline.domain import sessions
 from candle_pipeline.domain.adjustments import known_factors, last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
+from candle_pipeline.domain.candles import CANDLE_INTERVALS
 from candle_pipeline.domain.candles import DAILY as DAILY_INTERVAL
 from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
 from candle_pipeline.domain.periods import (
@@ -71,12 +72,12 @@ from candle_pipeline.domain.ticker_days import (
     settle,
 )
 from candle_pipeline.partitions import backfill_policy, day_key, day_partitions, days_of
+from candle_pipeline.pools import MARKET_API_POOL
 from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import Fetched, MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
 from candle_pipeline.warehouse import calendar_overrides, quality_reports
 from candle_pipeline.warehouse.corporate_actions import load_actions, load_factors, store_actions
 from candle_pipeline.warehouse.partition_store import load_partitions

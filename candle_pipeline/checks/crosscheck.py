@@ -24,12 +24,12 @@ from candle_pipeline.domain.adjustments import unadjust_splits
 from candle_pipeline.domain.crosscheck import compare_closes, daily_ohlcv, mismatches
 from candle_pipeline.domain.routing import reference_chain, source_chain
 from candle_pipeline.partitions import day_key, day_partitions, days_between
+from candle_pipeline.pools import MARKET_API_POOL
 from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.resources.watchlist import WatchlistResource
-from candle_pipeline.settings import MARKET_API_POOL
 from candle_pipeline.warehouse.partition_store import load_partitions
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline.warehouse.ticker_days import load_states

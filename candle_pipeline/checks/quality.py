@@ -30,10 +30,11 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING, NO_DATA
 from candle_pipeline.partitions import day_key, day_partitions
-from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
 
 RAW_QUOTES = dg.AssetKey("raw_quotes")
 VALIDATED_QUOTES = dg.AssetKey("validated_quotes")
+# Offending rows (or gaps) shown in a check's metadata and in a partition's metadata.
+OFFENDING_ROWS_SHOWN = 5
 QUALITY_SCORE = "quality_score"
 COVERAGE = "coverage"
 SPIKES = "spikes"

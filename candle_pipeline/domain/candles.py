@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
-from candle_pipeline.settings import CANDLE_INTERVALS
+
+# Candle intervals, finest first; each is aggregated only from raw bars that are finer.
+CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "4h", "1d")
 
 CANDLE_COLUMNS = (
     "ticker",

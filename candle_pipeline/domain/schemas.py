@@ -11,8 +11,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
+from candle_pipeline.domain.candles import CANDLE_INTERVALS
 from candle_pipeline.domain.quality import FLAG_COLUMNS, SESSIONS
-from candle_pipeline.settings import CANDLE_INTERVALS
 
 KEY = ["ticker", "interval", "ts"]
 

@@ -14,17 +14,15 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import make_url
 
-from candle_pipeline.settings import (
-    DB_RETRY_ATTEMPTS,
-    DB_RETRY_FIRST_WAIT_SECONDS,
-    DB_RETRY_MAX_WAIT_SECONDS,
-    ENV_DATABASE_URL,
-    mask_url,
-    validate_postgres_url,
-)
+from candle_pipeline.settings import ENV_DATABASE_URL, mask_url, validate_postgres_url
 from candle_pipeline.warehouse.schema import upgrade
 
 T = TypeVar("T")
+# A warehouse transaction that loses its connection (server restart, network) is run again on a
+# new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
+DB_RETRY_ATTEMPTS = 6
+DB_RETRY_FIRST_WAIT_SECONDS = 0.5
+DB_RETRY_MAX_WAIT_SECONDS = 8.0
 LOGGER = logging.getLogger(__name__)
 
 _ENGINES: dict[str, sa.Engine] = {}

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from candle_pipeline.domain.quality import FLAG_COLUMNS, FLAG_NAMES
-from candle_pipeline.settings import get_settings
+from candle_pipeline.settings import warehouse_schema
 
-WAREHOUSE_SCHEMA = get_settings().warehouse_schema
+WAREHOUSE_SCHEMA = warehouse_schema()
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 

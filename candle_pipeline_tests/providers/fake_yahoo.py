@@ -122,10 +122,7 @@ def yahoo_resources(warehouse_url: str, base_url: str, **config: object) -> dict
     warehouse = WarehouseResource(database_url=warehouse_url)
     settings = {
         "yahoo_base_url": base_url,
-        "retry_attempts": FAST_RETRY.attempts,
-        "backoff_initial_seconds": FAST_RETRY.backoff_initial_seconds,
-        "backoff_max_seconds": FAST_RETRY.backoff_max_seconds,
-        "backoff_jitter_seconds": FAST_RETRY.backoff_jitter_seconds,
+        "retry": FAST_RETRY,
         "request_timeout_seconds": 2.0,
         **config,
     }

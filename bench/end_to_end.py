@@ -304,6 +304,8 @@ def _daily_update(module: str, instance, scenario: Scenario) -> tuple[float, int
     tick = session["close_utc"] + pd.Timedelta(minutes=DEFAULT_SCHEDULE_DELAY_MINUTES + 1)
     session_day = pd.Timestamp(session["session_date"]).date()
     defs = importlib.import_module(module).defs
+    if not isinstance(defs, dg.Definitions):
+        defs = defs()  # the real location's `@dg.definitions` function
     job = defs.resolve_implicit_global_asset_job_def()
     started = time.perf_counter()
     if module == REAL_MODULE:

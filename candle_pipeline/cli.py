@@ -411,7 +411,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
     with _instance() as instance, _Progress(start, end) as progress:
         outcomes = runs.materialize(
-            defs,
+            defs(),
             instance,
             start,
             end,
@@ -513,7 +513,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance:
-        outcome = runs.crosscheck(defs, instance, tickers, start, end, against=args.against)
+        outcome = runs.crosscheck(defs(), instance, tickers, start, end, against=args.against)
     if not outcome.success:
         print(f"run {outcome.run_id[:8]} FAILED: crosscheck [{start} .. {end}]")
         print(f"  {outcome.error}")
@@ -659,7 +659,7 @@ def _demo(_: argparse.Namespace) -> int:
         for _, start, end in SAMPLE_SESSIONS:
             with _Progress(start, end) as progress:
                 outcomes.extend(
-                    runs.materialize(defs, instance, start, end, on_run_end=progress.run_ended)
+                    runs.materialize(defs(), instance, start, end, on_run_end=progress.run_ended)
                 )
     print("\nTicker-days of the sample days (every sample ticker is watched on each of them)")
     days = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]

@@ -396,7 +396,7 @@ def _pool_findings(
         return
     limits = current_limits(instance)
     wanted = wanted_limits(operations)
-    users: Mapping[str, list[str]] = pools_in_use(defs)
+    users: Mapping[str, list[str]] = pools_in_use(defs())
     for pool in sorted(set(wanted) | set(users)):
         assets = ", ".join(users.get(pool, [])) or "no asset yet"
         have = limits.get(pool)

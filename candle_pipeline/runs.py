@@ -77,8 +77,9 @@ def validate_dates(start: date, end: date) -> None:
     """Refuse reversed ranges and days outside the day partitions."""
     if end < start:
         raise RunRequestError(f"the range is reversed: start {start} is after end {end}")
-    first = date.fromisoformat(day_partitions.get_first_partition_key())
-    last = date.fromisoformat(day_partitions.get_last_partition_key())
+    partitions = day_partitions(get_settings())
+    first = date.fromisoformat(partitions.get_first_partition_key())
+    last = date.fromisoformat(partitions.get_last_partition_key())
     if start < first:
         raise RunRequestError(
             f"start {start} is before the first partition {first} (CANDLE_PARTITION_START)"

@@ -74,12 +74,17 @@ def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
 
 def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
     """The real assets wired to a test warehouse and a CSV folder."""
-    from candle_pipeline.definitions import ASSET_CHECKS, ASSETS, SCHEDULES, SENSORS  # noqa: PLC0415
+    from candle_pipeline.definitions import (  # noqa: PLC0415
+        ASSET_CHECKS,
+        SENSORS,
+        build_all_schedules,
+        build_assets,
+    )
 
     return dg.Definitions(
-        assets=ASSETS,
+        assets=build_assets(get_settings()),
         asset_checks=ASSET_CHECKS,
-        schedules=SCHEDULES,
+        schedules=build_all_schedules(get_settings(), get_operations_settings()),
         sensors=SENSORS,
         resources=build_resources(settings_for(csv_dir), warehouse_url),
     )

@@ -15,9 +15,9 @@ import pandas as pd
 
 from bench.common import Report, best_of, section, spread, synthetic_raw, tickers
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
-from candle_pipeline.domain.candles import CANDLE_COLUMNS, aggregate
+from candle_pipeline.domain.candles import CANDLE_COLUMNS, CANDLE_INTERVALS, aggregate
 from candle_pipeline.domain.sessions import ExchangeDirectory, attach_sessions, market_timings
-from candle_pipeline.settings import CANDLE_INTERVALS, DEFAULT_EXCHANGE
+from candle_pipeline.providers.synthetic import DEFAULT_MIC
 
 SECTION = "aggregate"
 DAY = date(2024, 1, 3)
@@ -29,8 +29,8 @@ AGGREGATIONS = {"open": "first", "high": "max", "low": "min", "close": "last", "
 def run(report: Report, ticker_count: int, repeats: int) -> None:
     section(f"2. candle aggregation: {ticker_count} tickers x one day of minute bars")
     raw = synthetic_raw(tickers(ticker_count), [DAY], "1m")
-    timings = market_timings([DEFAULT_EXCHANGE], DAY, DAY)
-    bars = attach_sessions(raw, timings, ExchangeDirectory(default=DEFAULT_EXCHANGE, by_ticker={}))
+    timings = market_timings([DEFAULT_MIC], DAY, DAY)
+    bars = attach_sessions(raw, timings, ExchangeDirectory(default=DEFAULT_MIC, by_ticker={}))
 
     project, project_times = best_of(repeats, lambda: aggregate(bars, CANDLE_INTERVALS))
     loop, loop_times = best_of(repeats, lambda: resample_loop(bars))

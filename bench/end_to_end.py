@@ -29,8 +29,8 @@ from datetime import UTC, date, timedelta
 
 from bench.common import Report, child, create_database, peak_rss_mib, section, tickers
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.providers.synthetic import DEFAULT_MIC
 from candle_pipeline.settings import (
-    DEFAULT_EXCHANGE,
     ENV_DATABASE_URL,
     ENV_LOG_LEVEL,
     ENV_PARTITION_START,
@@ -249,7 +249,7 @@ def _watch(symbols: list[str], first_day: date) -> None:
 def _open_sessions(first: date, last: date) -> int:
     from candle_pipeline.domain.sessions import market_timings  # noqa: PLC0415
 
-    return int(market_timings([DEFAULT_EXCHANGE], first, last)["is_open"].sum())
+    return int(market_timings([DEFAULT_MIC], first, last)["is_open"].sum())
 
 
 def _synthetic_seconds(scenario: Scenario, symbols: list[str]) -> float:
@@ -258,7 +258,7 @@ def _synthetic_seconds(scenario: Scenario, symbols: list[str]) -> float:
     from candle_pipeline.providers.synthetic import SyntheticProvider  # noqa: PLC0415
     from candle_pipeline.runs import day_ranges  # noqa: PLC0415
 
-    provider = SyntheticProvider(interval=scenario.interval, mic=DEFAULT_EXCHANGE)
+    provider = SyntheticProvider(interval=scenario.interval, mic=DEFAULT_MIC)
     spans = day_ranges(days_between(scenario.first_day, scenario.last_day))
     started = time.perf_counter()
     for span in spans:
@@ -299,15 +299,17 @@ def _daily_update(module: str, instance, scenario: Scenario) -> tuple[float, int
 
     first = scenario.last_day + timedelta(days=1)
     horizon = first + timedelta(days=SESSION_SEARCH_DAYS)
-    timings = market_timings([DEFAULT_EXCHANGE], first, horizon)
+    timings = market_timings([DEFAULT_MIC], first, horizon)
     session = timings[timings["is_open"]].iloc[0]
     tick = session["close_utc"] + pd.Timedelta(minutes=DEFAULT_SCHEDULE_DELAY_MINUTES + 1)
     session_day = pd.Timestamp(session["session_date"]).date()
     defs = importlib.import_module(module).defs
+    if not isinstance(defs, dg.Definitions):
+        defs = defs()  # the real location's `@dg.definitions` function
     job = defs.resolve_implicit_global_asset_job_def()
     started = time.perf_counter()
     if module == REAL_MODULE:
-        schedule = defs.get_schedule_def(f"{DEFAULT_EXCHANGE.lower()}_after_close")
+        schedule = defs.get_schedule_def(f"{DEFAULT_MIC.lower()}_after_close")
         with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=tick.to_pydatetime().astimezone(UTC)
         ) as context:

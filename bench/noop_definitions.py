@@ -8,9 +8,10 @@ selected asset (the same number of entries), reports `quality_score` and `covera
 and each warning check once per run: Dagster stores each evaluation on its own, so they are part
 of the floor.
 
-Two environment switches (read at import, in the benchmark's own process) take parts away to
-measure their share: CANDLE_BENCH_CHECKS=0 defines no checks (a backfill selects every check of
-the assets it materialises), CANDLE_BENCH_METADATA=0 attaches no day metadata.
+Two environment switches (read at import, in the benchmark's own process, like the settings)
+take parts away to measure their share: CANDLE_BENCH_CHECKS=0 defines no checks (a backfill
+selects every check of the assets it materialises), CANDLE_BENCH_METADATA=0 attaches no day
+metadata.
 """
 
 import os
@@ -20,14 +21,18 @@ from collections.abc import Iterator
 import dagster as dg
 
 from candle_pipeline.assets.market_data import CHAIN
-from candle_pipeline.checks.quality import CHECK_SPECS, WARNING_CHECKS
+from candle_pipeline.checks.quality import WARNING_CHECKS, check_specs
 from candle_pipeline.definitions import EXECUTOR
 from candle_pipeline.partitions import backfill_policy, day_partitions
+from candle_pipeline.settings import get_settings
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 MARKET_TIMINGS = dg.AssetKey("market_timings")
+# The real definitions' partitions and backfill policy, from the benchmark process's settings.
+DAYS = day_partitions(get_settings())
+POLICY = backfill_policy(get_settings())
 # As many entries as the real day metadata: tickers by status, scores, rows written.
 DAY_METADATA = {
     "tickers_expected": 0,
@@ -64,8 +69,8 @@ class NullIOManager(dg.ConfigurableIOManager):
 
 @dg.asset(
     key=MARKET_TIMINGS,
-    partitions_def=day_partitions,
-    backfill_policy=backfill_policy(),
+    partitions_def=DAYS,
+    backfill_policy=POLICY,
     io_manager_key="noop_io_manager",
 )
 def market_timings() -> None:
@@ -84,9 +89,9 @@ def market_timings() -> None:
         "validated_quotes": {CHAIN[0], MARKET_TIMINGS},
         "candles": {CHAIN[1], MARKET_TIMINGS},
     },
-    check_specs=CHECK_SPECS if enabled(ENV_CHECKS) else [],
-    partitions_def=day_partitions,
-    backfill_policy=backfill_policy(),
+    check_specs=check_specs(DAYS) if enabled(ENV_CHECKS) else [],
+    partitions_def=DAYS,
+    backfill_policy=POLICY,
     can_subset=True,
 )
 def market_data(

@@ -363,10 +363,11 @@ def _populate(ticker_count: int) -> dict:
     import sqlalchemy as sa  # noqa: PLC0415
 
     from candle_pipeline.partitions import day_partitions  # noqa: PLC0415
+    from candle_pipeline.settings import get_settings  # noqa: PLC0415
 
     baseline = os.environ[ENV_DESIGN] == BASELINE
     symbols = tickers(ticker_count)
-    days = [date.fromisoformat(key) for key in day_partitions.get_partition_keys()]
+    days = [date.fromisoformat(key) for key in day_partitions(get_settings()).get_partition_keys()]
     recent = date.today() - timedelta(days=MISSING_DAYS)
     materialized_days = [day.isoformat() for day in days if day < recent]
     missing_days = [day.isoformat() for day in days if day >= recent]

@@ -18,7 +18,7 @@ from candle_pipeline.domain.request_windows import request_windows
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.providers.http import Answer
 from candle_pipeline.providers.polygon import GROUPED_PATH, polygon_symbol
-from candle_pipeline.settings import YAHOO_WINDOW_LIMITS
+from candle_pipeline.providers.yahoo import YAHOO_WINDOW_LIMITS
 
 SECTION = "provider requests"
 SP500 = 503

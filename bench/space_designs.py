@@ -10,6 +10,7 @@ import dagster as dg
 
 from candle_pipeline.definitions import EXECUTOR
 from candle_pipeline.partitions import day_partitions
+from candle_pipeline.settings import get_settings
 
 TICKERS_PARTITION_NAME = "tickers"
 DATE_DIMENSION = "date"
@@ -18,7 +19,7 @@ KEY_SEPARATOR = "|"
 
 ticker_partitions = dg.DynamicPartitionsDefinition(name=TICKERS_PARTITION_NAME)
 partitions = dg.MultiPartitionsDefinition(
-    {DATE_DIMENSION: day_partitions, TICKER_DIMENSION: ticker_partitions}
+    {DATE_DIMENSION: day_partitions(get_settings()), TICKER_DIMENSION: ticker_partitions}
 )
 
 

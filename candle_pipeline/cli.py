@@ -40,13 +40,12 @@ from tabulate import tabulate
 from candle_pipeline import local_env
 from candle_pipeline.domain.calendar_overrides import OverrideError
 from candle_pipeline.domain.exchanges import UnknownExchangeError
+from candle_pipeline.domain.routing import KNOWN_SOURCES
 from candle_pipeline.domain.symbols import InvalidTickerError, normalize_tickers
 from candle_pipeline.local_postgres import LocalPostgresError
 from candle_pipeline.settings import (
     ENV_DAGSTER_UI_URL,
-    KNOWN_SOURCES,
     PROJECT_DIR,
-    SAMPLE_SESSIONS,
     SP500_CONSTITUENTS,
     SettingsError,
     get_quality_settings,
@@ -68,6 +67,12 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 # The sample ticker whose split the demo shows raw and adjusted.
 DEMO_SPLIT_TICKER = "AAPL"
+# The bundled sample: (tickers, first day, last day) groups that `demo` loads.
+SAMPLE_SESSIONS = (
+    (("SPY", "AIG", "BAC", "IBM"), date(2013, 10, 4), date(2013, 10, 11)),
+    (("AAPL",), date(2014, 6, 5), date(2014, 6, 9)),
+    (("GOOG",), date(2015, 12, 23), date(2015, 12, 28)),
+)
 
 
 class CliError(Exception):
@@ -419,7 +424,7 @@ def _materialize(args: argparse.Namespace) -> int:
             launch_run: runs.Launcher = runs.RunQueue(instance, ui_url)
             print(f"a Dagster daemon works the run queue: runs queued through {ui_url}")
         else:
-            launch_run = runs.in_process(defs, instance)
+            launch_run = runs.in_process(defs(), instance)
         with _Progress(start, end) as progress:
             outcomes = runs.launch(request, launch_run, progress.run_ended)
     return 0 if all(outcome.success for outcome in outcomes) else EXIT_FAILED
@@ -509,7 +514,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
     with _instance() as instance:
-        outcome = runs.crosscheck(defs, instance, tickers, start, end, against=args.against)
+        outcome = runs.crosscheck(defs(), instance, tickers, start, end, against=args.against)
     if not outcome.success:
         print(f"run {outcome.run_id[:8]} FAILED: crosscheck [{start} .. {end}]")
         print(f"  {outcome.error}")
@@ -649,7 +654,7 @@ def _demo(_: argparse.Namespace) -> int:
         for _, start, end in SAMPLE_SESSIONS:
             with _Progress(start, end) as progress:
                 outcomes.extend(
-                    runs.materialize(defs, instance, start, end, on_run_end=progress.run_ended)
+                    runs.materialize(defs(), instance, start, end, on_run_end=progress.run_ended)
                 )
     print("\nTicker-days of the sample days (every sample ticker is watched on each of them)")
     days = [day for _, start, end in SAMPLE_SESSIONS for day in days_between(start, end)]

@@ -20,7 +20,6 @@ from candle_pipeline import local_env
 from candle_pipeline.pools import LIMIT_VARIABLES, current_limits, pools_in_use, wanted_limits
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.settings import (
-    DOCTOR_CONNECT_TIMEOUT_SECONDS,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     OperationsSettings,
@@ -37,6 +36,8 @@ NOTE = "note"
 # Dagster exports no type for either status, so they are compared by name.
 INSTIGATOR_RUNNING = "RUNNING"
 BACKFILL_REQUESTED = "REQUESTED"
+# How long a database may take to answer.
+DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -380,12 +381,14 @@ def _pool_findings(
 ) -> Iterator[Finding]:
     try:
         from candle_pipeline.definitions import defs  # noqa: PLC0415
+
+        loaded = defs()
     except Exception as error:  # any failure here is the finding
         yield Finding("code", PROBLEM, f"the definitions do not load: {_first_line(error)}")
         return
     limits = current_limits(instance)
     wanted = wanted_limits(operations)
-    users: Mapping[str, list[str]] = pools_in_use(defs)
+    users: Mapping[str, list[str]] = pools_in_use(loaded)
     for pool in sorted(set(wanted) | set(users)):
         assets = ", ".join(users.get(pool, [])) or "no asset yet"
         have = limits.get(pool)

@@ -63,7 +63,6 @@ from candle_pipeline.dagster_internals import (
     pg_config,
 )
 from candle_pipeline.settings import (
-    COMPUTE_LOG_DIRNAME,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
@@ -77,6 +76,7 @@ DEFAULT_POOL_RECYCLE_SECONDS = 3600
 # Events Dagster hands the storage at once (DAGSTER_EVENT_BATCH_SIZE): one INSERT statement,
 # which SQLAlchemy sends as multi-row VALUES pages.
 DEFAULT_EVENT_BATCH_SIZE = 1000
+COMPUTE_LOG_DIRNAME = "compute_logs"
 # dagster-postgres settings this storage does not pass on (token-based logins, creating no tables):
 # left out of its schema so that setting them is a configuration error, not silently ignored.
 UNSUPPORTED_PG_CONFIG = frozenset({"auth_provider", "should_autocreate_tables"})

@@ -18,12 +18,10 @@ from dotenv import dotenv_values
 
 from candle_pipeline.local_postgres import LocalPostgres, running_as_root
 from candle_pipeline.settings import (
-    DAGSTER_DATABASE,
     ENV_DAGSTER_DATABASE_URL,
     ENV_DAGSTER_HOME,
     ENV_DATABASE_URL,
     PROJECT_DIR,
-    WAREHOUSE_DATABASE,
     Settings,
     SettingsError,
 )
@@ -33,6 +31,9 @@ DAGSTER_YAML = "dagster.yaml"
 # and the daemon load it from the folder they start in), read the same way by the command line.
 ENV_FILE = ".env"
 FALLBACK_CLUSTER_ROOT = Path("/var/tmp/candle-pipeline")
+# The databases of the embedded server: the warehouse and the Dagster instance.
+WAREHOUSE_DATABASE = "candle"
+DAGSTER_DATABASE = "dagster"
 FALLBACK_DIGEST_LENGTH = 12
 
 

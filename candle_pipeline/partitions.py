@@ -2,7 +2,8 @@
 
 One partition per calendar day from CANDLE_PARTITION_START; today's partition exists, so a
 session can be fetched right after its close. A day partition holds every watched ticker's data
-of that day: tickers are rows inside a partition, never a partition dimension.
+of that day: tickers are rows inside a partition, never a partition dimension. The definitions
+are built from the settings when the code location loads (`definitions.defs`), never at import.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from candle_pipeline.settings import (
-    DAILY_BARS_DAYS_PER_RUN,
-    INTRADAY_BARS_DAYS_PER_RUN,
-    Settings,
-    get_settings,
-)
+from candle_pipeline.settings import Settings, get_settings
 
 DAILY_INTERVAL = "1d"
+# Days one backfill run covers, unless CANDLE_BACKFILL_DAYS_PER_RUN says otherwise: a year of
+# daily bars of the S&P 500 is ~130,000 rows, a week of its minute bars ~1.5 million, so the
+# default follows the bar width the configured source delivers (it bounds a run's memory).
+DAILY_BARS_DAYS_PER_RUN = 366
+INTRADAY_BARS_DAYS_PER_RUN = 5
 
-day_partitions = dg.DailyPartitionsDefinition(
-    start_date=get_settings().partition_start.isoformat(), end_offset=1
-)
+
+def day_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """A partition per day from `settings.partition_start` to today, both included."""
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.partition_start.isoformat(), end_offset=1
+    )
 
 
 def days_per_run(settings: Settings) -> int:
@@ -42,9 +46,9 @@ def days_per_run(settings: Settings) -> int:
     return DAILY_BARS_DAYS_PER_RUN if daily else INTRADAY_BARS_DAYS_PER_RUN
 
 
-def backfill_policy() -> dg.BackfillPolicy:
+def backfill_policy(settings: Settings) -> dg.BackfillPolicy:
     """Runs of at most `days_per_run` consecutive days, every watched ticker of them in each."""
-    return dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run(get_settings()))
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run(settings))
 
 
 def day_key(day: date) -> str:
@@ -63,4 +67,4 @@ def days_of(window: dg.TimeWindow) -> list[date]:
 
 def today() -> date:
     """The last day partition: today in UTC (a test pins it with `dg.partition_loading_context`)."""
-    return date.fromisoformat(day_partitions.get_last_partition_key())
+    return date.fromisoformat(day_partitions(get_settings()).get_last_partition_key())

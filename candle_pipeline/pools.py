@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from candle_pipeline.settings import (
-    ENV_MARKET_API_POOL_LIMIT,
-    MARKET_API_POOL,
-    OperationsSettings,
-)
+from candle_pipeline.settings import ENV_MARKET_API_POOL_LIMIT, OperationsSettings
 
+# The concurrency pool of every step that calls the market-data provider. Its limit is how many
+# such steps run at once across all run workers (`pools apply`, `demo` and `ui` set it); the
+# request rate itself is the token bucket's, shared through the warehouse.
+MARKET_API_POOL = "market_api"
 # The setting that holds each pool's limit.
 LIMIT_VARIABLES = {MARKET_API_POOL: ENV_MARKET_API_POOL_LIMIT}
 

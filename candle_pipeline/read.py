@@ -21,9 +21,10 @@ import pandas as pd
 
 from candle_pipeline.domain.adjustments import ADJUSTMENTS, adjust, as_of
 from candle_pipeline.domain.bars import INTERVAL_SECONDS
+from candle_pipeline.domain.candles import CANDLE_INTERVALS
 from candle_pipeline.local_env import database_urls
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import CANDLE_INTERVALS, get_settings
+from candle_pipeline.settings import get_settings
 from candle_pipeline.warehouse.partition_store import load_range
 from candle_pipeline.warehouse.tables import TABLES, PartitionedTable
 

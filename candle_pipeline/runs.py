@@ -22,9 +22,15 @@ import dagster as dg
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from candle_pipeline.checks.crosscheck import CROSSCHECK_JOB, CROSSCHECK_OP
-from candle_pipeline.partitions import day_key, day_partitions, days_between, days_per_run
+from candle_pipeline.partitions import (
+    DAILY_BARS_DAYS_PER_RUN,
+    day_key,
+    day_partitions,
+    days_between,
+    days_per_run,
+)
 from candle_pipeline.run_logs import LOGGERS_RUN_CONFIG
-from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN, get_settings
+from candle_pipeline.settings import get_settings
 
 TIMINGS_ASSET = "market_timings"
 MARKET_DATA_ASSETS = ("raw_quotes", "validated_quotes", "candles")
@@ -88,8 +94,9 @@ def validate_dates(start: date, end: date) -> None:
     """Refuse reversed ranges and days outside the day partitions."""
     if end < start:
         raise RunRequestError(f"the range is reversed: start {start} is after end {end}")
-    first = date.fromisoformat(day_partitions.get_first_partition_key())
-    last = date.fromisoformat(day_partitions.get_last_partition_key())
+    partitions = day_partitions(get_settings())
+    first = date.fromisoformat(partitions.get_first_partition_key())
+    last = date.fromisoformat(partitions.get_last_partition_key())
     if start < first:
         raise RunRequestError(
             f"start {start} is before the first partition {first} (CANDLE_PARTITION_START)"

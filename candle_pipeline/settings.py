@@ -1,6 +1,11 @@
-"""Every setting of candle-pipeline: read from the environment once, validated, in one place.
+"""The environment, mapped onto the resources' fields and the deployment's few other values.
 
-Tunable constants live here too, so no function hides a number a user might want to change.
+Each resource declares its fields with their defaults (`resources/`): that is the one place a
+default is written, and a variable that is not set leaves its field there. This module says which
+variable sets which field, reads the environment when asked (never at import), and validates
+every value at start: a bad one is one `SettingsError` line naming the variable. The values that
+are no resource field (partition start, state folder, DAGSTER_HOME, log level, schedules, run and
+pool limits) keep their defaults here. README's "Configuration" lists every variable.
 """
 
 from __future__ import annotations
@@ -12,168 +17,130 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from candle_pipeline.domain.alerts import ALERT_SEVERITIES
 from candle_pipeline.domain.exchanges import UnknownExchangeError, validate_mic
+from candle_pipeline.domain.routing import KNOWN_SOURCES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-SAMPLE_DATA_DIR = PACKAGE_DIR / "data" / "sample"
 SP500_CONSTITUENTS = PACKAGE_DIR / "data" / "universe" / "sp500_constituents.csv"
 
-ENV_DATABASE_URL = "CANDLE_DATABASE_URL"
+# --- Variables that set a resource field (resource key: field) --------------------------------
+ENV_DATABASE_URL = "CANDLE_DATABASE_URL"  # warehouse: database_url, through dg.EnvVar
+ENV_SOURCE = "CANDLE_SOURCE"  # market_data: source
+ENV_CSV_DIR = "CANDLE_CSV_DIR"  # market_data: csv_dir
+ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"  # warehouse: default_exchange
+ENV_EXCHANGES = "CANDLE_EXCHANGES"  # warehouse: extra_exchanges
+ENV_FALLBACK_SOURCES = "CANDLE_FALLBACK_SOURCES"  # market_data: fallback_sources
+ENV_YAHOO_INTERVAL = "CANDLE_YAHOO_INTERVAL"  # market_data: yahoo_interval
+ENV_YAHOO_REPLAY_DIR = "CANDLE_YAHOO_REPLAY_DIR"  # market_data: yahoo_replay_dir
+ENV_REQUESTS_PER_MINUTE = "CANDLE_PROVIDER_REQUESTS_PER_MINUTE"  # market_data: requests_per_minute
+ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"  # market_data: synthetic_interval
+# The key is read by Dagster (`dg.EnvVar`) where the resource is built; settings only check that
+# it is there, never read its value.
+ENV_POLYGON_API_KEY = "CANDLE_POLYGON_API_KEY"  # market_data: polygon_api_key, through dg.EnvVar
+ENV_POLYGON_INTERVAL = "CANDLE_POLYGON_INTERVAL"  # market_data: polygon_interval
+ENV_POLYGON_REPLAY_DIR = "CANDLE_POLYGON_REPLAY_DIR"  # market_data: polygon_replay_dir
+ENV_CCXT_EXCHANGE = "CANDLE_CCXT_EXCHANGE"  # market_data: ccxt_exchange
+ENV_CCXT_INTERVAL = "CANDLE_CCXT_INTERVAL"  # market_data: ccxt_interval
+ENV_CCXT_REPLAY_DIR = "CANDLE_CCXT_REPLAY_DIR"  # market_data: ccxt_replay_dir
+ENV_QUALITY_THRESHOLD = "CANDLE_QUALITY_THRESHOLD"  # quality: quality_threshold
+ENV_SPIKE_THRESHOLD = "CANDLE_SPIKE_THRESHOLD"  # quality: spike_threshold
+ENV_FRESHNESS_DELAY_MINUTES = "CANDLE_FRESHNESS_DELAY_MINUTES"  # quality: freshness_delay_minutes
+ENV_CROSSCHECK_TOLERANCE = "CANDLE_CROSSCHECK_TOLERANCE"  # quality: crosscheck_tolerance
+ENV_ALERT_WEBHOOK_URL = "CANDLE_ALERT_WEBHOOK_URL"  # alert_webhook: url, through dg.EnvVar
+ENV_ALERT_MIN_SEVERITY = "CANDLE_ALERT_MIN_SEVERITY"  # alert_webhook: min_severity
+ENV_DAGSTER_UI_URL = "CANDLE_DAGSTER_UI_URL"  # alert_webhook: dagster_ui_url
+
+# --- Variables of the deployment (no resource field), with their defaults ----------------------
 ENV_DAGSTER_DATABASE_URL = "CANDLE_DAGSTER_DATABASE_URL"
-ENV_SOURCE = "CANDLE_SOURCE"
-ENV_CSV_DIR = "CANDLE_CSV_DIR"
 ENV_STATE_DIR = "CANDLE_STATE_DIR"
 ENV_PARTITION_START = "CANDLE_PARTITION_START"
-ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
-ENV_EXCHANGES = "CANDLE_EXCHANGES"
 ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
-ENV_SYNTHETIC_INTERVAL = "CANDLE_SYNTHETIC_INTERVAL"
 ENV_BACKFILL_DAYS_PER_RUN = "CANDLE_BACKFILL_DAYS_PER_RUN"
 
-KNOWN_SOURCES = ("csv", "yahoo", "synthetic", "polygon", "ccxt")
-DEFAULT_SOURCE = "csv"
 DEFAULT_STATE_DIRNAME = ".state"
 # First day partition of every asset: the history our users keep reaches back to 2000.
 DEFAULT_PARTITION_START = "2000-01-01"
-DEFAULT_EXCHANGE = "XNYS"
 # Console log level of runs launched from the command line; the Dagster UI keeps every event.
 DEFAULT_LOG_LEVEL = "WARNING"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
 DEFAULT_WAREHOUSE_SCHEMA = "market"
 # Schema, table and column names: lower-case SQL identifiers, never quoted user text.
 SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-WAREHOUSE_DATABASE = "candle"
-DAGSTER_DATABASE = "dagster"
-
-# Candle intervals, finest first; each is aggregated only from raw bars that are finer.
-CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "4h", "1d")
-
 # History a newly watched ticker gets backfilled, unless it names its own history start.
 DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
 MAX_BACKFILL_LOOKBACK_DAYS = 100 * 366
-# How often the new-tickers sensor compares the watch list with what it requested.
-NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
-# How often the retry sensor looks for ticker-days whose wait for a retry is over.
-RETRY_SENSOR_INTERVAL_SECONDS = 60
-
-# A warehouse transaction that loses its connection (server restart, network) is run again on a
-# new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
-DB_RETRY_ATTEMPTS = 6
-DB_RETRY_FIRST_WAIT_SECONDS = 0.5
-DB_RETRY_MAX_WAIT_SECONDS = 8.0
-
-# Rows shown in the "preview" metadata of a materialisation.
-PREVIEW_ROWS = 5
-
-# Bar interval of the `synthetic` source (made-up bars for benchmarks and load tests only).
-SYNTHETIC_INTERVALS = ("1m", "1d")
-DEFAULT_SYNTHETIC_INTERVAL = "1m"
-# Days one backfill run covers, unless CANDLE_BACKFILL_DAYS_PER_RUN says otherwise: a year of
-# daily bars of the S&P 500 is ~130,000 rows, a week of its minute bars ~1.5 million, so the
-# default follows the bar width the configured source delivers (it bounds a run's memory).
-DAILY_BARS_DAYS_PER_RUN = 366
-INTRADAY_BARS_DAYS_PER_RUN = 5
 MAX_BACKFILL_DAYS_PER_RUN = 100 * 366
+MAX_REQUESTS_PER_MINUTE = 6000.0
+# ccxt ids are lower-case words (binance, kraken, coinbase); the library says which exist.
+CCXT_EXCHANGE_PATTERN = re.compile(r"[a-z][a-z0-9]{1,30}")
 # Settings of the date x ticker partitions: set, they would silently do nothing, so they are
 # refused with what replaces them.
 RETIRED_SETTINGS = {
     "CANDLE_TIMINGS_START": "market_timings shares the day partitions from CANDLE_PARTITION_START",
     "CANDLE_BACKFILL_PARTITIONS_PER_RUN": "runs cover at most CANDLE_BACKFILL_DAYS_PER_RUN days",
 }
-# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
-# the next chunk overlap with the server ingesting the previous one.
-COPY_CHUNK_ROWS = 50_000
-
-
-# --- Market-data client: provider requests, rate limits, retries, Yahoo ----------
-
-ENV_YAHOO_INTERVAL = "CANDLE_YAHOO_INTERVAL"
-ENV_YAHOO_REPLAY_DIR = "CANDLE_YAHOO_REPLAY_DIR"
-ENV_REQUESTS_PER_MINUTE = "CANDLE_PROVIDER_REQUESTS_PER_MINUTE"
-
-# Bar widths Yahoo is asked for (its own names); daily bars reach back to a listing's first day.
-YAHOO_INTERVALS = ("1m", "2m", "5m", "15m", "30m", "1h", "1d")
-DEFAULT_YAHOO_INTERVAL = "1d"
-# Yahoo's request windows per interval, in calendar days: (longest span one request may cover,
-# how far back from today the interval is served). None: no limit. Yahoo documents none of this;
-# these are the limits it enforces today (yfinance encodes the same numbers).
-YAHOO_WINDOW_LIMITS: dict[str, tuple[int | None, int | None]] = {
-    "1m": (8, 30),
-    "2m": (60, 60),
-    "5m": (60, 60),
-    "15m": (60, 60),
-    "30m": (60, 60),
-    "1h": (730, 730),
-    "1d": (None, None),
-}
-# Yahoo publishes no quota; bursts of more than ~2,000 requests an hour get 429s. One request a
-# second sustained, with a burst of a few, stays well below.
-DEFAULT_REQUESTS_PER_MINUTE = 60.0
-MAX_REQUESTS_PER_MINUTE = 6000.0
-DEFAULT_REQUEST_BURST = 5
-# Seconds one HTTP request may take before it counts as a timeout (and is retried).
-DEFAULT_REQUEST_TIMEOUT_SECONDS = 20.0
-# The one retry policy of the market-data client: attempts per request, exponential backoff with
-# jitter between them, and the longest Retry-After we wait for before giving up.
-DEFAULT_RETRY_ATTEMPTS = 5
-DEFAULT_BACKOFF_INITIAL_SECONDS = 1.0
-DEFAULT_BACKOFF_MAX_SECONDS = 60.0
-DEFAULT_BACKOFF_JITTER_SECONDS = 1.0
-DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
-# Circuit breaker: consecutive failed requests before a provider is not called any more, and the
-# seconds before one trial request is let through again.
-DEFAULT_BREAKER_FAILURES = 8
-DEFAULT_BREAKER_RESET_SECONDS = 300.0
-# A ticker-day the provider refused is asked again by the retry sensor after an hour, then after
-# 2, 4 and 8 hours: five attempts in all, about a day, before it waits for a person or a run.
-DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS = 3600.0
-DEFAULT_FAILED_RETRY_ATTEMPTS = 5
-
-
-# --- More providers: Polygon (Massive), crypto exchanges through ccxt, routing and fallback ---
-
-ENV_FALLBACK_SOURCES = "CANDLE_FALLBACK_SOURCES"
-# The key is read by Dagster (`dagster.EnvVar`) where the resource is built; settings only check
-# that it is there, never read its value.
-ENV_POLYGON_API_KEY = "CANDLE_POLYGON_API_KEY"
-ENV_POLYGON_INTERVAL = "CANDLE_POLYGON_INTERVAL"
-ENV_POLYGON_REPLAY_DIR = "CANDLE_POLYGON_REPLAY_DIR"
-ENV_CCXT_EXCHANGE = "CANDLE_CCXT_EXCHANGE"
-ENV_CCXT_INTERVAL = "CANDLE_CCXT_INTERVAL"
-ENV_CCXT_REPLAY_DIR = "CANDLE_CCXT_REPLAY_DIR"
-
-# The source a crypto pair (`BTC/USDT`) is routed to when its watch-list entry names none.
-CRYPTO_SOURCE = "ccxt"
-# Sources that answer over HTTP and share the client's rate limiter, retries and breaker.
-NETWORK_SOURCES = ("yahoo", "polygon", "ccxt")
-POLYGON_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
-DEFAULT_POLYGON_INTERVAL = "1d"
-# Polygon's free tier allows 5 requests a minute: the default rate of its token bucket.
-DEFAULT_POLYGON_REQUESTS_PER_MINUTE = 5.0
-DEFAULT_POLYGON_REQUEST_BURST = 1
-CCXT_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
-DEFAULT_CCXT_INTERVAL = "1d"
-DEFAULT_CCXT_EXCHANGE = "binance"
-# ccxt ids are lower-case words (binance, kraken, coinbase); the library says which exist.
-CCXT_EXCHANGE_PATTERN = re.compile(r"[a-z][a-z0-9]{1,30}")
 
 
 class SettingsError(ValueError):
     """A setting from the environment is missing or malformed; the message names it."""
 
 
+# The resources and providers are imported at first use, not at import: they stand on the
+# warehouse modules, which read this module's settings.
+
+
+@functools.cache
+def _resources() -> dict[str, type[dg.ConfigurableResource]]:
+    """The resource classes whose defaults unset variables leave in force, by resource key."""
+    from candle_pipeline.resources.alerts import AlertWebhookResource  # noqa: PLC0415
+    from candle_pipeline.resources.market_data import MarketDataResource  # noqa: PLC0415
+    from candle_pipeline.resources.quality import QualityResource  # noqa: PLC0415
+    from candle_pipeline.resources.warehouse import WarehouseResource  # noqa: PLC0415
+
+    return {
+        "warehouse": WarehouseResource,
+        "market_data": MarketDataResource,
+        "quality": QualityResource,
+        "alert_webhook": AlertWebhookResource,
+    }
+
+
+@functools.cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    """The bar intervals each interval variable accepts, as the providers say."""
+    from candle_pipeline.providers.crypto import CCXT_INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.polygon import POLYGON_INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.synthetic import INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.yahoo import YAHOO_INTERVALS  # noqa: PLC0415
+
+    return {
+        ENV_YAHOO_INTERVAL: YAHOO_INTERVALS,
+        ENV_SYNTHETIC_INTERVAL: INTERVALS,
+        ENV_POLYGON_INTERVAL: POLYGON_INTERVALS,
+        ENV_CCXT_INTERVAL: CCXT_INTERVALS,
+    }
+
+
+def field_default(resource: str, field: str) -> Any:
+    """The default `resource` declares for `field`: what an unset variable leaves in force."""
+    return _resources()[resource].model_fields[field].default
+
+
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration of one process."""
+    """The validated configuration of one process: the market-data and watch-list fields the
+    environment sets (or their resources' defaults) and the deployment's own values."""
 
     database_url: str | None
     dagster_database_url: str | None
@@ -183,21 +150,21 @@ class Settings:
     dagster_home: Path | None
     partition_start: date
     default_exchange: str
+    yahoo_interval: str
+    requests_per_minute: float
+    synthetic_interval: str
+    polygon_interval: str
+    ccxt_exchange: str
+    ccxt_interval: str
     log_level: str = DEFAULT_LOG_LEVEL
     extra_exchanges: tuple[str, ...] = ()
     backfill_lookback_days: int = DEFAULT_BACKFILL_LOOKBACK_DAYS
     warehouse_schema: str = DEFAULT_WAREHOUSE_SCHEMA
-    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
     yahoo_replay_dir: Path | None = None
-    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
-    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
     backfill_days_per_run: int | None = None
     fallback_sources: tuple[str, ...] = ()
     polygon_key_set: bool = False
-    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
     polygon_replay_dir: Path | None = None
-    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
-    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
     ccxt_replay_dir: Path | None = None
 
     @property
@@ -218,14 +185,14 @@ class Settings:
         if dagster_database_url is not None:
             validate_postgres_url(dagster_database_url, ENV_DAGSTER_DATABASE_URL)
 
-        source = (_optional(env, ENV_SOURCE) or DEFAULT_SOURCE).lower()
+        source = (_optional(env, ENV_SOURCE) or field_default("market_data", "source")).lower()
         if source not in KNOWN_SOURCES:
             raise SettingsError(
                 f"{ENV_SOURCE}={source!r} is not a known market-data source; "
                 f"choose one of: {', '.join(KNOWN_SOURCES)}"
             )
-
-        csv_dir = Path(_optional(env, ENV_CSV_DIR) or SAMPLE_DATA_DIR).expanduser().resolve()
+        csv_text = _optional(env, ENV_CSV_DIR) or field_default("market_data", "csv_dir")
+        csv_dir = Path(csv_text).expanduser().resolve()
         if not csv_dir.is_dir():
             raise SettingsError(f"{ENV_CSV_DIR}={csv_dir} is not a directory")
 
@@ -238,7 +205,8 @@ class Settings:
         if partition_start > date.today():
             raise SettingsError(f"{ENV_PARTITION_START}={partition_start} is in the future")
         default_exchange = _exchange(
-            _optional(env, ENV_DEFAULT_EXCHANGE) or DEFAULT_EXCHANGE, ENV_DEFAULT_EXCHANGE
+            _optional(env, ENV_DEFAULT_EXCHANGE) or field_default("warehouse", "default_exchange"),
+            ENV_DEFAULT_EXCHANGE,
         )
 
         log_level = (_optional(env, ENV_LOG_LEVEL) or DEFAULT_LOG_LEVEL).upper()
@@ -258,26 +226,16 @@ class Settings:
             DEFAULT_BACKFILL_LOOKBACK_DAYS,
             MAX_BACKFILL_LOOKBACK_DAYS,
         )
-        schema = validate_identifier(
-            _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
-        )
-        yahoo_interval, yahoo_replay_dir, requests_per_minute = _market_data_client(env)
-
-        synthetic_interval = _optional(env, ENV_SYNTHETIC_INTERVAL) or DEFAULT_SYNTHETIC_INTERVAL
-        if synthetic_interval not in SYNTHETIC_INTERVALS:
-            raise SettingsError(
-                f"{ENV_SYNTHETIC_INTERVAL}={synthetic_interval!r}: choose one of "
-                f"{', '.join(SYNTHETIC_INTERVALS)}"
-            )
+        schema = warehouse_schema(env)
+        synthetic_interval = _choice(env, ENV_SYNTHETIC_INTERVAL, "synthetic_interval")
         days_per_run = None
         if _optional(env, ENV_BACKFILL_DAYS_PER_RUN) is not None:
             days_per_run = _positive_int(
                 env, ENV_BACKFILL_DAYS_PER_RUN, default=1, maximum=MAX_BACKFILL_DAYS_PER_RUN
             )
 
-        providers = _providers(env, source)
         return cls(
-            **providers,
+            **_providers(env, source),
             database_url=database_url,
             dagster_database_url=dagster_database_url,
             source=source,
@@ -290,28 +248,37 @@ class Settings:
             extra_exchanges=extra_exchanges,
             backfill_lookback_days=lookback,
             warehouse_schema=schema,
-            yahoo_interval=yahoo_interval,
-            yahoo_replay_dir=yahoo_replay_dir,
-            requests_per_minute=requests_per_minute,
+            yahoo_interval=_choice(env, ENV_YAHOO_INTERVAL, "yahoo_interval"),
+            yahoo_replay_dir=_folder(env, ENV_YAHOO_REPLAY_DIR),
+            requests_per_minute=_requests_per_minute(env),
             synthetic_interval=synthetic_interval,
             backfill_days_per_run=days_per_run,
         )
 
+    def market_data_fields(self) -> dict[str, object]:
+        """The market-data resource's fields these settings set (the API key aside)."""
+        return {
+            "source": self.source,
+            "csv_dir": str(self.csv_dir),
+            "fallback_sources": list(self.fallback_sources),
+            "yahoo_interval": self.yahoo_interval,
+            "yahoo_replay_dir": _text(self.yahoo_replay_dir),
+            "requests_per_minute": self.requests_per_minute,
+            "synthetic_interval": self.synthetic_interval,
+            "polygon_interval": self.polygon_interval,
+            "polygon_replay_dir": _text(self.polygon_replay_dir),
+            "ccxt_exchange": self.ccxt_exchange,
+            "ccxt_interval": self.ccxt_interval,
+            "ccxt_replay_dir": _text(self.ccxt_replay_dir),
+        }
 
-def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float]:
-    """The Yahoo interval, replay folder and request rate, validated."""
-    interval = (_optional(env, ENV_YAHOO_INTERVAL) or DEFAULT_YAHOO_INTERVAL).lower()
-    if interval not in YAHOO_INTERVALS:
-        raise SettingsError(
-            f"{ENV_YAHOO_INTERVAL}={interval!r}: choose one of {', '.join(YAHOO_INTERVALS)}"
-        )
-    replay = _optional(env, ENV_YAHOO_REPLAY_DIR)
-    replay_dir = Path(replay).expanduser().resolve() if replay else None
-    if replay_dir is not None and not replay_dir.is_dir():
-        raise SettingsError(f"{ENV_YAHOO_REPLAY_DIR}={replay_dir} is not a directory")
+
+def _requests_per_minute(env: Mapping[str, str]) -> float:
     rate_text = _optional(env, ENV_REQUESTS_PER_MINUTE)
+    if rate_text is None:
+        return field_default("market_data", "requests_per_minute")
     try:
-        rate = float(rate_text) if rate_text else DEFAULT_REQUESTS_PER_MINUTE
+        rate = float(rate_text)
     except ValueError:
         raise SettingsError(f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is not a number") from None
     if not rate > 0:
@@ -320,7 +287,7 @@ def _market_data_client(env: Mapping[str, str]) -> tuple[str, Path | None, float
         raise SettingsError(
             f"{ENV_REQUESTS_PER_MINUTE}={rate_text!r} is absurd: at most {MAX_REQUESTS_PER_MINUTE}"
         )
-    return interval, replay_dir, rate
+    return rate
 
 
 def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
@@ -339,11 +306,9 @@ def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
             f"{ENV_FALLBACK_SOURCES}: {', '.join(map(repr, unknown))} not a known market-data "
             f"source; choose among: {', '.join(KNOWN_SOURCES)}"
         )
-    polygon_interval = _choice(
-        env, ENV_POLYGON_INTERVAL, DEFAULT_POLYGON_INTERVAL, POLYGON_INTERVALS
-    )
-    ccxt_interval = _choice(env, ENV_CCXT_INTERVAL, DEFAULT_CCXT_INTERVAL, CCXT_INTERVALS)
-    exchange = (_optional(env, ENV_CCXT_EXCHANGE) or DEFAULT_CCXT_EXCHANGE).lower()
+    exchange = (
+        _optional(env, ENV_CCXT_EXCHANGE) or field_default("market_data", "ccxt_exchange")
+    ).lower()
     if not CCXT_EXCHANGE_PATTERN.fullmatch(exchange):
         raise SettingsError(f"{ENV_CCXT_EXCHANGE}={exchange!r} is not a ccxt exchange id")
     polygon_replay = _folder(env, ENV_POLYGON_REPLAY_DIR)
@@ -356,16 +321,18 @@ def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
     return {
         "fallback_sources": tuple(name for name in fallbacks if name != source),
         "polygon_key_set": key_set,
-        "polygon_interval": polygon_interval,
+        "polygon_interval": _choice(env, ENV_POLYGON_INTERVAL, "polygon_interval"),
         "polygon_replay_dir": polygon_replay,
         "ccxt_exchange": exchange,
-        "ccxt_interval": ccxt_interval,
+        "ccxt_interval": _choice(env, ENV_CCXT_INTERVAL, "ccxt_interval"),
         "ccxt_replay_dir": _folder(env, ENV_CCXT_REPLAY_DIR),
     }
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = (_optional(env, name) or default).lower()
+def _choice(env: Mapping[str, str], name: str, field: str) -> str:
+    """What variable `name` sets, one of its choices; unset: the market-data `field` default."""
+    choices = _choices()[name]
+    value = (_optional(env, name) or field_default("market_data", field)).lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r}: choose one of {', '.join(choices)}")
     return value
@@ -381,6 +348,10 @@ def _folder(env: Mapping[str, str], name: str) -> Path | None:
     return folder
 
 
+def _text(folder: Path | None) -> str | None:
+    return str(folder) if folder is not None else None
+
+
 def _exchange(code: str, what: str) -> str:
     try:
         return validate_mic(code)
@@ -391,6 +362,15 @@ def _exchange(code: str, what: str) -> str:
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def warehouse_schema(environ: Mapping[str, str] | None = None) -> str:
+    """CANDLE_WAREHOUSE_SCHEMA, validated: read on its own by the table definitions, which the
+    resources and providers stand on (so it needs neither)."""
+    env = os.environ if environ is None else environ
+    return validate_identifier(
+        _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
+    )
 
 
 def validate_identifier(name: str, what: str) -> str:
@@ -437,15 +417,7 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
-# The bundled sample: (tickers, first day, last day) groups that `candle-pipeline demo` loads.
-SAMPLE_SESSIONS = (
-    (("SPY", "AIG", "BAC", "IBM"), date(2013, 10, 4), date(2013, 10, 11)),
-    (("AAPL",), date(2014, 6, 5), date(2014, 6, 9)),
-    (("GOOG",), date(2015, 12, 23), date(2015, 12, 28)),
-)
-
-
-# --- Operations: the Dagster deployment, schedules and health checks ---------------
+# --- Operations: the Dagster deployment, schedules and pools (no resource field) -------------
 
 ENV_MAX_CONCURRENT_RUNS = "CANDLE_MAX_CONCURRENT_RUNS"
 ENV_COMPUTE_LOG_DIR = "CANDLE_COMPUTE_LOG_DIR"
@@ -459,10 +431,7 @@ ENV_INTRADAY_ALL = "CANDLE_INTRADAY_ALL"
 
 # Runs in progress at once across the deployment (the QueuedRunCoordinator's limit).
 DEFAULT_MAX_CONCURRENT_RUNS = 4
-# The concurrency pool of every step that calls the market-data provider. Its limit is how many
-# such steps run at once across all run workers (`pools apply`, `demo` and `ui` set it); the
-# request rate itself is the token bucket's, shared through the warehouse.
-MARKET_API_POOL = "market_api"
+# Steps calling a market-data provider at once across all run workers (pool `market_api`).
 DEFAULT_MARKET_API_POOL_LIMIT = 1
 # Per-exchange schedules tick this long after the exchange's regular close.
 DEFAULT_SCHEDULE_DELAY_MINUTES = 30
@@ -470,16 +439,10 @@ DEFAULT_SCHEDULE_DELAY_MINUTES = 30
 DEFAULT_CATCHUP_DAYS = 14
 # Saturday 06:00 UTC: after Friday's close on every exchange.
 DEFAULT_CATCHUP_CRON = "0 6 * * 6"
-# The daily market_timings schedule (UTC) and how far ahead of today it materialises.
-TIMINGS_SCHEDULE_CRON = "15 0 * * *"
-TIMINGS_SCHEDULE_DAYS_AHEAD = 7
 # The intraday schedule refreshes the open sessions this often; the minutes divide an hour, so
 # the ticks fall at the same minutes of every hour.
 DEFAULT_INTRADAY_MINUTES = 15
 MINUTES_PER_HOUR = 60
-COMPUTE_LOG_DIRNAME = "compute_logs"
-# `doctor`: how long a database may take to answer.
-DOCTOR_CONNECT_TIMEOUT_SECONDS = 5
 # Values beyond these are typing mistakes, not configurations.
 MAX_CONCURRENT_RUNS = 256
 MAX_POOL_LIMIT = 64
@@ -584,9 +547,12 @@ def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
 
 
 def _is_cron(text: str) -> bool:
-    from dagster._utils.schedules import is_valid_cron_string  # noqa: PLC0415 - Dagster is heavy
-
-    return is_valid_cron_string(text)
+    """Whether Dagster accepts `text` as a schedule's cron expression (built and thrown away)."""
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=text, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 @functools.cache
@@ -595,113 +561,83 @@ def get_operations_settings() -> OperationsSettings:
     return OperationsSettings.from_env()
 
 
-# --- Data quality: validation rules, the quality gate, freshness and alerts ---------
+# --- Data quality and alerts: fields of the quality and alert_webhook resources ---------------
 
-ENV_QUALITY_THRESHOLD = "CANDLE_QUALITY_THRESHOLD"
-ENV_SPIKE_THRESHOLD = "CANDLE_SPIKE_THRESHOLD"
-ENV_FRESHNESS_DELAY_MINUTES = "CANDLE_FRESHNESS_DELAY_MINUTES"
-ENV_ALERT_WEBHOOK_URL = "CANDLE_ALERT_WEBHOOK_URL"
-ENV_ALERT_MIN_SEVERITY = "CANDLE_ALERT_MIN_SEVERITY"
-ENV_DAGSTER_UI_URL = "CANDLE_DAGSTER_UI_URL"
-ENV_CROSSCHECK_TOLERANCE = "CANDLE_CROSSCHECK_TOLERANCE"
-
-# A ticker-day whose quality score is below this never reaches `candles`.
-DEFAULT_QUALITY_THRESHOLD = 0.8
-# A bar is a spike when a price moves more than this fraction from the previous close.
-DEFAULT_SPIKE_THRESHOLD = 0.5
-# Each unexplained spike in the regular session multiplies the consistency component by this.
-SPIKE_PENALTY = 0.5
-# A stale run: at least this many consecutive bars with the same close and zero volume.
-STALE_RUN_MIN_BARS = 10
-# A gap: at least this many consecutive expected regular-session bars without a usable bar
-# (single quiet minutes without a trade are normal and only lower completeness).
-GAP_MIN_BARS = 5
-# A ticker's first bar is measured from its last valid close at most this many days earlier.
-PREVIOUS_CLOSE_LOOKBACK_DAYS = 10
-# Offending rows (or gaps) shown in a check's metadata and in a partition's metadata.
-OFFENDING_ROWS_SHOWN = 5
-# The latest trading day's candles are due this long after the exchange's regular close.
-DEFAULT_FRESHNESS_DELAY_MINUTES = 120
-# Beyond a day, the next session closes before the last one is due.
-MAX_FRESHNESS_DELAY_MINUTES = 24 * 60
-# Two sources' closes of a ticker-day differing by more than this fraction are a mismatch.
-DEFAULT_CROSSCHECK_TOLERANCE = 0.005
-# Sources a tenth apart serve different prices, whatever the tolerance says.
-MAX_CROSSCHECK_TOLERANCE = 0.1
 # A move of more than 10x is no threshold: every split would pass unexplained.
 MAX_SPIKE_THRESHOLD = 10.0
-# How often the freshness check runs when its schedule is on (UTC cron).
-FRESHNESS_CHECK_CRON = "*/30 * * * *"
-# Days back from today in which the freshness check looks for the latest closed session.
-FRESHNESS_LOOKBACK_DAYS = 10
-# Check failures of at least this severity are alerted; failed runs always are.
-ALERT_SEVERITIES = ("WARN", "ERROR")
-DEFAULT_ALERT_MIN_SEVERITY = "ERROR"
-DEFAULT_DAGSTER_UI_URL = "http://localhost:3000"
-ALERT_SENSOR_INTERVAL_SECONDS = 30
-# How often the daemon records the settings it runs with (for `doctor`).
-SETTINGS_SENSOR_INTERVAL_SECONDS = 60
-# Events read from the instance per sensor tick (a year-long backfill of one check is one
-# digest); the cursor continues on the next tick.
-ALERT_EVENTS_PER_TICK = 5000
+# Beyond a day, the next session closes before the last one is due.
+MAX_FRESHNESS_DELAY_MINUTES = 24 * 60
+# Sources a tenth apart serve different prices, whatever the tolerance says.
+MAX_CROSSCHECK_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Thresholds of the quality rules and gate, the freshness delay and where alerts go.
+    """The quality resource's thresholds and where alerts go, as the environment sets them.
 
-    The webhook URL is a secret: only whether it is set is kept here; resources read it through
-    `dagster.EnvVar`.
+    The webhook URL is a secret: only whether it is set is kept here; the alert resource reads it
+    through `dagster.EnvVar`.
     """
 
-    quality_threshold: float = DEFAULT_QUALITY_THRESHOLD
-    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
-    freshness_delay_minutes: int = DEFAULT_FRESHNESS_DELAY_MINUTES
+    quality_threshold: float
+    spike_threshold: float
+    freshness_delay_minutes: int
+    crosscheck_tolerance: float
+    alert_min_severity: str
+    dagster_ui_url: str
     alert_webhook_configured: bool = False
-    alert_min_severity: str = DEFAULT_ALERT_MIN_SEVERITY
-    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL
-    crosscheck_tolerance: float = DEFAULT_CROSSCHECK_TOLERANCE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> QualitySettings:
         env = os.environ if environ is None else environ
-        severity = (_optional(env, ENV_ALERT_MIN_SEVERITY) or DEFAULT_ALERT_MIN_SEVERITY).upper()
+        severity = (
+            _optional(env, ENV_ALERT_MIN_SEVERITY) or field_default("alert_webhook", "min_severity")
+        ).upper()
         if severity not in ALERT_SEVERITIES:
             choices = ", ".join(ALERT_SEVERITIES)
             raise SettingsError(f"{ENV_ALERT_MIN_SEVERITY}={severity!r}: choose one of {choices}")
-        ui_url = (_optional(env, ENV_DAGSTER_UI_URL) or DEFAULT_DAGSTER_UI_URL).rstrip("/")
+        ui_url = (
+            _optional(env, ENV_DAGSTER_UI_URL) or field_default("alert_webhook", "dagster_ui_url")
+        ).rstrip("/")
         if not ui_url.startswith(("http://", "https://")):
             raise SettingsError(f"{ENV_DAGSTER_UI_URL}={ui_url!r} must be an http(s):// URL")
         return cls(
-            quality_threshold=_fraction(
-                env, ENV_QUALITY_THRESHOLD, DEFAULT_QUALITY_THRESHOLD, upper=1.0
-            ),
+            quality_threshold=_fraction(env, ENV_QUALITY_THRESHOLD, "quality_threshold", upper=1.0),
             spike_threshold=_fraction(
-                env, ENV_SPIKE_THRESHOLD, DEFAULT_SPIKE_THRESHOLD, upper=MAX_SPIKE_THRESHOLD
+                env, ENV_SPIKE_THRESHOLD, "spike_threshold", upper=MAX_SPIKE_THRESHOLD
             ),
             freshness_delay_minutes=_positive_int(
                 env,
                 ENV_FRESHNESS_DELAY_MINUTES,
-                DEFAULT_FRESHNESS_DELAY_MINUTES,
+                field_default("quality", "freshness_delay_minutes"),
                 MAX_FRESHNESS_DELAY_MINUTES,
             ),
-            alert_webhook_configured=_optional(env, ENV_ALERT_WEBHOOK_URL) is not None,
-            alert_min_severity=severity,
-            dagster_ui_url=ui_url,
             crosscheck_tolerance=_fraction(
                 env,
                 ENV_CROSSCHECK_TOLERANCE,
-                DEFAULT_CROSSCHECK_TOLERANCE,
+                "crosscheck_tolerance",
                 upper=MAX_CROSSCHECK_TOLERANCE,
             ),
+            alert_min_severity=severity,
+            dagster_ui_url=ui_url,
+            alert_webhook_configured=_optional(env, ENV_ALERT_WEBHOOK_URL) is not None,
         )
 
+    def quality_fields(self) -> dict[str, object]:
+        """The quality resource's fields these settings set."""
+        return {
+            "quality_threshold": self.quality_threshold,
+            "spike_threshold": self.spike_threshold,
+            "freshness_delay_minutes": self.freshness_delay_minutes,
+            "crosscheck_tolerance": self.crosscheck_tolerance,
+        }
 
-def _fraction(env: Mapping[str, str], name: str, default: float, upper: float) -> float:
-    """A number in (0, upper], e.g. 0.8 for 80%."""
+
+def _fraction(env: Mapping[str, str], name: str, field: str, upper: float) -> float:
+    """A number in (0, upper], e.g. 0.8 for 80%; unset: the quality resource's `field` default."""
     text = _optional(env, name)
     if text is None:
-        return default
+        return field_default("quality", field)
     try:
         value = float(text)
     except ValueError:

@@ -16,13 +16,12 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.warehouse import engine_for, ensure_tables
 from candle_pipeline.settings import (
-    DEFAULT_EXCHANGE,
     ENV_BACKFILL_DAYS_PER_RUN,
     PROJECT_DIR,
-    SAMPLE_DATA_DIR,
     Settings,
     get_operations_settings,
     get_quality_settings,
@@ -75,12 +74,17 @@ def settings_for(csv_dir: Path = SAMPLE_DATA_DIR) -> Settings:
 
 def definitions_for(warehouse_url: str, csv_dir: Path = SAMPLE_DATA_DIR) -> dg.Definitions:
     """The real assets wired to a test warehouse and a CSV folder."""
-    from candle_pipeline.definitions import ASSET_CHECKS, ASSETS, SCHEDULES, SENSORS  # noqa: PLC0415
+    from candle_pipeline.definitions import (  # noqa: PLC0415
+        ASSET_CHECKS,
+        SENSORS,
+        build_all_schedules,
+        build_assets,
+    )
 
     return dg.Definitions(
-        assets=ASSETS,
+        assets=build_assets(get_settings()),
         asset_checks=ASSET_CHECKS,
-        schedules=SCHEDULES,
+        schedules=build_all_schedules(get_settings(), get_operations_settings()),
         sensors=SENSORS,
         resources=build_resources(settings_for(csv_dir), warehouse_url),
     )
@@ -110,7 +114,7 @@ def watch(
         for ticker in tickers
     ]
     with engine_for(warehouse_url).begin() as connection:
-        return watchlist.add(connection, entries, DEFAULT_EXCHANGE, history_start)
+        return watchlist.add(connection, entries, settings_for().default_exchange, history_start)
 
 
 def command_line_env(

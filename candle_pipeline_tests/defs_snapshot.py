@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         from candle_pipeline.definitions import defs  # noqa: PLC0415
 
-        sys.stdout.write(render(snapshot(defs)))
+        sys.stdout.write(render(snapshot(defs())))
         return 0
     SNAPSHOT_FILE.parent.mkdir(exist_ok=True)
     SNAPSHOT_FILE.write_text(shipped_snapshot())

@@ -158,20 +158,19 @@ def test_each_day_reports_all_its_tickers_after_a_run_for_some(backfilled: Backf
 
 @pytest.mark.parametrize("per_run", [1, 2, 5, 366])
 def test_the_setting_sets_the_runs_a_ragged_selection_of_days_becomes(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, per_run: int
+    instance: dg.DagsterInstance, per_run: int
 ) -> None:
     """What the backfill daemon would launch for scattered days of a year under
     CANDLE_BACKFILL_DAYS_PER_RUN: every selected day in exactly one run of consecutive days,
     at most `per_run` of them, nothing else."""
     settings = Settings.from_env({"CANDLE_BACKFILL_DAYS_PER_RUN": str(per_run)})
-    monkeypatch.setattr(partitions, "get_settings", lambda: settings)
-    policy = partitions.backfill_policy()
+    policy = partitions.backfill_policy(settings)
     assert policy.max_partitions_per_run == per_run
 
     year = partitions.days_between(date(2024, 1, 1), date(2024, 12, 31))
     selected = [day.isoformat() for n, day in enumerate(year) if (n * 7) % 11 not in (0, 3)]
 
-    @dg.asset(partitions_def=partitions.day_partitions, backfill_policy=policy)
+    @dg.asset(partitions_def=partitions.day_partitions(settings), backfill_policy=policy)
     def days() -> None: ...
 
     graph = dg.Definitions(assets=[days]).resolve_asset_graph()

@@ -446,7 +446,7 @@ def test_removing_a_ticker_cancels_its_queued_backfill_and_nothing_else(
     cli_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["tickers", "add", "SPY", "AIG", "--history-start", "2013-10-04"]) == 0
-    job = defs.resolve_job_def(runs.MARKET_DATA_JOB)
+    job = defs().resolve_job_def(runs.MARKET_DATA_JOB)
     waiting = dg.DagsterRunStatus.NOT_STARTED
     with dg.DagsterInstance.get() as instance:
         spy_only, both, everyone = (

@@ -13,11 +13,12 @@ import pytest
 from candle_pipeline import runs
 from candle_pipeline.checks.crosscheck import MISMATCHES_KEY, NOT_COMPARED_KEY, SOURCE_MISMATCH
 from candle_pipeline.cli import main
-from candle_pipeline.definitions import ASSETS
+from candle_pipeline.definitions import build_assets
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.settings import SAMPLE_DATA_DIR, QualitySettings, Settings
+from candle_pipeline.settings import QualitySettings, Settings, get_settings
 from candle_pipeline_tests.conftest import FIXTURES_DIR, create_database, table, watch
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ AAPL_MISMATCH = "AAPL 2005-04-01: close 41.718 from csv, 40.9 from polygon (2.00
 def definitions(url: str, csv_dir: Path, **env: str) -> dg.Definitions:
     env = {"CANDLE_CSV_DIR": str(csv_dir), "CANDLE_POLYGON_REPLAY_DIR": str(POLYGON_REPLAY), **env}
     resources = build_resources(Settings.from_env(env), url, QualitySettings.from_env(env))
-    return dg.Definitions(assets=ASSETS, jobs=JOBS, resources=resources)
+    return dg.Definitions(assets=build_assets(get_settings()), jobs=JOBS, resources=resources)
 
 
 def store(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
@@ -193,10 +194,11 @@ def test_a_fallback_with_no_source_left_to_compare_with_is_reported_not_compared
 
 @pytest.fixture
 def cli_env(external_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """The command line on an external warehouse and instance, its definitions (built once per
-    process, at import) reading the hand-made CSV folder and replaying Polygon."""
+    """The command line on an external warehouse and instance, its definitions reading the
+    hand-made CSV folder and replaying Polygon."""
     url = external_env["CANDLE_DATABASE_URL"]
-    monkeypatch.setattr("candle_pipeline.definitions.defs", definitions(url, CLOSE_OFF))
+    wired = definitions(url, CLOSE_OFF)
+    monkeypatch.setattr("candle_pipeline.definitions.defs", lambda: wired)
     return url
 
 

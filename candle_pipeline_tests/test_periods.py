@@ -16,7 +16,7 @@ from psycopg import sql
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.warehouse.partition_store import qualified
 from candle_pipeline.warehouse.tables import period_candles
 from candle_pipeline_tests.conftest import (

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 
 from candle_pipeline import runs
+from candle_pipeline.cli import SAMPLE_SESSIONS
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import days_between
-from candle_pipeline.settings import SAMPLE_DATA_DIR, SAMPLE_SESSIONS
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline_tests.conftest import (
     create_database,
     definitions_for,

@@ -19,8 +19,9 @@ from candle_pipeline import read, runs
 from candle_pipeline.domain.adjustments import FACTOR_FILE_COLUMNS
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.partitions import day_partitions
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.settings import get_settings
 from candle_pipeline_tests.conftest import (
     create_database,
     definitions_for,
@@ -216,7 +217,7 @@ def shaped_input_asset(metadata: dict[str, object]) -> dg.AssetsDefinition:
     it reports what it received as its materialisation's metadata."""
 
     @dg.asset(
-        partitions_def=day_partitions,
+        partitions_def=day_partitions(get_settings()),
         ins={"candles": dg.AssetIn(key=CANDLES, metadata=metadata)},
     )
     def aapl_study(candles: pd.DataFrame) -> dg.MaterializeResult:

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from candle_pipeline import runs
-from candle_pipeline.definitions import ASSETS
+from candle_pipeline.definitions import build_assets
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
-from candle_pipeline.settings import ENV_POLYGON_API_KEY, Settings, SettingsError
+from candle_pipeline.settings import ENV_POLYGON_API_KEY, Settings, SettingsError, get_settings
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import FIXTURES_DIR, create_database, table, watch
 from candle_pipeline_tests.providers.fake_exchange import KLINES_PATH, fake_binance
@@ -42,10 +42,7 @@ def market_data(url: str, **config: object) -> MarketDataResource:
     return MarketDataResource(
         csv_dir="",
         warehouse=WarehouseResource(database_url=url),
-        retry_attempts=FAST_RETRY.attempts,
-        backoff_initial_seconds=FAST_RETRY.backoff_initial_seconds,
-        backoff_max_seconds=FAST_RETRY.backoff_max_seconds,
-        backoff_jitter_seconds=FAST_RETRY.backoff_jitter_seconds,
+        retry=FAST_RETRY,
         request_timeout_seconds=2.0,
         polygon_requests_per_minute=TEST_POLYGON_RATE,
         **config,
@@ -54,7 +51,7 @@ def market_data(url: str, **config: object) -> MarketDataResource:
 
 def definitions(url: str, client: MarketDataResource) -> dg.Definitions:
     return dg.Definitions(
-        assets=ASSETS,
+        assets=build_assets(get_settings()),
         resources={**build_resources(Settings.from_env({}), url), "market_data": client},
     )
 
@@ -106,7 +103,7 @@ def test_polygon_range_pages_with_raw_prices_across_the_dst_change(
     settings = Settings.from_env(
         {"CANDLE_SOURCE": "polygon", "CANDLE_POLYGON_REPLAY_DIR": str(POLYGON_FIXTURES)}
     )
-    defs = dg.Definitions(assets=ASSETS, resources=build_resources(settings, url))
+    defs = dg.Definitions(assets=build_assets(settings), resources=build_resources(settings, url))
     watch(url, ["AAPL"], date(2005, 4, 1))
     outcome = materialize(defs, instance, date(2005, 4, 1), date(2005, 4, 4))
     assert outcome.success, outcome.error

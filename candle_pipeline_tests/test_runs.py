@@ -10,8 +10,7 @@ import dagster as dg
 import pytest
 
 from candle_pipeline import runs
-from candle_pipeline.partitions import days_between
-from candle_pipeline.settings import DAILY_BARS_DAYS_PER_RUN
+from candle_pipeline.partitions import DAILY_BARS_DAYS_PER_RUN, days_between
 
 # Friday to Wednesday, then Friday: Thursday the 10th is left out.
 DAYS = (*days_between(date(2013, 10, 4), date(2013, 10, 9)), date(2013, 10, 11))

@@ -21,6 +21,7 @@ import pytest
 
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
 from candle_pipeline.local_postgres import LocalPostgres
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.schedules import (
     CATCHUP_TAG,
@@ -31,7 +32,6 @@ from candle_pipeline.schedules import (
 )
 from candle_pipeline.settings import (
     ENV_DATABASE_URL,
-    SAMPLE_DATA_DIR,
     OperationsSettings,
     SettingsError,
     get_settings,

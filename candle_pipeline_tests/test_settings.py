@@ -5,12 +5,16 @@ from datetime import date
 import pytest
 
 from candle_pipeline.partitions import days_per_run
+from candle_pipeline.providers.resilience import RetryPolicy
+from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.settings import (
     OperationsSettings,
     QualitySettings,
     Settings,
     SettingsError,
 )
+
+UNUSED_URL = "postgresql://unused/x"
 
 
 def test_defaults() -> None:
@@ -112,9 +116,30 @@ def test_the_intraday_refresh_is_every_15_minutes_for_marked_tickers_unless_set(
     assert (chosen.intraday_minutes, chosen.intraday_all) == (5, True)
 
 
+@pytest.mark.parametrize("key", ["market_data", "quality", "alert_webhook"])
+def test_unset_variables_leave_each_field_at_the_default_its_resource_declares(key: str) -> None:
+    """The resources are where a default is written: settings read without any variable set
+    build each resource with exactly the defaults it declares."""
+    resource = build_resources(Settings.from_env({}), UNUSED_URL, QualitySettings.from_env({}))[key]
+    fields = type(resource).model_fields
+    configured = {name: getattr(resource, name) for name in fields if name != "warehouse"}
+    declared = {name: field.default for name, field in fields.items() if name != "warehouse"}
+    assert configured == declared
+
+
+def test_a_set_variable_lands_in_its_resource_field() -> None:
+    env = {"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_INTERVAL": "1h", "CANDLE_SPIKE_THRESHOLD": "0.3"}
+    resources = build_resources(Settings.from_env(env), UNUSED_URL, QualitySettings.from_env(env))
+    assert (resources["market_data"].source, resources["market_data"].yahoo_interval) == (
+        "yahoo",
+        "1h",
+    )
+    assert resources["quality"].spike_threshold == 0.3
+    assert resources["market_data"].retry == RetryPolicy()
+
+
 def test_quality_defaults_and_the_webhook_url_is_not_kept() -> None:
-    assert QualitySettings.from_env({}) == QualitySettings()
-    assert QualitySettings().crosscheck_tolerance == 0.005
+    assert QualitySettings.from_env({}).crosscheck_tolerance == 0.005
     assert (
         QualitySettings.from_env({"CANDLE_CROSSCHECK_TOLERANCE": "0.01"}).crosscheck_tolerance
         == 0.01

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from candle_pipeline import runs
-from candle_pipeline.definitions import ASSETS
+from candle_pipeline.definitions import build_assets
 from candle_pipeline.domain.ticker_days import COMPLETE, FAILED, RETRY_LATER
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.catalog import build_resources
@@ -73,7 +73,7 @@ def test_nvda_split_replayed_from_raw_quotes_to_candles(
     settings = Settings.from_env(
         {"CANDLE_SOURCE": "yahoo", "CANDLE_YAHOO_REPLAY_DIR": str(YAHOO_FIXTURES)}
     )
-    defs = dg.Definitions(assets=ASSETS, resources=build_resources(settings, url))
+    defs = dg.Definitions(assets=build_assets(settings), resources=build_resources(settings, url))
     watch(url, ["NVDA"], AROUND_SPLIT[0])
     [outcome] = materialize(defs, instance)
     with engine_for(url).connect() as connection:

@@ -36,11 +36,12 @@ from candle_pipeline.checks.crosscheck import (
     SOURCE_MISMATCH_CHECK,
     cross_check,
     source_mismatch_evaluations,
+    source_mismatch_spec,
 )
 from candle_pipeline.checks.quality import (
-    CHECK_SPECS,
     SCORE_KEY,
     Targets,
+    check_specs,
     checked_materializations,
     day_evaluations,
     run_warnings,
@@ -48,6 +49,7 @@ from candle_pipeline.checks.quality import (
 from candle_pipeline.domain import sessions
 from candle_pipeline.domain.adjustments import known_factors, last_closes, unadjust_splits
 from candle_pipeline.domain.bars import DROP_REASONS, RAW_COLUMNS
+from candle_pipeline.domain.candles import CANDLE_INTERVALS
 from candle_pipeline.domain.candles import DAILY as DAILY_INTERVAL
 from candle_pipeline.domain.intraday import closed_candles, elapsed_timings
 from candle_pipeline.domain.periods import (
@@ -77,12 +79,12 @@ from candle_pipeline.domain.ticker_days import (
     plan_work,
     settle,
 )
-from candle_pipeline.partitions import backfill_policy, day_key, day_partitions, days_of
+from candle_pipeline.partitions import day_key, days_of
+from candle_pipeline.pools import MARKET_API_POOL
 from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import Fetched, MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import CANDLE_INTERVALS, MARKET_API_POOL
 from candle_pipeline.warehouse import quality_reports
 from candle_pipeline.warehouse.corporate_actions import load_actions, load_factors, store_actions
 from candle_pipeline.warehouse.partition_store import load_partitions
@@ -130,37 +132,6 @@ def _out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
     )
 
 
-@dg.multi_asset(
-    name="market_data",
-    outs={
-        "raw_quotes": _out(
-            RAW_QUOTES_TYPE,
-            "Bars exactly as the provider returned them (pre/post-market included), with "
-            "`source` and `fetched_at`.",
-        ),
-        "validated_quotes": _out(
-            VALIDATED_QUOTES_TYPE,
-            "Every raw bar tagged regular/pre/post/outside, one flag per quality rule and "
-            "`is_valid`.",
-        ),
-        "candles": _out(
-            CANDLES_TYPE,
-            "5m, 15m, 30m, 1h, 4h and 1d OHLCV of the valid regular-session bars of ticker-days "
-            "that passed the quality gate.",
-        ),
-    },
-    ins={"market_timings": dg.AssetIn(key=MARKET_TIMINGS)},
-    internal_asset_deps={
-        "raw_quotes": {MARKET_TIMINGS},
-        "validated_quotes": {RAW_QUOTES, MARKET_TIMINGS},
-        "candles": {VALIDATED_QUOTES, MARKET_TIMINGS},
-    },
-    check_specs=[*CHECK_SPECS, SOURCE_MISMATCH_CHECK],
-    partitions_def=day_partitions,
-    backfill_policy=backfill_policy(),
-    can_subset=True,
-    pool=MARKET_API_POOL,
-)
 def market_data(
     context: dg.AssetExecutionContext,
     config: MarketDataConfig,
@@ -398,7 +369,7 @@ def _cross_check_fallbacks(
     """The source_mismatch evaluations of the days with ticker-days a fallback served: their
     bars as stored against the first source of each ticker's chain that neither served nor
     failed on it in this run, and answers."""
-    if SOURCE_MISMATCH_CHECK.key not in selected or fetched is None or not fetched.fallbacks:
+    if SOURCE_MISMATCH_CHECK not in selected or fetched is None or not fetched.fallbacks:
         return iter(())
     served = raw[raw["ticker"].isin(list(fetched.fallbacks))]
     check = cross_check(
@@ -629,3 +600,40 @@ def _log_plan(
         shown = " | ".join(_period_lines((stuck if len(stuck) else incomplete).head(PERIODS_SHOWN)))
         log = context.log.warning if len(stuck) else context.log.info
         log(f"{len(incomplete)} period(s) without a candle: {shown}")
+
+
+def build_market_data(
+    partitions: dg.PartitionsDefinition, policy: dg.BackfillPolicy
+) -> dg.AssetsDefinition:
+    """The `market_data` multi-asset on the day partitions and backfill policy of the settings."""
+    return dg.multi_asset(
+        name="market_data",
+        outs={
+            "raw_quotes": _out(
+                RAW_QUOTES_TYPE,
+                "Bars exactly as the provider returned them (pre/post-market included), with "
+                "`source` and `fetched_at`.",
+            ),
+            "validated_quotes": _out(
+                VALIDATED_QUOTES_TYPE,
+                "Every raw bar tagged regular/pre/post/outside, one flag per quality rule and "
+                "`is_valid`.",
+            ),
+            "candles": _out(
+                CANDLES_TYPE,
+                "5m, 15m, 30m, 1h, 4h and 1d OHLCV of the valid regular-session bars of "
+                "ticker-days that passed the quality gate.",
+            ),
+        },
+        ins={"market_timings": dg.AssetIn(key=MARKET_TIMINGS)},
+        internal_asset_deps={
+            "raw_quotes": {MARKET_TIMINGS},
+            "validated_quotes": {RAW_QUOTES, MARKET_TIMINGS},
+            "candles": {VALIDATED_QUOTES, MARKET_TIMINGS},
+        },
+        check_specs=[*check_specs(partitions), source_mismatch_spec(partitions)],
+        partitions_def=partitions,
+        backfill_policy=policy,
+        can_subset=True,
+        pool=MARKET_API_POOL,
+    )(market_data)

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from candle_pipeline.domain import sessions
-from candle_pipeline.partitions import backfill_policy, day_partitions, days_of
+from candle_pipeline.partitions import days_of
 from candle_pipeline.resources.warehouse import WarehouseResource
 
 GROUP = "market_data"
@@ -12,13 +12,6 @@ IO_MANAGER = "warehouse_io_manager"
 MARKET_TIMINGS = dg.AssetKey("market_timings")
 
 
-@dg.asset(
-    partitions_def=day_partitions,
-    backfill_policy=backfill_policy(),
-    group_name=GROUP,
-    io_manager_key=IO_MANAGER,
-    kinds={"pandas", "postgres"},
-)
 def market_timings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pd.DataFrame:
     """Open or closed, regular session open/close (early closes, breaks) and expected bars.
 
@@ -42,3 +35,17 @@ def market_timings(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         }
     )
     return timings
+
+
+def build_market_timings(
+    partitions: dg.PartitionsDefinition, policy: dg.BackfillPolicy
+) -> dg.AssetsDefinition:
+    """The `market_timings` asset on the day partitions and backfill policy of the settings."""
+    return dg.asset(
+        name="market_timings",
+        partitions_def=partitions,
+        backfill_policy=policy,
+        group_name=GROUP,
+        io_manager_key=IO_MANAGER,
+        kinds={"pandas", "postgres"},
+    )(market_timings)

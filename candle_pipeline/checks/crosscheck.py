@@ -24,12 +24,12 @@ from candle_pipeline.checks.quality import Targets, named, offending_metadata
 from candle_pipeline.domain.adjustments import unadjust_splits
 from candle_pipeline.domain.crosscheck import compare_closes, daily_ohlcv, mismatches
 from candle_pipeline.domain.routing import reference_chain, source_chain
-from candle_pipeline.partitions import day_key, day_partitions, days_between
+from candle_pipeline.partitions import day_key, days_between
+from candle_pipeline.pools import MARKET_API_POOL
 from candle_pipeline.providers.base import ProviderSetupError
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import MARKET_API_POOL
 from candle_pipeline.warehouse.partition_store import load_partitions
 from candle_pipeline.warehouse.tables import TABLES
 
@@ -42,16 +42,22 @@ NOT_COMPARED_KEY = "not_compared"
 NO_OTHER_SOURCE = "no other source to compare with (name one: crosscheck --against SOURCE)"
 NO_REFERENCE_BAR = "no bar from the other source that day"
 
-SOURCE_MISMATCH_CHECK = dg.AssetCheckSpec(
-    SOURCE_MISMATCH,
-    asset=VALIDATED_QUOTES,
-    partitions_def=day_partitions,
-    description=(
-        "WARN: every cross-checked ticker-day of the day (served by a fallback source, or asked "
-        "for by `candle-pipeline crosscheck`) has a close within CANDLE_CROSSCHECK_TOLERANCE of "
-        "a second source's; a mismatch names ticker, both closes and both sources."
-    ),
-)
+SOURCE_MISMATCH_CHECK = dg.AssetCheckKey(VALIDATED_QUOTES, SOURCE_MISMATCH)
+
+
+def source_mismatch_spec(partitions: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    """The `source_mismatch` check: one evaluation per day of `partitions`."""
+    return dg.AssetCheckSpec(
+        SOURCE_MISMATCH,
+        asset=VALIDATED_QUOTES,
+        partitions_def=partitions,
+        description=(
+            "WARN: every cross-checked ticker-day of the day (served by a fallback source, or "
+            "asked for by `candle-pipeline crosscheck`) has a close within "
+            "CANDLE_CROSSCHECK_TOLERANCE of a second source's; a mismatch names ticker, both "
+            "closes and both sources."
+        ),
+    )
 
 
 @dataclass(frozen=True)

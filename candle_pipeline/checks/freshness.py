@@ -20,13 +20,13 @@ from candle_pipeline.domain.freshness import (
 from candle_pipeline.domain.ticker_days import COMPLETE
 from candle_pipeline.resources.quality import QualityResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import (
-    FRESHNESS_CHECK_CRON,
-    FRESHNESS_LOOKBACK_DAYS,
-    OperationsSettings,
-)
+from candle_pipeline.settings import OperationsSettings
 
 FRESHNESS = "freshness"
+# How often the freshness check runs when its schedule is on (UTC cron).
+FRESHNESS_CHECK_CRON = "*/30 * * * *"
+# Days back from today in which the freshness check looks for the latest closed session.
+FRESHNESS_LOOKBACK_DAYS = 10
 
 
 class FreshnessConfig(dg.Config):

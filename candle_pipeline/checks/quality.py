@@ -28,9 +28,10 @@ from candle_pipeline.assets.types import RAW_QUOTES, VALIDATED_QUOTES
 from candle_pipeline.dagster_internals import CheckTarget as Target
 from candle_pipeline.domain.quality import Assessment, QualityRules, Validation, flagged_rows
 from candle_pipeline.domain.ticker_days import BLOCKED, CLOSED, MISSING, NO_DATA
-from candle_pipeline.partitions import day_key, day_partitions
-from candle_pipeline.settings import OFFENDING_ROWS_SHOWN
+from candle_pipeline.partitions import day_key
 
+# Offending rows (or gaps) shown in a check's metadata and in a partition's metadata.
+OFFENDING_ROWS_SHOWN = 5
 QUALITY_SCORE = "quality_score"
 COVERAGE = "coverage"
 SPIKES = "spikes"
@@ -44,24 +45,8 @@ OFFENDING_COUNT_KEY = "offending_count"
 # Metadata key of a day's lowest quality score, on materialisations and evaluations alike.
 SCORE_KEY = "quality_score_min"
 
-QUALITY_SCORE_CHECK = dg.AssetCheckSpec(
-    QUALITY_SCORE,
-    asset=VALIDATED_QUOTES,
-    partitions_def=day_partitions,
-    description=(
-        "ERROR: every scored ticker-day of the day has a quality score (completeness x validity "
-        "x consistency) of at least CANDLE_QUALITY_THRESHOLD; one below never becomes candles."
-    ),
-)
-COVERAGE_CHECK = dg.AssetCheckSpec(
-    COVERAGE,
-    asset=RAW_QUOTES,
-    partitions_def=day_partitions,
-    description=(
-        "ERROR: every open session of a watched ticker has data; names the ticker-days without "
-        "(no_data, failed, retry_later) and their status."
-    ),
-)
+QUALITY_SCORE_CHECK = dg.AssetCheckKey(VALIDATED_QUOTES, QUALITY_SCORE)
+COVERAGE_CHECK = dg.AssetCheckKey(RAW_QUOTES, COVERAGE)
 WARNING_CHECKS = (
     dg.AssetCheckSpec(
         SPIKES,
@@ -81,7 +66,33 @@ WARNING_CHECKS = (
         description="WARN: in the run's days, no long run of identical closes with zero volume.",
     ),
 )
-CHECK_SPECS = (QUALITY_SCORE_CHECK, COVERAGE_CHECK, *WARNING_CHECKS)
+
+
+def check_specs(partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The checks of `market_data`: one evaluation per day of `partitions` for the quality
+    score and the coverage, and the warnings about the run's days."""
+    return [
+        dg.AssetCheckSpec(
+            QUALITY_SCORE,
+            asset=VALIDATED_QUOTES,
+            partitions_def=partitions,
+            description=(
+                "ERROR: every scored ticker-day of the day has a quality score (completeness x "
+                "validity x consistency) of at least CANDLE_QUALITY_THRESHOLD; one below never "
+                "becomes candles."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            COVERAGE,
+            asset=RAW_QUOTES,
+            partitions_def=partitions,
+            description=(
+                "ERROR: every open session of a watched ticker has data; names the ticker-days "
+                "without (no_data, failed, retry_later) and their status."
+            ),
+        ),
+        *WARNING_CHECKS,
+    ]
 
 
 def offending_metadata(items: Sequence[str]) -> dict[str, object]:
@@ -114,10 +125,10 @@ def day_evaluations(
     from one of an older materialisation."""
     facts = _DayFacts.of(final)
     for day in days:
-        if QUALITY_SCORE_CHECK.key in selected:
+        if QUALITY_SCORE_CHECK in selected:
             target = targets.get((VALIDATED_QUOTES, day_key(day)))
             yield _quality_score(day, facts, threshold, target)
-        if COVERAGE_CHECK.key in selected:
+        if COVERAGE_CHECK in selected:
             yield _coverage(day, facts, targets.get((RAW_QUOTES, day_key(day))))
 
 
@@ -130,7 +141,7 @@ def checked_materializations(
     """Per asset with a selected day check and per day, the materialisation this run recorded:
     one query per asset for all the run's days."""
     keys = [day_key(day) for day in days]
-    checked = {spec.asset_key for spec in DAY_CHECKS if spec.key in selected}
+    checked = {key.asset_key for key in DAY_CHECKS if key in selected}
     targets: dict[tuple[dg.AssetKey, str], Target] = {}
     for asset_key in checked:
         records = instance.fetch_materializations(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Check failures of at least this severity are alerted (the lowest first); failed runs always are.
+ALERT_SEVERITIES = ("WARN", "ERROR")
 # Error messages and check results are cut to this many characters in an alert.
 ALERT_DETAIL_CHARS = 500
 # Days named in a digest, and ticker-days named in it, before "... and N more".

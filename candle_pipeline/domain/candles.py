@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from candle_pipeline.domain.bars import BAR_COLUMNS, BAR_DTYPES, INTERVAL_SECONDS
-from candle_pipeline.settings import CANDLE_INTERVALS
+
+# Candle intervals, finest first; each is aggregated only from raw bars that are finer.
+CANDLE_INTERVALS = ("5m", "15m", "30m", "1h", "4h", "1d")
 
 # A candle is a bar of its interval, with the number of bars it was built from.
 CANDLE_COLUMNS = (*BAR_COLUMNS, "bar_count")

@@ -42,19 +42,21 @@ from candle_pipeline.domain.sessions import (
     attach_sessions,
     session_tags,
 )
-from candle_pipeline.settings import (
-    DEFAULT_QUALITY_THRESHOLD,
-    DEFAULT_SPIKE_THRESHOLD,
-    GAP_MIN_BARS,
-    SPIKE_PENALTY,
-    STALE_RUN_MIN_BARS,
-)
 
 SESSIONS = (SESSION_REGULAR, SESSION_PRE, SESSION_POST, SESSION_OUTSIDE)
 DAILY = "1d"
 SECONDS_PER_MINUTE = 60
 STATUS_SCORED = "scored"
 STATUS_CLOSED = "market closed"
+# Each unexplained spike in the regular session multiplies the consistency component by this.
+SPIKE_PENALTY = 0.5
+# A stale run: at least this many consecutive bars with the same close and zero volume.
+STALE_RUN_MIN_BARS = 10
+# A gap: at least this many consecutive expected regular-session bars without a usable bar
+# (single quiet minutes without a trade are normal and only lower completeness).
+GAP_MIN_BARS = 5
+# A ticker's first bar is measured from its last valid close at most this many days earlier.
+PREVIOUS_CLOSE_LOOKBACK_DAYS = 10
 
 # The last valid close of each ticker before the days being validated.
 PREVIOUS_CLOSE_COLUMNS = ("ticker", "trade_date", "close")
@@ -94,10 +96,11 @@ VALIDATED_COLUMNS = (*RAW_COLUMNS, "session", *FLAG_COLUMNS, "is_valid")
 
 @dataclass(frozen=True)
 class QualityRules:
-    """The tunable thresholds of validation and scoring."""
+    """The thresholds of validation and scoring: the gate and the spike move come from the
+    quality resource (a user tunes them), the rest are the rules' own."""
 
-    threshold: float = DEFAULT_QUALITY_THRESHOLD
-    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
+    threshold: float
+    spike_threshold: float
     spike_penalty: float = SPIKE_PENALTY
     stale_run_bars: int = STALE_RUN_MIN_BARS
     gap_min_bars: int = GAP_MIN_BARS
@@ -160,7 +163,7 @@ def validate_quotes(
     raw: pd.DataFrame,
     timings: pd.DataFrame,
     exchanges: ExchangeDirectory,
-    rules: QualityRules | None = None,
+    rules: QualityRules,
     *,
     factors: pd.DataFrame | None = None,
     previous_closes: pd.DataFrame | None = None,
@@ -172,7 +175,6 @@ def validate_quotes(
     (PREVIOUS_CLOSE_COLUMNS) give the reference of each ticker's first bar. Without a reference a
     bar's prices are measured against its own close, which still catches a wild print inside it.
     """
-    rules = rules or QualityRules()
     bars = raw.loc[:, list(RAW_COLUMNS)].reset_index(drop=True)
     with_sessions = attach_sessions(bars, timings, exchanges)
     flags = {name: rule(bars).to_numpy(dtype=bool) for name, rule in ROW_RULES.items()}
@@ -281,11 +283,10 @@ def assess(
     timings: pd.DataFrame,
     exchanges: ExchangeDirectory,
     ticker_days: pd.DataFrame,
-    rules: QualityRules | None = None,
+    rules: QualityRules,
 ) -> Assessment:
     """The quality of each ticker-day of `ticker_days` (columns ticker, trade_date), whether it
     has rows or not: all at once, with no Python work per ticker-day."""
-    rules = rules or QualityRules()
     quotes = validation.quotes
     wanted = (
         ticker_days.loc[:, ["ticker", "trade_date"]]

@@ -6,6 +6,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 from candle_pipeline.domain.symbols import is_crypto_pair
 
+# The market-data sources, as CANDLE_SOURCE and a watch-list entry's provider name them.
+KNOWN_SOURCES = ("csv", "yahoo", "synthetic", "polygon", "ccxt")
+# The source a crypto pair (`BTC/USDT`) is routed to when its watch-list entry names none.
+CRYPTO_SOURCE = "ccxt"
+
 
 def route(
     listed: Mapping[str, str | None], default_source: str, crypto_source: str

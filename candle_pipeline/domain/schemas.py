@@ -16,8 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 
 from candle_pipeline.domain.bars import ADJ_CLOSE, INTERVAL_SECONDS, PRICE_COLUMNS, VALUE_COLUMNS
+from candle_pipeline.domain.candles import CANDLE_INTERVALS
 from candle_pipeline.domain.quality import FLAG_COLUMNS, SESSIONS
-from candle_pipeline.settings import CANDLE_INTERVALS
 
 KEY = ["ticker", "interval", "ts"]
 UTC_TIMESTAMP = pd.DatetimeTZDtype("ns", "UTC")

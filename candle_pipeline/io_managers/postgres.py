@@ -12,7 +12,7 @@ A downstream asset of the user's can ask for `candles` or `raw_quotes` in the sh
 `read.bars` return for the input's days, e.g.
 
     @dg.asset(
-        partitions_def=day_partitions,
+        partitions_def=day_partitions(get_settings()),
         ins={"candles": dg.AssetIn(metadata={"interval": "1d", "adjust": "splits"})},
     )
     def daily_returns(candles: pd.DataFrame) -> pd.DataFrame: ...

@@ -33,6 +33,7 @@ from candle_pipeline.providers.resilience import Resilience
 # exchange allows.
 OHLCV_PAGE_LIMIT = 1000
 MILLISECONDS = 1000
+CCXT_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "1d")
 # A 24/7 market's session date is the UTC date of the bar.
 TIMEZONE = "UTC"
 # Markets loaded: spot only (one request instead of three on Binance; pairs like BTC/USDT).

@@ -26,6 +26,8 @@ from candle_pipeline.domain.corporate_actions import empty_actions
 from candle_pipeline.domain.sessions import exchange_calendar
 from candle_pipeline.providers.base import FetchResult
 
+# The bundled sample Lean folder: the csv source's default and what `demo` loads.
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 MINUTE_DIR = "lean-minute"
 DAILY_DIR = "lean-daily"
 MINUTE_COLUMNS = ("ts", *VALUE_COLUMNS)

@@ -62,6 +62,7 @@ TIMESPANS = {
     "1d": (1, "day"),
 }
 DAILY = "1d"
+POLYGON_INTERVALS = tuple(TIMESPANS)
 # The largest pages Polygon serves: aggregates (bars) and reference data (rows).
 AGGREGATES_PAGE_LIMIT = 50_000
 REFERENCE_PAGE_LIMIT = 1_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from candle_pipeline.domain.routing import KNOWN_SOURCES
 from candle_pipeline.providers.base import MarketDataProvider, ProviderSetupError
 from candle_pipeline.providers.crypto import CcxtProvider, exchange_client
 from candle_pipeline.providers.csv_files import CsvProvider
@@ -15,40 +16,33 @@ from candle_pipeline.providers.replay import RecordedExchanges, RecordedPaths
 from candle_pipeline.providers.resilience import BreakerSettings, Resilience, RetryPolicy
 from candle_pipeline.providers.synthetic import SyntheticProvider
 from candle_pipeline.providers.yahoo import YahooProvider
-from candle_pipeline.settings import (
-    DEFAULT_CCXT_EXCHANGE,
-    DEFAULT_CCXT_INTERVAL,
-    DEFAULT_EXCHANGE,
-    DEFAULT_POLYGON_INTERVAL,
-    DEFAULT_SYNTHETIC_INTERVAL,
-    DEFAULT_YAHOO_INTERVAL,
-    KNOWN_SOURCES,
-    NETWORK_SOURCES,
-)
 
 YAHOO_ENDPOINT = "https://query2.finance.yahoo.com"
+# Sources that answer over HTTP and share the client's rate limiter, retries and breaker.
+NETWORK_SOURCES = ("yahoo", "polygon", "ccxt")
 
 
 @dataclass(frozen=True)
 class ProviderOptions:
     """How a provider is built: how one that calls a service over HTTP calls it, and what the
-    synthetic source makes up."""
+    synthetic source makes up. The market-data resource fills it from its fields (where every
+    default is written); None: not configured (no replay folder, the service's own URL, no key)."""
 
     retry: RetryPolicy
     breaker: BreakerSettings
     timeout_seconds: float
-    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
+    yahoo_interval: str
+    synthetic_interval: str
+    default_mic: str
+    polygon_interval: str
+    ccxt_exchange: str
+    ccxt_interval: str
     limiter: RateLimiter | None = None
     yahoo_replay_dir: str | None = None
     yahoo_base_url: str | None = None
-    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
-    default_mic: str = DEFAULT_EXCHANGE
     polygon_api_key: str | None = None
-    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
     polygon_replay_dir: str | None = None
     polygon_base_url: str | None = None
-    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
-    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
     ccxt_replay_dir: str | None = None
     ccxt_base_url: str | None = None
 

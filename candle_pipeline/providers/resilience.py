@@ -16,11 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
+import dagster as dg
 import pybreaker
 import tenacity
+from pydantic import Field
 
 from candle_pipeline.providers.base import (
     CallStats,
@@ -32,27 +33,24 @@ from candle_pipeline.providers.base import (
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a failed request is tried again."""
+class RetryPolicy(dg.Config):
+    """How often and how patiently a failed request is tried again: attempts per request,
+    exponential backoff with jitter between them, and the longest Retry-After waited for within
+    a run before the ticker-day is left for a later retry."""
 
-    attempts: int
-    backoff_initial_seconds: float
-    backoff_max_seconds: float
-    backoff_jitter_seconds: float
-    max_retry_after_seconds: float
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("retry attempts must be at least 1")
-        if min(self.backoff_initial_seconds, self.backoff_max_seconds) < 0:
-            raise ValueError("backoff seconds must not be negative")
+    attempts: int = Field(default=5, ge=1)
+    backoff_initial_seconds: float = Field(default=1.0, ge=0)
+    backoff_max_seconds: float = Field(default=60.0, ge=0)
+    backoff_jitter_seconds: float = Field(default=1.0, ge=0)
+    max_retry_after_seconds: float = Field(default=300.0, ge=0)
 
 
-@dataclass(frozen=True)
-class BreakerSettings:
-    failures: int
-    reset_seconds: float
+class BreakerSettings(dg.Config):
+    """Consecutive failed requests before a provider is not called any more, and the seconds
+    before one trial request is let through again."""
+
+    failures: int = Field(default=8, ge=1)
+    reset_seconds: float = Field(default=300.0, ge=0)
 
 
 _BREAKERS: dict[tuple[str, str, BreakerSettings], pybreaker.CircuitBreaker] = {}

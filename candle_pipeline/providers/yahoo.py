@@ -65,10 +65,23 @@ from candle_pipeline.providers.rate_limit import RateLimiter
 from candle_pipeline.providers.replay import RecordedExchanges
 from candle_pipeline.providers.resilience import Resilience
 from candle_pipeline.providers.yahoo_http import Route, YahooSession, routed
-from candle_pipeline.settings import YAHOO_WINDOW_LIMITS
 
 # The bar width of the request for the corporate actions after the requested days.
 EVENTS_INTERVAL = "1d"
+# Bar widths Yahoo is asked for (its own names); daily bars reach back to a listing's first day.
+YAHOO_INTERVALS = ("1m", "2m", "5m", "15m", "30m", "1h", "1d")
+# Yahoo's request windows per interval, in calendar days: (longest span one request may cover,
+# how far back from today the interval is served). None: no limit. Yahoo documents none of this;
+# these are the limits it enforces today (yfinance encodes the same numbers).
+YAHOO_WINDOW_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "1m": (8, 30),
+    "2m": (60, 60),
+    "5m": (60, 60),
+    "15m": (60, 60),
+    "30m": (60, 60),
+    "1h": (730, 730),
+    "1d": (None, None),
+}
 
 
 _SESSION: YahooSession | None = None

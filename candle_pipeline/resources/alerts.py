@@ -24,8 +24,10 @@ class AlertWebhookResource(dg.ConfigurableResource):
     """Where alerts go. `url` comes from CANDLE_ALERT_WEBHOOK_URL; None: the Dagster log only."""
 
     url: str | None = None
-    dagster_ui_url: str
-    min_severity: str
+    # Where the links of an alert point (CANDLE_DAGSTER_UI_URL).
+    dagster_ui_url: str = "http://localhost:3000"
+    # The least severe check failure alerted (CANDLE_ALERT_MIN_SEVERITY): WARN or ERROR.
+    min_severity: str = "ERROR"
 
     @property
     def enabled(self) -> bool:

@@ -1,8 +1,11 @@
-"""The resources every asset needs, built in one place for definitions, the CLI and tests."""
+"""The resources every asset needs, built in one place for definitions, the CLI and tests.
+
+Each field the environment sets comes from `settings`; every other field keeps the default its
+resource declares. Secrets (the database URL, the Polygon key, the alert URLs) are `dg.EnvVar`s:
+Dagster reads them where the resource is built, and the launchpad shows only their names.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import dagster as dg
 
@@ -31,28 +34,11 @@ def build_resources(
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresPartitionIOManager(warehouse=warehouse),
         "market_data": MarketDataResource(
-            source=settings.source,
-            csv_dir=str(settings.csv_dir),
+            **settings.market_data_fields(),
             warehouse=warehouse,
-            yahoo_interval=settings.yahoo_interval,
-            yahoo_replay_dir=_text(settings.yahoo_replay_dir),
-            requests_per_minute=settings.requests_per_minute,
-            synthetic_interval=settings.synthetic_interval,
-            fallback_sources=list(settings.fallback_sources),
-            # Read by Dagster from the environment when the resource is built; never config.
             polygon_api_key=dg.EnvVar(ENV_POLYGON_API_KEY) if settings.polygon_key_set else None,
-            polygon_interval=settings.polygon_interval,
-            polygon_replay_dir=_text(settings.polygon_replay_dir),
-            ccxt_exchange=settings.ccxt_exchange,
-            ccxt_interval=settings.ccxt_interval,
-            ccxt_replay_dir=_text(settings.ccxt_replay_dir),
         ),
-        "quality": QualityResource(
-            quality_threshold=quality.quality_threshold,
-            spike_threshold=quality.spike_threshold,
-            freshness_delay_minutes=quality.freshness_delay_minutes,
-            crosscheck_tolerance=quality.crosscheck_tolerance,
-        ),
+        "quality": QualityResource(**quality.quality_fields()),
         "alert_webhook": AlertWebhookResource(
             url=dg.EnvVar(ENV_ALERT_WEBHOOK_URL) if quality.alert_webhook_configured else None,
             dagster_ui_url=quality.dagster_ui_url,
@@ -69,7 +55,3 @@ def build_warehouse(settings: Settings, database_url: str | None = None) -> Ware
         default_exchange=settings.default_exchange,
         extra_exchanges=list(settings.extra_exchanges),
     )
-
-
-def _text(folder: Path | None) -> str | None:
-    return str(folder) if folder is not None else None

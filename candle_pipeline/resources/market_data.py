@@ -25,7 +25,7 @@ from candle_pipeline.domain.corporate_actions import (
     with_details,
 )
 from candle_pipeline.domain.intraday import new_bars
-from candle_pipeline.domain.routing import reference_chain, route, source_chain
+from candle_pipeline.domain.routing import CRYPTO_SOURCE, reference_chain, route, source_chain
 from candle_pipeline.domain.ticker_days import FAILED, RETRY_LATER, FailedRetries, Failure
 from candle_pipeline.providers.base import (
     CallStats,
@@ -36,32 +36,11 @@ from candle_pipeline.providers.base import (
     fetch_group,
 )
 from candle_pipeline.providers.crypto import exchange_requests_per_minute
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.providers.rate_limit import limiter_for
 from candle_pipeline.providers.registry import ProviderOptions, build_provider, needs_rate_limit
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
 from candle_pipeline.resources.warehouse import WarehouseResource, ensure_tables
-from candle_pipeline.settings import (
-    CRYPTO_SOURCE,
-    DEFAULT_BACKOFF_INITIAL_SECONDS,
-    DEFAULT_BACKOFF_JITTER_SECONDS,
-    DEFAULT_BACKOFF_MAX_SECONDS,
-    DEFAULT_BREAKER_FAILURES,
-    DEFAULT_BREAKER_RESET_SECONDS,
-    DEFAULT_CCXT_EXCHANGE,
-    DEFAULT_CCXT_INTERVAL,
-    DEFAULT_FAILED_RETRY_ATTEMPTS,
-    DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS,
-    DEFAULT_MAX_RETRY_AFTER_SECONDS,
-    DEFAULT_POLYGON_INTERVAL,
-    DEFAULT_POLYGON_REQUEST_BURST,
-    DEFAULT_POLYGON_REQUESTS_PER_MINUTE,
-    DEFAULT_REQUEST_BURST,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_REQUESTS_PER_MINUTE,
-    DEFAULT_RETRY_ATTEMPTS,
-    DEFAULT_SYNTHETIC_INTERVAL,
-    DEFAULT_YAHOO_INTERVAL,
-)
 
 MASK = "***"
 
@@ -109,37 +88,45 @@ class MarketDataResource(dg.ConfigurableResource):
     """Fetches bars from each ticker's source (with fallbacks) and stamps them with source and
     fetch time."""
 
-    source: str
-    csv_dir: str
+    # Where bars come from (CANDLE_SOURCE): csv, yahoo, synthetic, polygon or ccxt.
+    source: str = "csv"
+    # The Lean folder of the csv source (CANDLE_CSV_DIR): the bundled sample by default.
+    csv_dir: str = str(SAMPLE_DATA_DIR)
     warehouse: WarehouseResource
+    # Sources asked in order for the tickers a ticker's own source failed on.
     fallback_sources: list[str] = []
-    yahoo_interval: str = DEFAULT_YAHOO_INTERVAL
+    yahoo_interval: str = "1d"
     yahoo_replay_dir: str | None = None
     yahoo_base_url: str | None = None
+    # A secret: only ever `dg.EnvVar("CANDLE_POLYGON_API_KEY")`, never a value in config.
     polygon_api_key: str | None = None
-    polygon_interval: str = DEFAULT_POLYGON_INTERVAL
+    polygon_interval: str = "1d"
     polygon_replay_dir: str | None = None
     polygon_base_url: str | None = None
-    polygon_requests_per_minute: float = DEFAULT_POLYGON_REQUESTS_PER_MINUTE
-    polygon_request_burst: int = DEFAULT_POLYGON_REQUEST_BURST
-    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
-    ccxt_interval: str = DEFAULT_CCXT_INTERVAL
+    # Polygon's free tier allows 5 requests a minute.
+    polygon_requests_per_minute: float = 5.0
+    polygon_request_burst: int = 1
+    ccxt_exchange: str = "binance"
+    ccxt_interval: str = "1d"
     ccxt_replay_dir: str | None = None
     ccxt_base_url: str | None = None
+    # None: the exchange's own rate as ccxt publishes it; a value can only lower it.
     ccxt_requests_per_minute: float | None = None
-    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
-    request_burst: int = DEFAULT_REQUEST_BURST
-    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
-    backoff_initial_seconds: float = DEFAULT_BACKOFF_INITIAL_SECONDS
-    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
-    backoff_jitter_seconds: float = DEFAULT_BACKOFF_JITTER_SECONDS
-    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
-    breaker_failures: int = DEFAULT_BREAKER_FAILURES
-    breaker_reset_seconds: float = DEFAULT_BREAKER_RESET_SECONDS
-    synthetic_interval: str = DEFAULT_SYNTHETIC_INTERVAL
-    failed_retry_first_wait_seconds: float = DEFAULT_FAILED_RETRY_FIRST_WAIT_SECONDS
-    failed_retry_attempts: int = DEFAULT_FAILED_RETRY_ATTEMPTS
+    synthetic_interval: str = "1m"
+    # Yahoo publishes no quota; bursts of more than ~2,000 requests an hour get 429s. One
+    # request a second sustained, with a burst of a few, stays well below.
+    requests_per_minute: float = 60.0
+    request_burst: int = 5
+    # Seconds one HTTP request may take before it counts as a timeout (and is retried).
+    request_timeout_seconds: float = 20.0
+    # The one retry policy of every provider request, and its circuit breaker.
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerSettings = BreakerSettings()
+    # A ticker-day the provider refused is asked again by the retry sensor after an hour, then
+    # after 2, 4 and 8 hours: five attempts in all, about a day, before it waits for a person
+    # or a run.
+    failed_retry_first_wait_seconds: float = 3600.0
+    failed_retry_attempts: int = 5
 
     _providers: dict[str, MarketDataProvider] = PrivateAttr(default_factory=dict)
 
@@ -168,16 +155,11 @@ class MarketDataResource(dg.ConfigurableResource):
             text = text.replace(self.polygon_api_key, MASK)
         return text
 
-    def _build(self, source: str) -> MarketDataProvider:
-        options = ProviderOptions(
-            retry=RetryPolicy(
-                attempts=self.retry_attempts,
-                backoff_initial_seconds=self.backoff_initial_seconds,
-                backoff_max_seconds=self.backoff_max_seconds,
-                backoff_jitter_seconds=self.backoff_jitter_seconds,
-                max_retry_after_seconds=self.max_retry_after_seconds,
-            ),
-            breaker=BreakerSettings(self.breaker_failures, self.breaker_reset_seconds),
+    def provider_options(self) -> ProviderOptions:
+        """How this client's providers are built (without a rate limiter)."""
+        return ProviderOptions(
+            retry=self.retry,
+            breaker=self.breaker,
             timeout_seconds=self.request_timeout_seconds,
             yahoo_interval=self.yahoo_interval,
             yahoo_replay_dir=self.yahoo_replay_dir,
@@ -193,6 +175,9 @@ class MarketDataResource(dg.ConfigurableResource):
             ccxt_replay_dir=self.ccxt_replay_dir,
             ccxt_base_url=self.ccxt_base_url,
         )
+
+    def _build(self, source: str) -> MarketDataProvider:
+        options = self.provider_options()
         if needs_rate_limit(source, options):
             ensure_tables(self.warehouse.database_url)
             per_minute, burst = self._rate(source)

@@ -26,15 +26,7 @@ from sqlalchemy.engine import make_url
 from candle_pipeline.domain.calendar_overrides import CalendarOverride
 from candle_pipeline.domain.exchanges import SOURCE_PROVIDER, validate_mic
 from candle_pipeline.domain.sessions import ExchangeDirectory
-from candle_pipeline.settings import (
-    DB_RETRY_ATTEMPTS,
-    DB_RETRY_FIRST_WAIT_SECONDS,
-    DB_RETRY_MAX_WAIT_SECONDS,
-    DEFAULT_EXCHANGE,
-    ENV_DATABASE_URL,
-    mask_url,
-    validate_postgres_url,
-)
+from candle_pipeline.settings import ENV_DATABASE_URL, mask_url, validate_postgres_url
 from candle_pipeline.warehouse import (
     calendar_overrides,
     corporate_actions,
@@ -47,11 +39,19 @@ from candle_pipeline.warehouse.calendar_overrides import StoredOverride
 from candle_pipeline.warehouse.watchlist import NewTicker, WatchedTicker
 
 T = TypeVar("T")
+# A warehouse transaction that loses its connection (server restart, network) is run again on a
+# new connection, up to this many attempts, waiting 0.5, 1, 2, ... seconds (at most the maximum).
+DB_RETRY_ATTEMPTS = 6
+DB_RETRY_FIRST_WAIT_SECONDS = 0.5
+DB_RETRY_MAX_WAIT_SECONDS = 8.0
 LOGGER = logging.getLogger(__name__)
 
 # A server that does not answer fails a connection attempt after this long; the retry policy
 # then decides whether to try again.
 CONNECT_TIMEOUT_SECONDS = 10
+# The exchange of a ticker the watch list does not place elsewhere (CANDLE_DEFAULT_EXCHANGE), an
+# ISO 10383 MIC: the New York Stock Exchange unless set.
+DEFAULT_EXCHANGE = "XNYS"
 
 _ENGINES: dict[tuple[str, int], sa.Engine] = {}
 _TABLES_READY: set[str] = set()

@@ -23,14 +23,15 @@ from candle_pipeline.dagster_internals import (
     EventLogStorage,
     PartitionKeyFilter,
 )
-from candle_pipeline.domain.alerts import Alert, FailedEvaluation, check_digest, run_alert
+from candle_pipeline.domain.alerts import (
+    ALERT_SEVERITIES,
+    Alert,
+    FailedEvaluation,
+    check_digest,
+    run_alert,
+)
 from candle_pipeline.resources.alerts import AlertDeliveryError, AlertWebhookResource
 from candle_pipeline.runs import RANGE_END_TAG, RANGE_START_TAG, failure_message
-from candle_pipeline.settings import (
-    ALERT_EVENTS_PER_TICK,
-    ALERT_SENSOR_INTERVAL_SECONDS,
-    ALERT_SEVERITIES,
-)
 
 WATCHED_EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE}
 DECIDED = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
@@ -38,6 +39,10 @@ DECIDED = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordS
 HISTORY_DEPTH = 5
 # Dagster's documented tag of a run of one partition.
 PARTITION_TAG = "dagster/partition"
+ALERT_SENSOR_INTERVAL_SECONDS = 30
+# Events read from the instance per sensor tick (a year-long backfill of one check is one
+# digest); the cursor continues on the next tick.
+ALERT_EVENTS_PER_TICK = 5000
 
 
 @dg.sensor(

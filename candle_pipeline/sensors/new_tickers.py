@@ -22,10 +22,12 @@ from candle_pipeline.jobs import market_data_job
 from candle_pipeline.partitions import days_between, today
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import WorkRequest, run_requests
-from candle_pipeline.settings import NEW_TICKERS_SENSOR_INTERVAL_SECONDS, get_settings
+from candle_pipeline.settings import get_settings
 from candle_pipeline.warehouse.watchlist import WatchedTicker
 
 TICKERS_TAG = "candle/tickers"
+# How often the new-tickers sensor compares the watch list with what it requested.
+NEW_TICKERS_SENSOR_INTERVAL_SECONDS = 30
 # Dagster caps tag values; the full list is in the run config anyway.
 TAG_VALUE_LIMIT = 255
 RUN_KEY_DIGEST_BYTES = 8

@@ -18,9 +18,10 @@ import pandas as pd
 from candle_pipeline.jobs import market_data_job
 from candle_pipeline.resources.warehouse import WarehouseResource
 from candle_pipeline.runs import WorkRequest, run_requests
-from candle_pipeline.settings import RETRY_SENSOR_INTERVAL_SECONDS
 
 RETRY_TAG = "candle/retry"
+# How often the retry sensor looks for ticker-days whose wait for a retry is over.
+RETRY_SENSOR_INTERVAL_SECONDS = 60
 RUN_KEY_DIGEST_BYTES = 8
 
 

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from candle_pipeline.settings import SETTINGS_SENSOR_INTERVAL_SECONDS, settings_in_use
+from candle_pipeline.settings import settings_in_use
 
 DAEMON_SETTINGS_KEY = "candle_pipeline/daemon_settings"
+# How often the daemon records the settings it runs with (for `doctor`).
+SETTINGS_SENSOR_INTERVAL_SECONDS = 60
 
 
 @dg.sensor(

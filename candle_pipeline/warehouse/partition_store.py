@@ -25,7 +25,6 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.dialects import postgresql
 
-from candle_pipeline.settings import COPY_CHUNK_ROWS
 from candle_pipeline.warehouse import binary_copy
 from candle_pipeline.warehouse.tables import PartitionedTable
 
@@ -34,6 +33,9 @@ KeyValues = tuple[date | str, ...]
 Keys = pd.DataFrame | Sequence[KeyValues]
 # The temporary table a statement's keys are copied into.
 KEYS_TABLE = "candle_keys"
+# Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
+# the next chunk overlap with the server ingesting the previous one.
+COPY_CHUNK_ROWS = 50_000
 
 
 class PartitionWriteError(ValueError):

@@ -14,8 +14,11 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from candle_pipeline.domain.quality import PREVIOUS_CLOSE_COLUMNS, Assessment
-from candle_pipeline.settings import PREVIOUS_CLOSE_LOOKBACK_DAYS
+from candle_pipeline.domain.quality import (
+    PREVIOUS_CLOSE_COLUMNS,
+    PREVIOUS_CLOSE_LOOKBACK_DAYS,
+    Assessment,
+)
 from candle_pipeline.warehouse.partition_store import qualified, replace_partitions
 from candle_pipeline.warehouse.tables import PartitionedTable, quality_reports, validated_quotes
 

@@ -31,9 +31,9 @@ from candle_pipeline.domain.schemas import (
     ValidatedQuotesSchema,
     pandas_dtypes,
 )
-from candle_pipeline.settings import get_settings
+from candle_pipeline.settings import warehouse_schema
 
-WAREHOUSE_SCHEMA = get_settings().warehouse_schema
+WAREHOUSE_SCHEMA = warehouse_schema()
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)
 
 

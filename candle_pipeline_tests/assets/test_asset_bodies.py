@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from candle_pipeline.domain.calendar_overrides import EARLY_CLOSE, CalendarOverride
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import engine_for
-from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline.warehouse import calendar_overrides
 from candle_pipeline_tests.conftest import definitions_for, table, watch
 

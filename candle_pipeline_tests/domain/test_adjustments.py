@@ -20,7 +20,7 @@ from candle_pipeline.domain.adjustments import (
     known_factors,
     unadjust_splits,
 )
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 
 FACTOR_FILE = SAMPLE_DATA_DIR / "lean-daily" / "factor_files" / "AAPL.csv"
 DAILY_FILE = SAMPLE_DATA_DIR / "lean-daily" / "AAPL.csv"

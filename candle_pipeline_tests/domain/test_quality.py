@@ -24,12 +24,12 @@ from candle_pipeline.domain.quality import (
 )
 from candle_pipeline.domain.schemas import CandlesSchema, ValidatedQuotesSchema
 from candle_pipeline.domain.sessions import ExchangeDirectory, market_timings
-from candle_pipeline.providers.csv_files import CsvProvider
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR, CsvProvider
 from candle_pipeline_tests.quality import corrupt
 
 XNYS = ExchangeDirectory(default="XNYS", by_ticker={})
-RULES = QualityRules()
+# The quality resource's default thresholds.
+RULES = QualityRules(threshold=0.8, spike_threshold=0.5)
 TIMINGS = market_timings(["XNYS"], date(2013, 10, 1), date(2015, 12, 31))
 FACTOR_FILES = SAMPLE_DATA_DIR / "lean-daily" / "factor_files"
 SPLIT_DAY = date(2014, 6, 9)

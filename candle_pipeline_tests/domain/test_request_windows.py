@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import pytest
 
 from candle_pipeline.domain.request_windows import RequestWindowError, request_windows
-from candle_pipeline.settings import YAHOO_WINDOW_LIMITS
+from candle_pipeline.providers.yahoo import YAHOO_WINDOW_LIMITS
 
 TODAY = date(2025, 3, 14)
 

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 
 from candle_pipeline.partitions import day_partitions
 from candle_pipeline.resources.warehouse import engine_for
+from candle_pipeline.settings import get_settings
 from candle_pipeline_tests.conftest import table
 from candle_pipeline_tests.e2e.conftest import REPOSITORY, Deployment, wait_for
 
@@ -128,7 +129,7 @@ def day_partition_counts() -> set[str]:
     counts = set()
     for moment in (datetime.now(UTC), datetime.now(UTC) + timedelta(minutes=5)):
         with dg.partition_loading_context(effective_dt=moment):
-            counts.add(f"{day_partitions.get_num_partitions():,} partitions")
+            counts.add(f"{day_partitions(get_settings()).get_num_partitions():,} partitions")
     return counts
 
 

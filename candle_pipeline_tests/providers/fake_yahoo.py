@@ -12,13 +12,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import dagster as dg
 
-from candle_pipeline.definitions import ASSETS
+from candle_pipeline.definitions import build_assets
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.providers.replay import CHART_PATH, RecordedExchanges, ReplayMissError
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.resources.market_data import MarketDataResource
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import Settings
+from candle_pipeline.settings import Settings, get_settings
 from candle_pipeline_tests.providers.local_service import LocalService
 from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY, YAHOO_FIXTURES
 
@@ -122,10 +122,7 @@ def yahoo_resources(warehouse_url: str, base_url: str, **config: object) -> dict
     warehouse = WarehouseResource(database_url=warehouse_url)
     settings = {
         "yahoo_base_url": base_url,
-        "retry_attempts": FAST_RETRY.attempts,
-        "backoff_initial_seconds": FAST_RETRY.backoff_initial_seconds,
-        "backoff_max_seconds": FAST_RETRY.backoff_max_seconds,
-        "backoff_jitter_seconds": FAST_RETRY.backoff_jitter_seconds,
+        "retry": FAST_RETRY,
         "request_timeout_seconds": 2.0,
         **config,
     }
@@ -140,5 +137,7 @@ def yahoo_resources(warehouse_url: str, base_url: str, **config: object) -> dict
 def yahoo_definitions(warehouse_url: str, base_url: str, **config: object) -> dg.Definitions:
     """The real assets and jobs on `yahoo_resources`."""
     return dg.Definitions(
-        assets=ASSETS, jobs=JOBS, resources=yahoo_resources(warehouse_url, base_url, **config)
+        assets=build_assets(get_settings()),
+        jobs=JOBS,
+        resources=yahoo_resources(warehouse_url, base_url, **config),
     )

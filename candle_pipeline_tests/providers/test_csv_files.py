@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 
 from candle_pipeline.domain.bars import BarsError
-from candle_pipeline.providers.csv_files import CsvProvider
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR, CsvProvider
 
 SPY_MINUTE = SAMPLE_DATA_DIR / "lean-minute" / "SPY" / "2013-10-07.csv"
 

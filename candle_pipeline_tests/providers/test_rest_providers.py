@@ -38,11 +38,7 @@ def client(warehouse_url: str | None = None, **config: object) -> MarketDataReso
     return MarketDataResource(
         csv_dir="",
         warehouse=WarehouseResource(database_url=warehouse_url or "postgresql://unused/x"),
-        retry_attempts=FAST_RETRY.attempts,
-        backoff_initial_seconds=FAST_RETRY.backoff_initial_seconds,
-        backoff_max_seconds=FAST_RETRY.backoff_max_seconds,
-        backoff_jitter_seconds=FAST_RETRY.backoff_jitter_seconds,
-        max_retry_after_seconds=FAST_RETRY.max_retry_after_seconds,
+        retry=FAST_RETRY,
         request_timeout_seconds=2.0,
         polygon_requests_per_minute=600.0,
         **config,

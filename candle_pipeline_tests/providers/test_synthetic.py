@@ -10,16 +10,16 @@ from candle_pipeline.domain.bars import BAR_COLUMNS, BAR_DTYPES, check_bars
 from candle_pipeline.domain.candles import aggregate
 from candle_pipeline.domain.quality import validate_quotes
 from candle_pipeline.domain.sessions import ExchangeDirectory, attach_sessions, market_timings
-from candle_pipeline.partitions import days_per_run
-from candle_pipeline.providers.synthetic import SyntheticProvider, daily_bars, ticker_profile
-from candle_pipeline.resources.market_data import MarketDataResource
-from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import (
+from candle_pipeline.partitions import (
     DAILY_BARS_DAYS_PER_RUN,
     INTRADAY_BARS_DAYS_PER_RUN,
-    Settings,
-    SettingsError,
+    days_per_run,
 )
+from candle_pipeline.providers.synthetic import SyntheticProvider, daily_bars, ticker_profile
+from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.settings import Settings, SettingsError
 
 # Thursday before Thanksgiving 2024, Thanksgiving (closed), the early close after it, a Saturday,
 # and an ordinary Monday.
@@ -64,6 +64,7 @@ def test_sessions_follow_the_exchange_calendar() -> None:
         ),
         timings,
         DIRECTORY,
+        QualityResource().rules(),
     ).quotes
     assert set(tagged["session"]) == {"regular"}
     assert tagged["is_valid"].all(), "synthetic bars pass every quality rule"

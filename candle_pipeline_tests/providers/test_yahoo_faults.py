@@ -9,11 +9,16 @@ from datetime import date
 import pytest
 
 from candle_pipeline.providers.base import ProviderError, ProviderUnavailableError
-from candle_pipeline.providers.registry import ProviderOptions, build_provider
+from candle_pipeline.providers.registry import build_provider
 from candle_pipeline.providers.resilience import BreakerSettings
 from candle_pipeline.providers.yahoo import YahooProvider
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault
-from candle_pipeline_tests.providers.yahoo_fixtures import FAST_RETRY, YAHOO_FIXTURES, recorded
+from candle_pipeline_tests.providers.yahoo_fixtures import (
+    FAST_RETRY,
+    YAHOO_FIXTURES,
+    recorded,
+    yahoo_client,
+)
 
 SPLIT_DAY = [date(2021, 7, 20)]
 # The splits up to the request day: the split day's own and NVDA's 10:1 of 2024, from the one
@@ -34,13 +39,12 @@ def yahoo() -> Iterator[FakeYahoo]:
 def provider_for(
     service: FakeYahoo, breaker_failures: int = 50, timeout: float = CLIENT_TIMEOUT
 ) -> YahooProvider:
-    options = ProviderOptions(
-        retry=FAST_RETRY,
+    options = yahoo_client(
         breaker=BreakerSettings(failures=breaker_failures, reset_seconds=60),
-        timeout_seconds=timeout,
+        request_timeout_seconds=timeout,
         yahoo_interval="1d",
         yahoo_base_url=service.base_url,
-    )
+    ).provider_options()
     provider = build_provider("yahoo", "", options)
     assert isinstance(provider, YahooProvider)
     return provider

@@ -10,9 +10,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from candle_pipeline.providers.registry import ProviderOptions, build_provider
+from candle_pipeline.providers.registry import build_provider
 from candle_pipeline.providers.resilience import BreakerSettings, RetryPolicy
 from candle_pipeline.providers.yahoo import YahooProvider
+from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 
 YAHOO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo-http"
 # Short waits so that tests exercising retries stay fast; set through the client's own options.
@@ -23,6 +25,16 @@ FAST_RETRY = RetryPolicy(
     backoff_jitter_seconds=0.05,
     max_retry_after_seconds=5.0,
 )
+
+
+def yahoo_client(**config: object) -> MarketDataResource:
+    """The market-data client of Yahoo with fast retries, on no warehouse (no rate limiter)."""
+    return MarketDataResource(
+        source="yahoo",
+        warehouse=WarehouseResource(database_url="postgresql://unused/x"),
+        retry=FAST_RETRY,
+        **config,
+    )
 
 
 def recorded(name: str) -> dict:
@@ -62,13 +74,12 @@ def replaying_provider(
     clock: Callable[[], datetime] | None = None,
     folder: Path = YAHOO_FIXTURES,
 ) -> YahooProvider:
-    options = ProviderOptions(
-        retry=FAST_RETRY,
+    options = yahoo_client(
         breaker=BreakerSettings(failures=5, reset_seconds=60),
-        timeout_seconds=5,
+        request_timeout_seconds=5,
         yahoo_interval=interval,
         yahoo_replay_dir=str(folder),
-    )
+    ).provider_options()
     provider = build_provider("yahoo", "", options)
     assert isinstance(provider, YahooProvider)
     if clock is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 
 MINUTE_DIR = "lean-minute"
 DAILY_DIR = "lean-daily"

@@ -12,7 +12,7 @@ import pytest
 
 from candle_pipeline import runs
 from candle_pipeline.domain.ticker_days import COMPLETE, FAILED
-from candle_pipeline.settings import SAMPLE_DATA_DIR
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline_tests.conftest import definitions_for, table, watch
 from candle_pipeline_tests.quality.records import latest_evaluations
 

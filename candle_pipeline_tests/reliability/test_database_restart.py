@@ -21,8 +21,8 @@ import pytest
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import WarehouseResource
-from candle_pipeline.settings import SAMPLE_DATA_DIR
 from candle_pipeline.warehouse.partition_store import replace_partitions
 from candle_pipeline.warehouse.tables import TABLES
 from candle_pipeline_tests.conftest import (

@@ -12,7 +12,8 @@ import dagster as dg
 
 from candle_pipeline import runs
 from candle_pipeline.local_postgres import LocalPostgres
-from candle_pipeline.settings import MARKET_API_POOL, PROJECT_DIR
+from candle_pipeline.pools import MARKET_API_POOL
+from candle_pipeline.settings import PROJECT_DIR
 from candle_pipeline_tests.conftest import create_database, table, watch
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, yahoo_definitions
 

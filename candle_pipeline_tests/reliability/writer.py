@@ -33,7 +33,7 @@ def main() -> int:
     from candle_pipeline import cli  # noqa: PLC0415 - imported once, before the forks
     from candle_pipeline.definitions import defs  # noqa: PLC0415
 
-    defs.resolve_implicit_global_asset_job_def()
+    defs().resolve_implicit_global_asset_job_def()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     print(READY, flush=True)
     for line in sys.stdin:

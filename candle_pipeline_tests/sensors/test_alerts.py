@@ -18,12 +18,13 @@ import dagster as dg
 import pytest
 
 from candle_pipeline import runs
-from candle_pipeline.definitions import ASSETS
+from candle_pipeline.definitions import build_assets
 from candle_pipeline.jobs import JOBS
 from candle_pipeline.local_postgres import LocalPostgres
 from candle_pipeline.resources.alerts import AlertWebhookResource
 from candle_pipeline.resources.catalog import build_resources
 from candle_pipeline.sensors.alerts import quality_alerts_sensor
+from candle_pipeline.settings import get_settings
 from candle_pipeline_tests.conftest import create_database, definitions_for, settings_for, watch
 from candle_pipeline_tests.quality import corrupt
 
@@ -115,7 +116,9 @@ class Pipeline:
         self.csv_dir = csv_dir
         self.instance = instance
         resources = build_resources(settings_for(csv_dir), url)
-        self.defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=resources)
+        self.defs = dg.Definitions(
+            assets=build_assets(get_settings()), jobs=JOBS, resources=resources
+        )
         self.freshness_job = definitions_for(url, csv_dir).resolve_job_def("candles_freshness_job")
         watch(url, list(tickers), date(2013, 10, 4))
 

@@ -14,9 +14,10 @@ import pytest
 
 from candle_pipeline import runs
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE, FAILED
+from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
 from candle_pipeline.sensors.new_tickers import TICKERS_TAG, new_tickers_sensor
-from candle_pipeline.settings import SAMPLE_DATA_DIR, SP500_CONSTITUENTS
+from candle_pipeline.settings import SP500_CONSTITUENTS
 from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.conftest import definitions_for, table, today_is, watch
 from candle_pipeline_tests.quality.records import latest_evaluations, partition_metadata

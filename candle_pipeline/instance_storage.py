@@ -1,9 +1,10 @@
 """The Dagster instance storage of candle-pipeline: dagster-postgres, made cheap per event.
 
 dagster-postgres opens a new PostgreSQL connection for every statement (its engines use
-`NullPool`, dagster-io/dagster#20325) and makes its pool settings unconfigurable (#33935). A
-single-run backfill of N ticker-days writes N "materialisation planned" events and N
-materialisations per asset, each with a few statements: connection set-up dominates the cost of
+`NullPool`, dagster-io/dagster#20325) and makes its pool settings unconfigurable
+(dagster-io/dagster#33935). A single-run backfill of N ticker-days writes N "materialisation
+planned" events and N materialisations per asset, each with a few statements: connection set-up
+dominates the cost of
 a large backfill. `CandleInstanceStorage` is dagster-postgres with three changes:
 
 - **Pooled connections.** Each storage (runs, events, schedules) keeps up to `pool_size` idle

@@ -4,8 +4,8 @@ dagster-postgres opens a new PostgreSQL connection for every statement (its engi
 `NullPool`, dagster-io/dagster#20325) and makes its pool settings unconfigurable
 (dagster-io/dagster#33935). A single-run backfill of N ticker-days writes N "materialisation
 planned" events and N materialisations per asset, each with a few statements: connection set-up
-dominates the cost of
-a large backfill. `CandleInstanceStorage` is dagster-postgres with three changes:
+dominates the cost of a large backfill. `CandleInstanceStorage` is dagster-postgres with three
+changes:
 
 - **Pooled connections.** Each storage (runs, events, schedules) keeps up to `pool_size` idle
   connections (`QueuePool`, pre-pinged, recycled after `pool_recycle_seconds`). `max_overflow`

@@ -26,7 +26,11 @@ from candle_pipeline_tests.providers.fake_yahoo import (
     Fault,
     yahoo_definitions,
 )
-from candle_pipeline_tests.providers.yahoo_fixtures import YAHOO_FIXTURES, recorded_bars
+from candle_pipeline_tests.providers.yahoo_fixtures import (
+    YAHOO_FIXTURES,
+    fast_retry,
+    recorded_bars,
+)
 from candle_pipeline_tests.quality.records import latest_evaluations
 from candle_pipeline_tests.run_requests import raw_metadata
 
@@ -148,7 +152,7 @@ def test_a_404_and_a_429_fail_two_tickers_not_the_run_and_the_retry_fetches_only
             url,
             yahoo.base_url,
             requests_per_minute=6000.0,
-            max_retry_after_seconds=MAX_WAIT_IN_RUN_SECONDS,
+            retry=fast_retry(MAX_WAIT_IN_RUN_SECONDS),
             failed_retry_first_wait_seconds=RETRY_AFTER_SECONDS,
         )
         yahoo.fail("MSFT", Fault(429, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))

@@ -27,6 +27,11 @@ FAST_RETRY = RetryPolicy(
 )
 
 
+def fast_retry(max_retry_after_seconds: float) -> RetryPolicy:
+    """FAST_RETRY, waiting within a run for a Retry-After of at most this many seconds."""
+    return FAST_RETRY.model_copy(update={"max_retry_after_seconds": max_retry_after_seconds})
+
+
 def yahoo_client(**config: object) -> MarketDataResource:
     """The market-data client of Yahoo with fast retries, on no warehouse (no rate limiter)."""
     return MarketDataResource(

@@ -25,6 +25,7 @@ from candle_pipeline.sensors.retries import RETRY_TAG, retry_sensor
 from candle_pipeline.warehouse.ticker_days import write_states
 from candle_pipeline_tests.conftest import table, watch
 from candle_pipeline_tests.providers.fake_yahoo import FakeYahoo, Fault, yahoo_definitions
+from candle_pipeline_tests.providers.yahoo_fixtures import fast_retry
 from candle_pipeline_tests.run_requests import keys, plan
 
 pytestmark = pytest.mark.integration
@@ -206,7 +207,7 @@ def test_retries_after_real_runs_ask_only_for_what_is_due_until_the_attempts_run
             warehouse_url,
             yahoo.base_url,
             requests_per_minute=6000.0,
-            max_retry_after_seconds=1.0,
+            retry=fast_retry(max_retry_after_seconds=1.0),
             failed_retry_first_wait_seconds=0.0,
             failed_retry_attempts=RETRY_ATTEMPTS,
         )

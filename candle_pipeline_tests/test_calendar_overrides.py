@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from candle_pipeline import coverage, runs
 from candle_pipeline.cli import EXIT_USAGE, main
-from candle_pipeline.domain.calendar_overrides import STORED_BARS_AGAIN, WHOLE_CHAIN
+from candle_pipeline.domain.calendar_overrides import STORED_BARS_AGAIN
 from candle_pipeline.domain.freshness import latest_due_sessions
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for

@@ -205,11 +205,11 @@ def plan(request: WorkRequest) -> list[PlannedRun]:
 
 def run_requests(request: WorkRequest, *, key: str) -> list[dg.RunRequest]:
     """The planned runs of `request` as run requests of `market_data_job` (sensors, schedules);
-    `key` makes their run keys unique."""
+    `key` makes their run keys unique. A run of the whole chain is the whole job: no selection."""
     return [
         dg.RunRequest(
             run_key=f"{key}:{day_key(run.span.first)}:{day_key(run.span.last)}",
-            asset_selection=run.asset_keys,
+            asset_selection=None if run.assets == ALL_ASSETS else run.asset_keys,
             run_config=dict(run.run_config),
             tags=dict(run.tags),
         )
@@ -225,7 +225,7 @@ class Launcher(Protocol):
 
 def in_process(defs: dg.Definitions, instance: dg.DagsterInstance) -> Launcher:
     """Planned runs executed in this process, recorded in `instance`."""
-    job = defs.resolve_job_def(MARKET_DATA_JOB)
+    job = defs.resolve_implicit_global_asset_job_def()
 
     def execute(run: PlannedRun) -> RunOutcome:
         result = job.execute_in_process(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from candle_pipeline import coverage, runs
 from candle_pipeline.cli import EXIT_USAGE, main
-from candle_pipeline.domain.calendar_overrides import STORED_BARS_AGAIN, WHOLE_CHAIN
+from candle_pipeline.domain.calendar_overrides import STORED_BARS_AGAIN
 from candle_pipeline.domain.freshness import latest_due_sessions
 from candle_pipeline.domain.ticker_days import CLOSED, COMPLETE
 from candle_pipeline.resources.warehouse import WarehouseResource, engine_for
@@ -158,7 +158,7 @@ def test_a_closure_makes_a_day_closed_not_failed_and_removing_it_fetches_the_day
     reopened = tick(instance, url, first.cursor)
     assert plan(reopened) == [("2013-10-08", "2013-10-08", ["IBM", "SPY"])]
     [request] = reopened.run_requests
-    assert request.asset_selection == [dg.AssetKey(name) for name in WHOLE_CHAIN]
+    assert request.asset_selection is None, "the whole chain is the whole job"
     run_id = launch(defs, instance, request)
     assert provider_requests(instance, run_id) == 4, "only the reopened day, nothing complete"
     assert statuses(url, TUESDAY) == {"IBM": COMPLETE, "SPY": COMPLETE}

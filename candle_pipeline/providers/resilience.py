@@ -80,7 +80,7 @@ class _WaitHonouringRetryAfter(tenacity.wait.wait_base):
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._backoff = tenacity.wait_exponential_jitter(
-            initial=policy.backoff_initial_seconds,
+            multiplier=policy.backoff_initial_seconds,
             max=policy.backoff_max_seconds,
             jitter=policy.backoff_jitter_seconds,
         )

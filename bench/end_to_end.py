@@ -311,7 +311,9 @@ def _daily_update(module: str, instance, scenario: Scenario) -> tuple[float, int
     if module == REAL_MODULE:
         schedule = defs.get_schedule_def(f"{DEFAULT_MIC.lower()}_after_close")
         with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=tick.to_pydatetime().astimezone(UTC)
+            instance=instance,
+            scheduled_execution_time=tick.to_pydatetime().astimezone(UTC),
+            resources={"warehouse": defs.resources["warehouse"]},
         ) as context:
             [request] = list(schedule(context))
         run_config, tags = {**request.run_config, **QUIET}, request.tags

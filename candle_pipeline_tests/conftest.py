@@ -18,7 +18,7 @@ from psycopg import sql
 from candle_pipeline.local_postgres import LocalPostgres, throwaway_server
 from candle_pipeline.providers.csv_files import SAMPLE_DATA_DIR
 from candle_pipeline.resources.catalog import build_resources
-from candle_pipeline.resources.warehouse import engine_for, ensure_tables
+from candle_pipeline.resources.warehouse import dispose_engines, engine_for, ensure_tables
 from candle_pipeline.settings import (
     ENV_BACKFILL_DAYS_PER_RUN,
     PROJECT_DIR,
@@ -31,6 +31,14 @@ from candle_pipeline.warehouse import watchlist
 from candle_pipeline_tests.backfill_driver import shipped_storage
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def close_warehouse_connections() -> Iterator[None]:
+    """Each test's warehouse connections are closed after it: every test makes its own
+    database, and an idle pooled connection kept to each would exhaust the server's."""
+    yield
+    dispose_engines()
 
 
 @pytest.fixture(scope="session")

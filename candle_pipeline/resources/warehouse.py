@@ -85,6 +85,17 @@ def engine_for(
         return engine
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds and forget its engines: a process that
+    works on many short-lived databases (the test suite makes one per test) would otherwise keep
+    an idle connection to each until the server runs out of them."""
+    with _LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
+
+
 def ensure_tables(database_url: str) -> None:
     """Bring the warehouse schema to the current revision (`warehouse.schema.upgrade`), once per
     process and database."""

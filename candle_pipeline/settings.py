@@ -20,19 +20,33 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from candle_pipeline.database_settings import (
+    DEFAULT_WAREHOUSE_SCHEMA,
+    ENV_DATABASE_URL,
+    ENV_WAREHOUSE_SCHEMA,
+    SettingsError,
+    mask_url,
+    validate_postgres_url,
+    warehouse_schema,
+)
 from candle_pipeline.domain.alerts import ALERT_SEVERITIES
 from candle_pipeline.domain.exchanges import UnknownExchangeError, validate_mic
 from candle_pipeline.domain.routing import KNOWN_SOURCES
+from candle_pipeline.providers.crypto import CCXT_INTERVALS
+from candle_pipeline.providers.polygon import POLYGON_INTERVALS
+from candle_pipeline.providers.synthetic import INTERVALS as SYNTHETIC_INTERVALS
+from candle_pipeline.providers.yahoo import YAHOO_INTERVALS
+from candle_pipeline.resources.alerts import ENV_ALERT_WEBHOOK_URL, AlertWebhookResource
+from candle_pipeline.resources.market_data import MarketDataResource
+from candle_pipeline.resources.quality import QualityResource
+from candle_pipeline.resources.warehouse import WarehouseResource
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 SP500_CONSTITUENTS = PACKAGE_DIR / "data" / "universe" / "sp500_constituents.csv"
 
 # --- Variables that set a resource field (resource key: field) --------------------------------
-ENV_DATABASE_URL = "CANDLE_DATABASE_URL"  # warehouse: database_url, through dg.EnvVar
 ENV_SOURCE = "CANDLE_SOURCE"  # market_data: source
 ENV_CSV_DIR = "CANDLE_CSV_DIR"  # market_data: csv_dir
 ENV_DEFAULT_EXCHANGE = "CANDLE_DEFAULT_EXCHANGE"  # warehouse: default_exchange
@@ -54,7 +68,6 @@ ENV_QUALITY_THRESHOLD = "CANDLE_QUALITY_THRESHOLD"  # quality: quality_threshold
 ENV_SPIKE_THRESHOLD = "CANDLE_SPIKE_THRESHOLD"  # quality: spike_threshold
 ENV_FRESHNESS_DELAY_MINUTES = "CANDLE_FRESHNESS_DELAY_MINUTES"  # quality: freshness_delay_minutes
 ENV_CROSSCHECK_TOLERANCE = "CANDLE_CROSSCHECK_TOLERANCE"  # quality: crosscheck_tolerance
-ENV_ALERT_WEBHOOK_URL = "CANDLE_ALERT_WEBHOOK_URL"  # alert_webhook: url, through dg.EnvVar
 ENV_ALERT_MIN_SEVERITY = "CANDLE_ALERT_MIN_SEVERITY"  # alert_webhook: min_severity
 ENV_DAGSTER_UI_URL = "CANDLE_DAGSTER_UI_URL"  # alert_webhook: dagster_ui_url
 
@@ -64,7 +77,6 @@ ENV_STATE_DIR = "CANDLE_STATE_DIR"
 ENV_PARTITION_START = "CANDLE_PARTITION_START"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_LOG_LEVEL = "CANDLE_LOG_LEVEL"
-ENV_WAREHOUSE_SCHEMA = "CANDLE_WAREHOUSE_SCHEMA"
 ENV_BACKFILL_LOOKBACK_DAYS = "CANDLE_BACKFILL_LOOKBACK_DAYS"
 ENV_BACKFILL_DAYS_PER_RUN = "CANDLE_BACKFILL_DAYS_PER_RUN"
 
@@ -74,9 +86,6 @@ DEFAULT_PARTITION_START = "2000-01-01"
 # Console log level of runs launched from the command line; the Dagster UI keeps every event.
 DEFAULT_LOG_LEVEL = "WARNING"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DEFAULT_WAREHOUSE_SCHEMA = "market"
-# Schema, table and column names: lower-case SQL identifiers, never quoted user text.
-SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # History a newly watched ticker gets backfilled, unless it names its own history start.
 DEFAULT_BACKFILL_LOOKBACK_DAYS = 365
 MAX_BACKFILL_LOOKBACK_DAYS = 100 * 366
@@ -92,49 +101,25 @@ RETIRED_SETTINGS = {
 }
 
 
-class SettingsError(ValueError):
-    """A setting from the environment is missing or malformed; the message names it."""
-
-
-# The resources and providers are imported at first use, not at import: they stand on the
-# warehouse modules, which read this module's settings.
-
-
-@functools.cache
-def _resources() -> dict[str, type[dg.ConfigurableResource]]:
-    """The resource classes whose defaults unset variables leave in force, by resource key."""
-    from candle_pipeline.resources.alerts import AlertWebhookResource  # noqa: PLC0415
-    from candle_pipeline.resources.market_data import MarketDataResource  # noqa: PLC0415
-    from candle_pipeline.resources.quality import QualityResource  # noqa: PLC0415
-    from candle_pipeline.resources.warehouse import WarehouseResource  # noqa: PLC0415
-
-    return {
-        "warehouse": WarehouseResource,
-        "market_data": MarketDataResource,
-        "quality": QualityResource,
-        "alert_webhook": AlertWebhookResource,
-    }
-
-
-@functools.cache
-def _choices() -> dict[str, tuple[str, ...]]:
-    """The bar intervals each interval variable accepts, as the providers say."""
-    from candle_pipeline.providers.crypto import CCXT_INTERVALS  # noqa: PLC0415
-    from candle_pipeline.providers.polygon import POLYGON_INTERVALS  # noqa: PLC0415
-    from candle_pipeline.providers.synthetic import INTERVALS  # noqa: PLC0415
-    from candle_pipeline.providers.yahoo import YAHOO_INTERVALS  # noqa: PLC0415
-
-    return {
-        ENV_YAHOO_INTERVAL: YAHOO_INTERVALS,
-        ENV_SYNTHETIC_INTERVAL: INTERVALS,
-        ENV_POLYGON_INTERVAL: POLYGON_INTERVALS,
-        ENV_CCXT_INTERVAL: CCXT_INTERVALS,
-    }
+# The resource classes whose defaults unset variables leave in force, by resource key.
+RESOURCE_CLASSES: dict[str, type[dg.ConfigurableResource]] = {
+    "warehouse": WarehouseResource,
+    "market_data": MarketDataResource,
+    "quality": QualityResource,
+    "alert_webhook": AlertWebhookResource,
+}
+# The bar intervals each interval variable accepts, as the providers say.
+INTERVAL_CHOICES: dict[str, tuple[str, ...]] = {
+    ENV_YAHOO_INTERVAL: YAHOO_INTERVALS,
+    ENV_SYNTHETIC_INTERVAL: SYNTHETIC_INTERVALS,
+    ENV_POLYGON_INTERVAL: POLYGON_INTERVALS,
+    ENV_CCXT_INTERVAL: CCXT_INTERVALS,
+}
 
 
 def field_default(resource: str, field: str) -> Any:
     """The default `resource` declares for `field`: what an unset variable leaves in force."""
-    return _resources()[resource].model_fields[field].default
+    return RESOURCE_CLASSES[resource].model_fields[field].default
 
 
 @dataclass(frozen=True)
@@ -331,7 +316,7 @@ def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
 
 def _choice(env: Mapping[str, str], name: str, field: str) -> str:
     """What variable `name` sets, one of its choices; unset: the market-data `field` default."""
-    choices = _choices()[name]
+    choices = INTERVAL_CHOICES[name]
     value = (_optional(env, name) or field_default("market_data", field)).lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r}: choose one of {', '.join(choices)}")
@@ -364,51 +349,12 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def warehouse_schema(environ: Mapping[str, str] | None = None) -> str:
-    """CANDLE_WAREHOUSE_SCHEMA, validated: read on its own by the table definitions, which the
-    resources and providers stand on (so it needs neither)."""
-    env = os.environ if environ is None else environ
-    return validate_identifier(
-        _optional(env, ENV_WAREHOUSE_SCHEMA) or DEFAULT_WAREHOUSE_SCHEMA, ENV_WAREHOUSE_SCHEMA
-    )
-
-
-def validate_identifier(name: str, what: str) -> str:
-    """`name` if it is a plain lower-case SQL identifier, else a SettingsError naming `what`."""
-    if not SQL_IDENTIFIER.fullmatch(name):
-        raise SettingsError(
-            f"{what}={name!r} is not a valid SQL name (lower-case letters, digits and _, "
-            "starting with a letter or _, at most 63 characters)"
-        )
-    return name
-
-
 def parse_date(text: str, what: str) -> date:
     """Parse an ISO date (YYYY-MM-DD), naming `what` in the error."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise SettingsError(f"{what}: {text!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def validate_postgres_url(url: str, what: str) -> None:
-    """Refuse anything but a postgresql:// URL; the error never repeats the password."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise SettingsError(f"{what} is not a valid URL (expected postgresql://...)") from None
-    if parsed.get_backend_name() != "postgresql":
-        raise SettingsError(f"{what} must be a postgresql:// URL, got scheme {parsed.drivername!r}")
-    if not parsed.database:
-        raise SettingsError(f"{what} must name a database: {mask_url(url)}")
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe for logs and metadata."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 @functools.cache

@@ -13,7 +13,10 @@ import apprise
 import dagster as dg
 
 from candle_pipeline.domain.alerts import Alert
-from candle_pipeline.settings import ENV_ALERT_WEBHOOK_URL
+
+ENV_ALERT_WEBHOOK_URL = (
+    "CANDLE_ALERT_WEBHOOK_URL"  # the `url` field, through dg.EnvVar; mapped in settings
+)
 
 
 class AlertDeliveryError(RuntimeError):

@@ -23,10 +23,10 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import make_url
 
+from candle_pipeline.database_settings import ENV_DATABASE_URL, mask_url, validate_postgres_url
 from candle_pipeline.domain.calendar_overrides import CalendarOverride
 from candle_pipeline.domain.exchanges import SOURCE_PROVIDER, validate_mic
 from candle_pipeline.domain.sessions import ExchangeDirectory
-from candle_pipeline.settings import ENV_DATABASE_URL, mask_url, validate_postgres_url
 from candle_pipeline.warehouse import (
     calendar_overrides,
     corporate_actions,

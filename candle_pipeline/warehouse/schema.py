@@ -27,7 +27,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from candle_pipeline.settings import ENV_DATABASE_URL, get_settings, validate_postgres_url
+from candle_pipeline.database_settings import (
+    ENV_DATABASE_URL,
+    validate_postgres_url,
+    warehouse_schema,
+)
 
 # The migrations folder inside this package (Alembic's `package:folder` form).
 MIGRATIONS = f"{__package__}:migrations"
@@ -89,7 +93,7 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     config.set_main_option("script_location", MIGRATIONS)
     if connection is not None:
         config.attributes[CONNECTION_ATTRIBUTE] = connection
-        config.attributes[SCHEMA_ATTRIBUTE] = get_settings().warehouse_schema
+        config.attributes[SCHEMA_ATTRIBUTE] = warehouse_schema()
     return config
 
 
@@ -106,7 +110,7 @@ def head_revisions() -> tuple[str, ...]:
 def current_revisions(connection: sa.Connection) -> tuple[str, ...]:
     """The revision(s) the warehouse is at; empty when it has no version table."""
     context = MigrationContext.configure(
-        connection, opts={"version_table_schema": get_settings().warehouse_schema}
+        connection, opts={"version_table_schema": warehouse_schema()}
     )
     return tuple(context.get_current_heads())
 
@@ -164,7 +168,7 @@ def _upgrade_locked(connection: sa.Connection) -> Upgrade:
 def _made_before_migrations(connection: sa.Connection) -> bool:
     """True when the previous release's tables are there (and no version table); refuses a
     warehouse holding only some of them."""
-    schema = get_settings().warehouse_schema
+    schema = warehouse_schema()
     existing = set(sa.inspect(connection).get_table_names(schema=schema))
     found = [name for name in PREVIOUS_RELEASE_TABLES if name in existing]
     if not found:

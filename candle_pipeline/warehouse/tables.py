@@ -18,6 +18,7 @@ import pandera.pandas as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from candle_pipeline.database_settings import warehouse_schema
 from candle_pipeline.domain.bars import VALUE_COLUMNS
 from candle_pipeline.domain.quality import FLAG_NAMES
 from candle_pipeline.domain.schemas import (
@@ -31,7 +32,6 @@ from candle_pipeline.domain.schemas import (
     ValidatedQuotesSchema,
     pandas_dtypes,
 )
-from candle_pipeline.settings import warehouse_schema
 
 WAREHOUSE_SCHEMA = warehouse_schema()
 metadata = sa.MetaData(schema=WAREHOUSE_SCHEMA)

@@ -232,7 +232,7 @@ def test_wrong_columns_are_refused(warehouse: WarehouseResource) -> None:
 
 
 def test_every_schema_table_and_column_name_is_a_plain_identifier() -> None:
-    from candle_pipeline.settings import validate_identifier  # noqa: PLC0415
+    from candle_pipeline.database_settings import validate_identifier  # noqa: PLC0415
     from candle_pipeline.warehouse.tables import metadata  # noqa: PLC0415
 
     for table in metadata.tables.values():

@@ -33,14 +33,7 @@ from candle_pipeline.database_settings import (
 from candle_pipeline.domain.alerts import ALERT_SEVERITIES
 from candle_pipeline.domain.exchanges import UnknownExchangeError, validate_mic
 from candle_pipeline.domain.routing import KNOWN_SOURCES
-from candle_pipeline.providers.crypto import CCXT_INTERVALS
-from candle_pipeline.providers.polygon import POLYGON_INTERVALS
-from candle_pipeline.providers.synthetic import INTERVALS as SYNTHETIC_INTERVALS
-from candle_pipeline.providers.yahoo import YAHOO_INTERVALS
-from candle_pipeline.resources.alerts import ENV_ALERT_WEBHOOK_URL, AlertWebhookResource
-from candle_pipeline.resources.market_data import MarketDataResource
-from candle_pipeline.resources.quality import QualityResource
-from candle_pipeline.resources.warehouse import WarehouseResource
+from candle_pipeline.resources.alerts import ENV_ALERT_WEBHOOK_URL
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -101,25 +94,46 @@ RETIRED_SETTINGS = {
 }
 
 
-# The resource classes whose defaults unset variables leave in force, by resource key.
-RESOURCE_CLASSES: dict[str, type[dg.ConfigurableResource]] = {
-    "warehouse": WarehouseResource,
-    "market_data": MarketDataResource,
-    "quality": QualityResource,
-    "alert_webhook": AlertWebhookResource,
-}
-# The bar intervals each interval variable accepts, as the providers say.
-INTERVAL_CHOICES: dict[str, tuple[str, ...]] = {
-    ENV_YAHOO_INTERVAL: YAHOO_INTERVALS,
-    ENV_SYNTHETIC_INTERVAL: SYNTHETIC_INTERVALS,
-    ENV_POLYGON_INTERVAL: POLYGON_INTERVALS,
-    ENV_CCXT_INTERVAL: CCXT_INTERVALS,
-}
+# The resources and providers are imported at first use, not with this module: they load the
+# table definitions, which read CANDLE_WAREHOUSE_SCHEMA, and a malformed value must reach the
+# command line as one `SettingsError` line from `validate_settings`, not as an import traceback.
+
+
+@functools.cache
+def _resources() -> dict[str, type[dg.ConfigurableResource]]:
+    """The resource classes whose defaults unset variables leave in force, by resource key."""
+    from candle_pipeline.resources.alerts import AlertWebhookResource  # noqa: PLC0415
+    from candle_pipeline.resources.market_data import MarketDataResource  # noqa: PLC0415
+    from candle_pipeline.resources.quality import QualityResource  # noqa: PLC0415
+    from candle_pipeline.resources.warehouse import WarehouseResource  # noqa: PLC0415
+
+    return {
+        "warehouse": WarehouseResource,
+        "market_data": MarketDataResource,
+        "quality": QualityResource,
+        "alert_webhook": AlertWebhookResource,
+    }
+
+
+@functools.cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    """The bar intervals each interval variable accepts, as the providers say."""
+    from candle_pipeline.providers.crypto import CCXT_INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.polygon import POLYGON_INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.synthetic import INTERVALS  # noqa: PLC0415
+    from candle_pipeline.providers.yahoo import YAHOO_INTERVALS  # noqa: PLC0415
+
+    return {
+        ENV_YAHOO_INTERVAL: YAHOO_INTERVALS,
+        ENV_SYNTHETIC_INTERVAL: INTERVALS,
+        ENV_POLYGON_INTERVAL: POLYGON_INTERVALS,
+        ENV_CCXT_INTERVAL: CCXT_INTERVALS,
+    }
 
 
 def field_default(resource: str, field: str) -> Any:
     """The default `resource` declares for `field`: what an unset variable leaves in force."""
-    return RESOURCE_CLASSES[resource].model_fields[field].default
+    return _resources()[resource].model_fields[field].default
 
 
 @dataclass(frozen=True)
@@ -316,7 +330,7 @@ def _providers(env: Mapping[str, str], source: str) -> dict[str, object]:
 
 def _choice(env: Mapping[str, str], name: str, field: str) -> str:
     """What variable `name` sets, one of its choices; unset: the market-data `field` default."""
-    choices = INTERVAL_CHOICES[name]
+    choices = _choices()[name]
     value = (_optional(env, name) or field_default("market_data", field)).lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r}: choose one of {', '.join(choices)}")

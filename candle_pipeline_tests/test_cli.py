@@ -391,6 +391,7 @@ def cli_process(
         ("CANDLE_SOURCE", "foo", "CANDLE_SOURCE='foo' is not a known market-data source"),
         ("CANDLE_QUALITY_THRESHOLD", "abc", "CANDLE_QUALITY_THRESHOLD='abc' is not a number"),
         ("CANDLE_CATCHUP_CRON", "daily", "CANDLE_CATCHUP_CRON='daily' is not a cron expression"),
+        ("CANDLE_WAREHOUSE_SCHEMA", "Bad;x", "CANDLE_WAREHOUSE_SCHEMA='Bad;x' is not a valid SQL"),
     ],
 )
 def test_a_bad_setting_is_one_line_whatever_the_command(

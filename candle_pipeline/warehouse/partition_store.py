@@ -18,6 +18,7 @@ import io
 from collections.abc import Sequence
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ KEYS_TABLE = "candle_keys"
 # Rows per chunk of a warehouse COPY: bounds the memory of the encoded buffer, and lets encoding
 # the next chunk overlap with the server ingesting the previous one.
 COPY_CHUNK_ROWS = 50_000
+NANOS_PER_MICROSECOND = 1_000
 
 
 class PartitionWriteError(ValueError):
@@ -283,9 +285,7 @@ def _parse_export(spec: PartitionedTable, buffer: io.BytesIO) -> pd.DataFrame:
     for column in spec.table.columns:
         name = column.name
         if isinstance(column.type, sa.DateTime):
-            frame[name] = pd.to_datetime(frame[name], unit="us", utc=True).astype(
-                "datetime64[ns, UTC]"
-            )
+            frame[name] = _instants(frame[name])
         elif isinstance(column.type, sa.Date):
             frame[name] = pd.to_datetime(frame[name], unit="D").astype("datetime64[ns]")
         elif isinstance(column.type, sa.Boolean):
@@ -293,3 +293,15 @@ def _parse_export(spec: PartitionedTable, buffer: io.BytesIO) -> pd.DataFrame:
         elif isinstance(column.type, sa.Integer):
             frame[name] = frame[name].astype("int64")
     return frame
+
+
+def _instants(micros: pd.Series) -> pd.Series:
+    """Epoch microseconds (NaN where NULL) as UTC instants, in integer arithmetic: pandas'
+    `to_datetime(unit="us")` goes through floating-point rounding, which failed now and then with
+    "overflow encountered in multiply" on a column holding NULLs."""
+    values = micros.to_numpy(dtype="float64")
+    missing = np.isnan(values)
+    nanos = np.where(missing, 0, values).astype("int64") * NANOS_PER_MICROSECOND
+    stamps = nanos.astype("datetime64[ns]")
+    stamps[missing] = np.datetime64("NaT")
+    return pd.Series(stamps, index=micros.index, name=micros.name).dt.tz_localize("UTC")

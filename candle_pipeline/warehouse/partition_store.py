@@ -299,9 +299,11 @@ def _instants(micros: pd.Series) -> pd.Series:
     """Epoch microseconds (NaN where NULL) as UTC instants, in integer arithmetic: pandas'
     `to_datetime(unit="us")` goes through floating-point rounding, which failed now and then with
     "overflow encountered in multiply" on a column holding NULLs."""
-    values = micros.to_numpy(dtype="float64")
-    missing = np.isnan(values)
-    nanos = np.where(missing, 0, values).astype("int64") * NANOS_PER_MICROSECOND
-    stamps = nanos.astype("datetime64[ns]")
-    stamps[missing] = np.datetime64("NaT")
+    values = micros.to_numpy()
+    missing = np.isnan(values) if values.dtype.kind == "f" else None
+    if missing is not None:
+        values = np.where(missing, 0, values).astype("int64")
+    stamps = (values * NANOS_PER_MICROSECOND).view("datetime64[ns]")
+    if missing is not None:
+        stamps[missing] = np.datetime64("NaT")
     return pd.Series(stamps, index=micros.index, name=micros.name).dt.tz_localize("UTC")
